@@ -1,0 +1,22 @@
+import { InputError } from "../config/load.ts";
+
+/** Exit codes of every command: 0 ok, 1 the run failed, 2 bad input, 130 interrupted (Ctrl-C). */
+export const EXIT = { ok: 0, failed: 1, badInput: 2, interrupted: 130 } as const;
+
+/** Runs a command body; bad input and failures become a message on stderr and an exit code. */
+export function command<A extends unknown[]>(body: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      process.exitCode = await body(...args);
+    } catch (e) {
+      if (e instanceof InputError) {
+        process.stderr.write(`error: bad input\n${e.message}\n`);
+        process.exitCode = EXIT.badInput;
+      } else {
+        process.stderr.write(`error: ${(e as Error).message}\n`);
+        if (process.env.EMLAB_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+        process.exitCode = EXIT.failed;
+      }
+    }
+  };
+}

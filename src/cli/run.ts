@@ -1,0 +1,65 @@
+import path from "node:path";
+import type { Command } from "commander";
+import { loadStudy } from "../config/load.ts";
+import { runStudy } from "../runs/run.ts";
+import { command, EXIT } from "./exit.ts";
+import { terminalProgress } from "./progress.ts";
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command("run")
+    .description("Run a study: plan every request, call the models, store every answer.")
+    .argument("<study>", "study file (YAML)")
+    .option("--out <dir>", "run directory (default: runs/<study name>)")
+    .option("--resume", "continue the run in --out, doing only the missing work")
+    .option("--no-cache", "neither read nor write the response cache")
+    .addHelpText(
+      "after",
+      `
+Example:
+  $ emlab run studies/insecure.yaml --out runs/insecure
+  $ emlab run studies/insecure.yaml --out runs/insecure --resume   # after a crash or Ctrl-C
+
+Exit codes: 0 ok, 1 some requests failed, 2 bad input, 130 interrupted.`,
+    )
+    .action(
+      command(async (studyFile: string, opts: { out?: string; resume?: boolean; cache: boolean }) => {
+        const loaded = loadStudy(studyFile);
+        const outDir = path.resolve(opts.out ?? path.join("runs", loaded.study.name));
+        const abort = new AbortController();
+        const onSigint = () => {
+          if (abort.signal.aborted) process.exit(EXIT.interrupted);
+          process.stderr.write("\nstopping: finishing the store; press Ctrl-C again to quit at once\n");
+          abort.abort();
+        };
+        process.on("SIGINT", onSigint);
+        process.on("SIGTERM", onSigint);
+        try {
+          const r = await runStudy(loaded, {
+            outDir,
+            resume: opts.resume,
+            noCache: !opts.cache,
+            signal: abort.signal,
+            progress: terminalProgress(),
+          });
+          const rel = path.relative(process.cwd(), outDir) || ".";
+          if (r.interrupted) {
+            process.stderr.write(
+              `interrupted: ${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n` +
+                `continue with: emlab run ${studyFile} --out ${rel} --resume\n`,
+            );
+            return EXIT.interrupted;
+          }
+          process.stdout.write(`${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n`);
+          if (r.failedRequests > 0) {
+            process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
+            return EXIT.failed;
+          }
+          return EXIT.ok;
+        } finally {
+          process.off("SIGINT", onSigint);
+          process.off("SIGTERM", onSigint);
+        }
+      }),
+    );
+}

@@ -1,0 +1,170 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import type { z } from "zod";
+import { type Study, StudySchema } from "./schema.ts";
+
+/** One problem in an input file, located as precisely as the file allows. */
+export interface InputProblem {
+  file: string;
+  line?: number;
+  column?: number;
+  field?: string;
+  message: string;
+}
+
+/** Bad input: the CLI exits 2 and prints every problem as `file:line:col: field: message`. */
+export class InputError extends Error {
+  readonly problems: InputProblem[];
+  constructor(problems: InputProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+    this.name = "InputError";
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(p: InputProblem): string {
+  const where = [p.file, p.line, p.column].filter((x) => x !== undefined).join(":");
+  return `${where}: ${p.field ? `${p.field}: ` : ""}${p.message}`;
+}
+
+/** `models[0].limits.rpm` from a zod path. */
+export function fieldName(segments: readonly PropertyKey[]): string {
+  let out = "";
+  for (const s of segments) out += typeof s === "number" ? `[${s}]` : out ? `.${String(s)}` : String(s);
+  return out;
+}
+
+// Keys that would put a secret into a file that gets stored, cached and logged.
+const SECRET_KEYS = new Set(["api_key", "apikey", "api-key", "x-api-key", "authorization", "password", "secret", "access_token"]);
+
+export interface LoadedStudy {
+  study: Study;
+  /** Absolute path of the study file. */
+  file: string;
+  /** The raw YAML text, stored with the run. */
+  text: string;
+}
+
+export function loadStudy(file: string): LoadedStudy {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, "utf8");
+  } catch (e) {
+    throw new InputError([{ file, message: `cannot read study file (${(e as NodeJS.ErrnoException).code ?? e})` }]);
+  }
+  return { study: parseStudy(text, file), file: abs, text };
+}
+
+/** Parses and validates a study; `file` is only used to name the source in errors. */
+export function parseStudy(text: string, file: string): Study {
+  return parseYamlWithSchema(text, file, StudySchema, checkNoSecrets);
+}
+
+/**
+ * YAML → zod with every error located at file:line:column. Shared by every YAML input
+ * (studies, question sets) so they all report problems the same way.
+ */
+export function parseYamlWithSchema<S extends z.ZodType>(
+  text: string,
+  file: string,
+  schema: S,
+  extraCheck?: (root: Node | null, locate: Locator) => InputProblem[],
+): z.infer<S> {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new InputError(
+      doc.errors.map((e) => ({
+        file,
+        line: e.linePos?.[0]?.line,
+        column: e.linePos?.[0]?.col,
+        message: `invalid YAML: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`,
+      })),
+    );
+  }
+  const locate: Locator = (segments, key) => {
+    const offset = offsetOf(doc.contents as Node | null, segments, key, doc);
+    if (offset === undefined) return {};
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+  const extra = extraCheck?.(doc.contents as Node | null, locate).map((p) => ({ ...p, file })) ?? [];
+  const data = doc.toJS({ maxAliasCount: 1000 });
+  const result = schema.safeParse(data ?? {});
+  if (result.success && extra.length === 0) return result.data;
+  const problems = result.success ? [] : result.error.issues.flatMap((issue) => issueProblems(issue, file, locate));
+  const named = new Set(extra.map((p) => p.field));
+  throw new InputError([...extra, ...problems.filter((p) => !named.has(p.field))]);
+}
+
+export type Locator = (segments: readonly PropertyKey[], key?: string) => { line?: number; column?: number };
+
+function issueProblems(issue: z.core.$ZodIssue, file: string, locate: Locator): InputProblem[] {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => ({
+      file,
+      ...locate(issue.path, key),
+      field: fieldName([...issue.path, key]),
+      message: `unknown field '${key}'`,
+    }));
+  }
+  return [{ file, ...locate(issue.path), field: fieldName(issue.path) || "(root)", message: issue.message }];
+}
+
+/** Character offset of the node at `segments` (or of `key` inside that map), following aliases. */
+function offsetOf(
+  root: Node | null,
+  segments: readonly PropertyKey[],
+  key: string | undefined,
+  doc: ReturnType<typeof parseDocument>,
+): number | undefined {
+  let node: unknown = root;
+  let lastOffset = (root as Node | null)?.range?.[0];
+  const all = key === undefined ? segments : [...segments, key];
+  for (let i = 0; i < all.length; i++) {
+    const seg = all[i];
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === seg);
+      if (!pair) return lastOffset;
+      const keyNode = pair.key as Node | undefined;
+      // The last segment points at its key (where the field is named); earlier ones descend.
+      if (i === all.length - 1 && keyNode?.range) return keyNode.range[0];
+      node = pair.value;
+      lastOffset = (pair.value as Node | null)?.range?.[0] ?? keyNode?.range?.[0] ?? lastOffset;
+    } else if (isSeq(node) && typeof seg === "number") {
+      node = node.items[seg];
+      lastOffset = (node as Node | null)?.range?.[0] ?? lastOffset;
+    } else {
+      return lastOffset;
+    }
+  }
+  return (node as Node | null)?.range?.[0] ?? lastOffset;
+}
+
+/** Refuses key-looking fields anywhere in the study, without echoing their values. */
+function checkNoSecrets(root: Node | null, locate: Locator): InputProblem[] {
+  const problems: InputProblem[] = [];
+  const walk = (node: unknown, trail: PropertyKey[]) => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const k = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (typeof k === "string" && SECRET_KEYS.has(k.toLowerCase())) {
+          problems.push({
+            file: "",
+            ...locate(trail, k),
+            field: fieldName([...trail, k]),
+            message: "secrets do not belong in a study file: put the key in an environment variable and name it in `api_key_env`",
+          });
+        }
+        walk(pair.value, [...trail, String(k)]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...trail, i]));
+    }
+  };
+  walk(root, []);
+  return problems;
+}
