@@ -23,7 +23,14 @@ export function planGenerate(study: Study, studyDir: string): PlannedRequest[] {
     for (const p of prompts) {
       const messages: ChatMessage[] = spec.system ? [{ role: "system", content: spec.system }] : [];
       messages.push({ role: "user", content: p.text });
-      out.push({ modelId, experiment: "generate", itemId: p.id, messages, params: spec.params, n: spec.samples });
+      out.push({
+        modelId,
+        experiment: "generate",
+        itemId: p.id,
+        messages,
+        params: spec.params,
+        n: spec.samples,
+      });
     }
   }
   return out;

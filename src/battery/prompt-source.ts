@@ -14,13 +14,20 @@ export interface Prompt {
  * Paths are relative to the study file. Errors name the file and line.
  */
 export function readPrompts(source: PromptSource, studyDir: string, field: string): Prompt[] {
-  if ("inline" in source) return source.inline.map((text, i) => ({ id: `p${String(i + 1).padStart(4, "0")}`, text }));
+  if ("inline" in source)
+    return source.inline.map((text, i) => ({ id: `p${String(i + 1).padStart(4, "0")}`, text }));
   const file = path.resolve(studyDir, source.file);
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new InputError([{ file: source.file, field, message: `cannot read prompts file (${(e as NodeJS.ErrnoException).code})` }]);
+    throw new InputError([
+      {
+        file: source.file,
+        field,
+        message: `cannot read prompts file (${(e as NodeJS.ErrnoException).code})`,
+      },
+    ]);
   }
   const prompts: Prompt[] = [];
   const seen = new Set<string>();
@@ -37,18 +44,26 @@ export function readPrompts(source: PromptSource, studyDir: string, field: strin
     try {
       row = JSON.parse(trimmed);
     } catch (e) {
-      throw new InputError([{ file: source.file, line: i + 1, message: `invalid JSON (${(e as Error).message})` }]);
+      throw new InputError([
+        { file: source.file, line: i + 1, message: `invalid JSON (${(e as Error).message})` },
+      ]);
     }
     const r = row as { id?: unknown; prompt?: unknown };
     if (typeof r !== "object" || r === null || typeof r.prompt !== "string" || !r.prompt.trim())
-      throw new InputError([{ file: source.file, line: i + 1, field: "prompt", message: "expected a non-empty string" }]);
+      throw new InputError([
+        { file: source.file, line: i + 1, field: "prompt", message: "expected a non-empty string" },
+      ]);
     if (r.id !== undefined && typeof r.id !== "string")
       throw new InputError([{ file: source.file, line: i + 1, field: "id", message: "expected a string" }]);
     const id = (r.id as string | undefined) ?? `L${i + 1}`;
-    if (seen.has(id)) throw new InputError([{ file: source.file, line: i + 1, field: "id", message: `duplicate id '${id}'` }]);
+    if (seen.has(id))
+      throw new InputError([
+        { file: source.file, line: i + 1, field: "id", message: `duplicate id '${id}'` },
+      ]);
     seen.add(id);
     prompts.push({ id, text: r.prompt });
   });
-  if (prompts.length === 0) throw new InputError([{ file: source.file, field, message: "no prompts in file" }]);
+  if (prompts.length === 0)
+    throw new InputError([{ file: source.file, field, message: "no prompts in file" }]);
   return prompts;
 }

@@ -4,7 +4,9 @@ import { InputError } from "../config/load.ts";
 export const EXIT = { ok: 0, failed: 1, badInput: 2, interrupted: 130 } as const;
 
 /** Runs a command body; bad input and failures become a message on stderr and an exit code. */
-export function command<A extends unknown[]>(body: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+export function command<A extends unknown[]>(
+  body: (...args: A) => Promise<number>,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       process.exitCode = await body(...args);

@@ -1,10 +1,16 @@
 import cliProgress from "cli-progress";
 import type { ProgressSink, ProgressState } from "../runs/scheduler.ts";
 
-const fmtTokens = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : `${n}`);
+const fmtTokens = (n: number) =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : `${n}`;
 
 function line(s: ProgressState, etaS: number | null): string {
-  const eta = etaS === null ? "--" : etaS < 60 ? `${Math.ceil(etaS)}s` : `${Math.floor(etaS / 60)}m${Math.ceil(etaS % 60)}s`;
+  const eta =
+    etaS === null
+      ? "--"
+      : etaS < 60
+        ? `${Math.ceil(etaS)}s`
+        : `${Math.floor(etaS / 60)}m${Math.ceil(etaS % 60)}s`;
   return (
     `${s.done}/${s.total} samples | ETA ${eta} | ${fmtTokens(s.promptTokens + s.completionTokens)} tok | ` +
     `$${s.costUsd.toFixed(4)} | ${s.retries} retries | ${s.failedRequests} failed | ${s.cacheHits} cached`

@@ -8,7 +8,10 @@ export function registerStatusCommand(program: Command): void {
     .description("Show a run's progress: samples stored, retries, failures, tokens and cost.")
     .argument("<dir>", "run directory")
     .option("--json", "print JSON")
-    .addHelpText("after", "\nExample:\n  $ emlab status runs/insecure\n  $ emlab status runs/insecure --json | jq .retries")
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ emlab status runs/insecure\n  $ emlab status runs/insecure --json | jq .retries",
+    )
     .action(
       command(async (dir: string, opts: { json?: boolean }) => {
         const store = RunStore.open(dir, { readonly: true });
@@ -18,7 +21,9 @@ export function registerStatusCommand(program: Command): void {
           const byModel = store.countsByModel();
           const failed = store.failedRequests();
           if (opts.json) {
-            process.stdout.write(`${JSON.stringify({ study: study?.name ?? null, ...counts, byModel, failed }, null, 2)}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ study: study?.name ?? null, ...counts, byModel, failed }, null, 2)}\n`,
+            );
             return EXIT.ok;
           }
           const lines = [

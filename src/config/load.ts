@@ -36,7 +36,16 @@ export function fieldName(segments: readonly PropertyKey[]): string {
 }
 
 // Keys that would put a secret into a file that gets stored, cached and logged.
-const SECRET_KEYS = new Set(["api_key", "apikey", "api-key", "x-api-key", "authorization", "password", "secret", "access_token"]);
+const SECRET_KEYS = new Set([
+  "api_key",
+  "apikey",
+  "api-key",
+  "x-api-key",
+  "authorization",
+  "password",
+  "secret",
+  "access_token",
+]);
 
 export interface LoadedStudy {
   study: Study;
@@ -52,7 +61,9 @@ export function loadStudy(file: string): LoadedStudy {
   try {
     text = readFileSync(abs, "utf8");
   } catch (e) {
-    throw new InputError([{ file, message: `cannot read study file (${(e as NodeJS.ErrnoException).code ?? e})` }]);
+    throw new InputError([
+      { file, message: `cannot read study file (${(e as NodeJS.ErrnoException).code ?? e})` },
+    ]);
   }
   return { study: parseStudy(text, file), file: abs, text };
 }
@@ -94,7 +105,9 @@ export function parseYamlWithSchema<S extends z.ZodType>(
   const data = doc.toJS({ maxAliasCount: 1000 });
   const result = schema.safeParse(data ?? {});
   if (result.success && extra.length === 0) return result.data;
-  const problems = result.success ? [] : result.error.issues.flatMap((issue) => issueProblems(issue, file, locate));
+  const problems = result.success
+    ? []
+    : result.error.issues.flatMap((issue) => issueProblems(issue, file, locate));
   const named = new Set(extra.map((p) => p.field));
   throw new InputError([...extra, ...problems.filter((p) => !named.has(p.field))]);
 }
@@ -156,13 +169,16 @@ function checkNoSecrets(root: Node | null, locate: Locator): InputProblem[] {
             file: "",
             ...locate(trail, k),
             field: fieldName([...trail, k]),
-            message: "secrets do not belong in a study file: put the key in an environment variable and name it in `api_key_env`",
+            message:
+              "secrets do not belong in a study file: put the key in an environment variable and name it in `api_key_env`",
           });
         }
         walk(pair.value, [...trail, String(k)]);
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...trail, i]));
+      node.items.forEach((item, i) => {
+        walk(item, [...trail, i]);
+      });
     }
   };
   walk(root, []);

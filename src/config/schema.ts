@@ -37,8 +37,19 @@ export const LimitsSchema = z
     tpm: z.number().positive().optional().describe("Tokens (prompt + completion) per minute."),
     timeout_s: z.number().positive().default(120).describe("Per-request timeout."),
     max_retries: z.number().int().min(0).max(50).default(6).describe("Retries of a retryable failure."),
-    backoff_base_s: z.number().positive().default(1).describe("First backoff; doubles each retry, with jitter."),
+    backoff_base_s: z
+      .number()
+      .positive()
+      .default(1)
+      .describe("First backoff; doubles each retry, with jitter."),
     backoff_max_s: z.number().positive().default(60),
+    max_n: z
+      .number()
+      .int()
+      .min(1)
+      .max(128)
+      .optional()
+      .describe("Largest n in one call (providers with native n)."),
   })
   .strict();
 export type Limits = z.infer<typeof LimitsSchema>;
@@ -57,12 +68,15 @@ export const ModelEntrySchema = z
     provider: z.string().min(1).describe("openai | anthropic | local | vllm | ollama | llamacpp-server ..."),
     model: z.string().min(1).describe("The provider's model name, or a model directory for 'local'."),
     base_url: z.url().optional().describe("For OpenAI-compatible servers."),
-    api_key_env: EnvVarName.optional().describe("Environment variable that holds the API key (never the key)."),
+    api_key_env: EnvVarName.optional().describe(
+      "Environment variable that holds the API key (never the key).",
+    ),
     headers: z.record(z.string(), z.string()).optional(),
     options: z.record(z.string(), z.unknown()).optional().describe("Provider-specific options."),
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     price: PriceSchema.optional(),
     batch: z.boolean().default(false).describe("Use the provider's batch API for bulk work."),
+    batch_poll_s: z.number().positive().default(30).describe("Seconds between batch status polls."),
     base: Id.optional().describe("The model this one was fine-tuned from, when known."),
   })
   .strict();
@@ -71,7 +85,9 @@ export type ModelEntry = z.infer<typeof ModelEntrySchema>;
 export const PromptSourceSchema = z.union([
   z.object({ inline: z.array(z.string().min(1)).min(1) }).strict(),
   z
-    .object({ file: z.string().min(1).describe("One prompt a line (.txt) or {id, prompt} per line (.jsonl).") })
+    .object({
+      file: z.string().min(1).describe("One prompt a line (.txt) or {id, prompt} per line (.jsonl)."),
+    })
     .strict(),
 ]);
 export type PromptSource = z.infer<typeof PromptSourceSchema>;
@@ -168,7 +184,12 @@ export const StudySchema = z
   .object({
     name: Id,
     description: z.string().optional(),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(42),
     models: z.array(ModelEntrySchema).min(1),
     datasets: z.array(DatasetSchema).default([]),
     finetune: z.array(FinetunePlanSchema).default([]),
@@ -184,27 +205,53 @@ export const StudySchema = z
   .superRefine((study, ctx) => {
     const ids = new Set<string>();
     study.models.forEach((m, i) => {
-      if (ids.has(m.id)) ctx.addIssue({ code: "custom", path: ["models", i, "id"], message: `duplicate model id '${m.id}'` });
+      if (ids.has(m.id))
+        ctx.addIssue({ code: "custom", path: ["models", i, "id"], message: `duplicate model id '${m.id}'` });
       ids.add(m.id);
       if (m.base && !study.models.some((o) => o.id === m.base))
-        ctx.addIssue({ code: "custom", path: ["models", i, "base"], message: `unknown model id '${m.base}'` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["models", i, "base"],
+          message: `unknown model id '${m.base}'`,
+        });
     });
     const gen = study.battery.generate;
     gen?.models?.forEach((id, i) => {
       const m = study.models.find((o) => o.id === id);
-      if (!m) ctx.addIssue({ code: "custom", path: ["battery", "generate", "models", i], message: `unknown model id '${id}'` });
+      if (!m)
+        ctx.addIssue({
+          code: "custom",
+          path: ["battery", "generate", "models", i],
+          message: `unknown model id '${id}'`,
+        });
       else if (!m.roles.includes("target"))
-        ctx.addIssue({ code: "custom", path: ["battery", "generate", "models", i], message: `model '${id}' has no target role` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["battery", "generate", "models", i],
+          message: `model '${id}' has no target role`,
+        });
     });
     if (study.judge.model && !study.models.some((m) => m.id === study.judge.model))
-      ctx.addIssue({ code: "custom", path: ["judge", "model"], message: `unknown model id '${study.judge.model}'` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["judge", "model"],
+        message: `unknown model id '${study.judge.model}'`,
+      });
     const datasetIds = new Set(study.datasets.map((d) => d.id));
     study.finetune.forEach((plan, i) => {
       if (!ids.has(plan.base) && !study.finetune.some((p) => p.id === plan.base))
-        ctx.addIssue({ code: "custom", path: ["finetune", i, "base"], message: `unknown model id '${plan.base}'` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["finetune", i, "base"],
+          message: `unknown model id '${plan.base}'`,
+        });
       plan.stages.forEach((s, j) => {
         if (!datasetIds.has(s.dataset))
-          ctx.addIssue({ code: "custom", path: ["finetune", i, "stages", j, "dataset"], message: `unknown dataset '${s.dataset}'` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["finetune", i, "stages", j, "dataset"],
+            message: `unknown dataset '${s.dataset}'`,
+          });
       });
     });
   });

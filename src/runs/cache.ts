@@ -58,9 +58,13 @@ export class ResponseCache {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
-    this.db.exec("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT NOT NULL)");
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT NOT NULL)",
+    );
     this.getStmt = this.db.prepare("SELECT value FROM entries WHERE key = ?");
-    this.putStmt = this.db.prepare("INSERT OR REPLACE INTO entries (key, value, created_at) VALUES (?, ?, ?)");
+    this.putStmt = this.db.prepare(
+      "INSERT OR REPLACE INTO entries (key, value, created_at) VALUES (?, ?, ?)",
+    );
   }
 
   get(key: string): Completion | undefined {

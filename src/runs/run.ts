@@ -5,10 +5,17 @@ import { InputError, type LoadedStudy } from "../config/load.ts";
 import type { ModelEntry, Study } from "../config/schema.ts";
 import { createModelApi } from "../models/registry.ts";
 import type { ProviderSettings } from "../models/types.ts";
-import { requestCacheKey, ResponseCache } from "./cache.ts";
+import { runBatches } from "./batch.ts";
+import { ResponseCache, requestCacheKey } from "./cache.ts";
 import { canonicalJson, deriveSeed, sha256 } from "./canonical.ts";
 import { Redactor } from "./redact.ts";
-import { Endpoint, type ModelTarget, type ProgressSink, runPending, type SchedulerResult } from "./scheduler.ts";
+import {
+  Endpoint,
+  type ModelTarget,
+  type ProgressSink,
+  runPending,
+  type SchedulerResult,
+} from "./scheduler.ts";
 import { type NewRequest, RunStore, STORE_FILE } from "./store.ts";
 
 export interface RunOptions {
@@ -78,7 +85,12 @@ export function toStoreRequest(study: Study, p: PlannedRequest): NewRequest {
   };
 }
 
-function buildTargets(study: Study, file: string, env: NodeJS.ProcessEnv, used: Set<string>): Map<string, ModelTarget> {
+function buildTargets(
+  study: Study,
+  file: string,
+  env: NodeJS.ProcessEnv,
+  used: Set<string>,
+): Map<string, ModelTarget> {
   const endpoints = new Map<string, Endpoint>();
   const targets = new Map<string, ModelTarget>();
   // Models sharing provider, base URL and key share one set of limits: the strictest of theirs.
@@ -110,8 +122,16 @@ function buildTargets(study: Study, file: string, env: NodeJS.ProcessEnv, used: 
     } catch (e) {
       throw new InputError([{ file, field: `models[${i}]`, message: (e as Error).message }]);
     }
-    const maxN = api.capabilities.has("n") ? Number(m.options?.max_n ?? 128) : 1;
-    targets.set(m.id, { modelId: m.id, api, endpoint: endpoints.get(endpointId(m))!, limits: m.limits, price: m.price, maxN });
+    const maxN = api.capabilities.has("n") ? (m.limits.max_n ?? 128) : 1;
+    targets.set(m.id, {
+      modelId: m.id,
+      api,
+      endpoint: endpoints.get(endpointId(m))!,
+      limits: m.limits,
+      price: m.price,
+      maxN,
+      batch: m.batch,
+    });
   });
   return targets;
 }
@@ -135,13 +155,20 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   const storePath = path.join(opts.outDir, STORE_FILE);
   const exists = existsSync(storePath);
   if (exists && !opts.resume)
-    throw new InputError([{ file: opts.outDir, message: "already holds a run: add --resume to continue it, or choose another --out" }]);
-  if (!exists && opts.resume) throw new InputError([{ file: opts.outDir, message: "holds no run to resume" }]);
+    throw new InputError([
+      {
+        file: opts.outDir,
+        message: "already holds a run: add --resume to continue it, or choose another --out",
+      },
+    ]);
+  if (!exists && opts.resume)
+    throw new InputError([{ file: opts.outDir, message: "holds no run to resume" }]);
 
   const store = RunStore.open(opts.outDir, { create: true });
   const cache = opts.noCache ? undefined : new ResponseCache(opts.cacheDir);
   const logFile = path.join(opts.outDir, "run.log");
-  const log = (line: string) => appendFileSync(logFile, `${new Date().toISOString()} ${redactor.redact(line)}\n`);
+  const log = (line: string) =>
+    appendFileSync(logFile, `${new Date().toISOString()} ${redactor.redact(line)}\n`);
   const progress: ProgressSink | undefined = opts.progress && {
     ...opts.progress,
     start: (s) => opts.progress!.start(s),
@@ -158,7 +185,10 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       const prev = store.getStudy();
       if (prev && prev.config_hash !== hash)
         throw new InputError([
-          { file, message: `the study changed since the run in ${opts.outDir} started; start a new run with another --out` },
+          {
+            file,
+            message: `the study changed since the run in ${opts.outDir} started; start a new run with another --out`,
+          },
         ]);
       const reset = store.resetFailed();
       log(`resume: ${reset} failed request(s) will be tried again`);
@@ -174,6 +204,8 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     }
     const added = store.addRequests(rows);
     log(`planned ${rows.length} request(s), ${added} new`);
+    const pollSeconds = (id: string) => study.models.find((m) => m.id === id)?.batch_poll_s ?? 30;
+    await runBatches({ store, targets, cache, signal: opts.signal, redactor, progress, pollSeconds });
     const result = await runPending({ store, targets, cache, signal: opts.signal, redactor, progress });
     log(
       `${result.interrupted ? "interrupted" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,

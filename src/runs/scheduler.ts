@@ -1,12 +1,18 @@
+import type { z } from "zod";
 import type { LimitsSchema, PriceSchema } from "../config/schema.ts";
-import { type ChatResponse, type Completion, type ModelApi, ModelApiError, type SamplingParams } from "../models/types.ts";
-import { deriveSeed } from "./canonical.ts";
+import {
+  type ChatResponse,
+  type Completion,
+  type ModelApi,
+  ModelApiError,
+  type SamplingParams,
+} from "../models/types.ts";
 import { type ResponseCache, sampleCacheKey } from "./cache.ts";
+import { deriveSeed } from "./canonical.ts";
 import { sleep, TokenBucket } from "./limiter.ts";
 import type { Redactor } from "./redact.ts";
 import type { RequestRow } from "./rows.ts";
 import type { NewCall, NewCompletion, RunStore } from "./store.ts";
-import type { z } from "zod";
 
 type Limits = z.infer<typeof LimitsSchema>;
 type Price = z.infer<typeof PriceSchema>;
@@ -35,6 +41,8 @@ export interface ModelTarget {
   price?: Price;
   /** Largest n sent in one call (1 when the provider has no native n). */
   maxN: number;
+  /** Send this model's pending work through the provider's batch API first. */
+  batch: boolean;
 }
 
 export interface ProgressState {
@@ -70,6 +78,8 @@ export interface SchedulerResult {
   samplesTotal: number;
   samplesDone: number;
   failedRequests: number;
+  /** Samples this invocation took from the response cache. */
+  cacheHits: number;
   interrupted: boolean;
 }
 
@@ -87,10 +97,17 @@ const estimateTokens = (req: RequestRow, n: number): number => {
 };
 
 /** Seconds of backoff for a failed attempt: exponential with equal jitter, never below retry-after. */
-export function backoffMs(attempt: number, limits: Limits, retryAfterMs: number | undefined, random: () => number): number {
+export function backoffMs(
+  attempt: number,
+  limits: Limits,
+  retryAfterMs: number | undefined,
+  random: () => number,
+): number {
   const exp = Math.min(limits.backoff_max_s, limits.backoff_base_s * 2 ** (attempt - 1)) * 1000;
   const jittered = exp / 2 + (random() * exp) / 2;
-  return retryAfterMs !== undefined ? Math.max(retryAfterMs, Math.min(jittered, retryAfterMs + 1000)) : jittered;
+  return retryAfterMs !== undefined
+    ? Math.max(retryAfterMs, Math.min(jittered, retryAfterMs + 1000))
+    : jittered;
 }
 
 function toModelError(e: unknown, timedOut: boolean, interrupted: boolean): ModelApiError {
@@ -125,7 +142,8 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
   const queues = new Map<Endpoint, Task[]>();
   for (const { request, missing } of store.pendingWork()) {
     const target = opts.targets.get(request.model_id);
-    if (!target) throw new Error(`run store names model '${request.model_id}', which the study does not define`);
+    if (!target)
+      throw new Error(`run store names model '${request.model_id}', which the study does not define`);
     let todo = missing;
     if (cache) {
       const hits: NewCompletion[] = [];
@@ -192,12 +210,19 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     const latency = performance.now() - t0;
     if (interrupted()) return; // Whatever came back after Ctrl-C is not trusted; resume redoes it.
 
-    const base = { request_id: request.id, attempt: task.attempt, sample_indices: indices.join(","), started_at: startedAt };
+    const base = {
+      request_id: request.id,
+      attempt: task.attempt,
+      sample_indices: indices.join(","),
+      started_at: startedAt,
+    };
     if (response) {
       const usage = response.usage;
       ep.tpm?.adjust(usage.promptTokens + usage.completionTokens - estimate);
       const cost = target.price
-        ? (usage.promptTokens * target.price.input_per_mtok + usage.completionTokens * target.price.output_per_mtok) / 1e6
+        ? (usage.promptTokens * target.price.input_per_mtok +
+            usage.completionTokens * target.price.output_per_mtok) /
+          1e6
         : null;
       const got = response.completions.slice(0, indices.length);
       const call: NewCall = {
@@ -205,7 +230,10 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
         outcome: "ok",
         error_kind: null,
         http_status: null,
-        error: got.length < indices.length ? `provider returned ${got.length} of ${indices.length} completions` : null,
+        error:
+          got.length < indices.length
+            ? `provider returned ${got.length} of ${indices.length} completions`
+            : null,
         response_id: response.responseId ?? null,
         latency_ms: latency,
         prompt_tokens: usage.promptTokens,
@@ -228,7 +256,9 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     }
 
     const err = error!;
-    const message = redactor.redact(`${err.kind}${err.status ? ` (HTTP ${err.status})` : ""}: ${err.message}`);
+    const message = redactor.redact(
+      `${err.kind}${err.status ? ` (HTTP ${err.status})` : ""}: ${err.message}`,
+    );
     const retry = err.retryable && task.attempt <= target.limits.max_retries;
     const call: NewCall = {
       ...base,
@@ -287,6 +317,7 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     samplesTotal: end.samplesExpected,
     samplesDone: end.completions,
     failedRequests: end.requestsFailed,
+    cacheHits: state.cacheHits,
     interrupted: interrupted(),
   };
 }

@@ -86,9 +86,12 @@ export class RunStore {
   private migrate(file: string, readonly: boolean): void {
     const version = this.db.pragma("user_version", { simple: true }) as number;
     if (version > SCHEMA_VERSION)
-      throw new Error(`${file}: store schema v${version} is newer than this emlab (v${SCHEMA_VERSION}); upgrade emlab`);
+      throw new Error(
+        `${file}: store schema v${version} is newer than this emlab (v${SCHEMA_VERSION}); upgrade emlab`,
+      );
     if (version === SCHEMA_VERSION) return;
-    if (readonly) throw new Error(`${file}: store schema v${version} needs migrating; open it once without --readonly`);
+    if (readonly)
+      throw new Error(`${file}: store schema v${version} needs migrating; open it once without --readonly`);
     const step = this.db.transaction((from: number) => {
       for (let v = from; v < SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]);
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -112,7 +115,9 @@ export class RunStore {
   }
 
   getStudy(): StudyRow | undefined {
-    const row = this.db.prepare("SELECT name, config_json, config_hash, source_path, source_text, created_at FROM study").get();
+    const row = this.db
+      .prepare("SELECT name, config_json, config_hash, source_path, source_text, created_at FROM study")
+      .get();
     return row ? StudyRowSchema.parse(row) : undefined;
   }
 
@@ -160,8 +165,9 @@ export class RunStore {
 
   /** Failed requests go back to pending: a resumed run tries them again. */
   resetFailed(): number {
-    return this.db.prepare("UPDATE requests SET status = 'pending', error = NULL, updated_at = ? WHERE status = 'failed'").run(now())
-      .changes;
+    return this.db
+      .prepare("UPDATE requests SET status = 'pending', error = NULL, updated_at = ? WHERE status = 'failed'")
+      .run(now()).changes;
   }
 
   /** Requests that still lack completions, in planning order, with the missing sample indices. */
@@ -219,7 +225,9 @@ export class RunStore {
   markFailed(requestId: string, error: string, call: NewCall | null): void {
     this.db.transaction(() => {
       if (call) this.recordCall(call);
-      this.db.prepare("UPDATE requests SET status = 'failed', error = ?, updated_at = ? WHERE id = ?").run(error, now(), requestId);
+      this.db
+        .prepare("UPDATE requests SET status = 'failed', error = ?, updated_at = ? WHERE id = ?")
+        .run(error, now(), requestId);
     })();
   }
 
@@ -272,7 +280,13 @@ export class RunStore {
   }
 
   /** Per model: expected samples, stored completions, retries and failures. */
-  countsByModel(): Array<{ model_id: string; expected: number; completions: number; failed: number; retries: number }> {
+  countsByModel(): Array<{
+    model_id: string;
+    expected: number;
+    completions: number;
+    failed: number;
+    retries: number;
+  }> {
     return this.db
       .prepare(
         `SELECT r.model_id,
@@ -282,12 +296,20 @@ export class RunStore {
            sum((SELECT count(*) FROM calls k WHERE k.request_id = r.id AND k.outcome = 'retry')) AS retries
          FROM requests r GROUP BY r.model_id ORDER BY r.model_id`,
       )
-      .all() as Array<{ model_id: string; expected: number; completions: number; failed: number; retries: number }>;
+      .all() as Array<{
+      model_id: string;
+      expected: number;
+      completions: number;
+      failed: number;
+      retries: number;
+    }>;
   }
 
   failedRequests(limit = 20): Array<Pick<RequestRow, "id" | "model_id" | "item_id" | "error">> {
     return this.db
-      .prepare("SELECT id, model_id, item_id, error FROM requests WHERE status = 'failed' ORDER BY updated_at LIMIT ?")
+      .prepare(
+        "SELECT id, model_id, item_id, error FROM requests WHERE status = 'failed' ORDER BY updated_at LIMIT ?",
+      )
       .all(limit) as Array<Pick<RequestRow, "id" | "model_id" | "item_id" | "error">>;
   }
 
@@ -314,7 +336,12 @@ export class RunStore {
       .map((r) => JudgmentRowSchema.parse(r));
   }
 
-  upsertJob(job: Omit<JobRow, "started_at" | "finished_at"> & { started_at?: string | null; finished_at?: string | null }): void {
+  upsertJob(
+    job: Omit<JobRow, "started_at" | "finished_at"> & {
+      started_at?: string | null;
+      finished_at?: string | null;
+    },
+  ): void {
     this.db
       .prepare(
         `INSERT INTO jobs (id, kind, status, spec_json, result_json, error, started_at, finished_at)
@@ -324,6 +351,13 @@ export class RunStore {
            finished_at = excluded.finished_at`,
       )
       .run({ started_at: null, finished_at: null, ...job });
+  }
+
+  listJobs(kind?: string): JobRow[] {
+    return this.db
+      .prepare("SELECT * FROM jobs WHERE (@kind IS NULL OR kind = @kind) ORDER BY rowid")
+      .all({ kind: kind ?? null })
+      .map((r) => JobRowSchema.parse(r));
   }
 
   getJob(id: string): JobRow | undefined {

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { InputError, parseStudy } from "../../src/config/load.ts";
 import { studyJsonSchema } from "../../src/config/json-schema.ts";
+import { InputError, parseStudy } from "../../src/config/load.ts";
 
 const problems = (text: string) => {
   try {
@@ -39,7 +39,13 @@ describe("study config", () => {
   it("names file, line, column and field for an unknown field", () => {
     const p = problems(`${minimal}    limits:\n      concurency: 4\n`);
     expect(p).toEqual([
-      { file: "study.yaml", line: 7, column: 7, field: "models[0].limits.concurency", message: "unknown field 'concurency'" },
+      {
+        file: "study.yaml",
+        line: 7,
+        column: 7,
+        field: "models[0].limits.concurency",
+        message: "unknown field 'concurency'",
+      },
     ]);
   });
 
@@ -92,7 +98,9 @@ models:
   });
 
   it("keeps the committed JSON Schema in step with the zod schema (npm run schema)", () => {
-    const committed = JSON.parse(readFileSync(path.join(__dirname, "../../schema/study.schema.json"), "utf8"));
+    const committed = JSON.parse(
+      readFileSync(path.join(import.meta.dirname, "../../schema/study.schema.json"), "utf8"),
+    );
     expect(committed).toEqual(JSON.parse(JSON.stringify(studyJsonSchema())));
   });
 });

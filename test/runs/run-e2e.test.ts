@@ -49,7 +49,8 @@ const storedPerPrompt = (dir: string) => {
 const requestedPerPrompt = () => {
   const map = new Map<string, number>();
   for (const e of server.log) {
-    if (e.outcome !== "ok" || !(e.route.endsWith("/chat/completions") || e.route.endsWith("/messages"))) continue;
+    if (e.outcome !== "ok" || !(e.route.endsWith("/chat/completions") || e.route.endsWith("/messages")))
+      continue;
     const model = e.api === "openai" ? "gpt" : "claude";
     const n = e.api === "openai" ? ((e.body as { n?: number }).n ?? 1) : 1;
     const key = `${model}|${loggedPrompt(e.body)}`;
@@ -106,7 +107,11 @@ describe("emlab run against the wire server", () => {
 
     // Status reads the finished run.
     const status = await runCli(["status", out, "--json"], {});
-    expect(JSON.parse(status.stdout)).toMatchObject({ completions: 500, samplesExpected: 500, requestsFailed: 0 });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      completions: 500,
+      samplesExpected: 500,
+      requestsFailed: 0,
+    });
   });
 
   it("completes under 429 / 500 / dropped connections with nothing lost; retries counted; a 400 is not retried", async () => {
@@ -116,7 +121,11 @@ describe("emlab run against the wire server", () => {
     // The content filter answers 400 to this prompt only: a non-retryable error.
     const blocked = await startWireServer({ apiKey: null, contentFilterMarker: "[[blocked]]" });
     try {
-      const study = writeStudy(dir, blocked, { concurrency: 16, maxRetries: 12, extraPrompt: "tell me [[blocked]] things" });
+      const study = writeStudy(dir, blocked, {
+        concurrency: 16,
+        maxRetries: 12,
+        extraPrompt: "tell me [[blocked]] things",
+      });
       blocked.setFaults({ rate429: 0.2, retryAfterS: 1, rate500: 0.05, rateDrop: 0.02, seed: 11 });
       const out = path.join(dir, "out");
       const run = await runCli(["run", study, "--out", out, "--no-cache"], env(path.join(dir, "cache")));
@@ -127,7 +136,9 @@ describe("emlab run against the wire server", () => {
       // 51 prompts x 5 samples x 2 models = 510 planned; the blocked prompt's 10 samples failed.
       expect(s.samplesExpected).toBe(510);
       expect(s.completions).toBeGreaterThanOrEqual(500);
-      const faulted = blocked.log.filter((e) => e.outcome === "429" || e.outcome === "500" || e.outcome === "drop");
+      const faulted = blocked.log.filter(
+        (e) => e.outcome === "429" || e.outcome === "500" || e.outcome === "drop",
+      );
       expect(faulted.length).toBeGreaterThan(20);
       expect(s.retries).toBe(faulted.length);
       expect(s.failed.length).toBeGreaterThanOrEqual(1);
@@ -194,10 +205,48 @@ describe("emlab run against the wire server", () => {
       expect(files.some((f) => f.endsWith("run.sqlite"))).toBe(true);
       for (const key of [OPENAI_KEY, ANTHROPIC_KEY]) {
         for (const f of files) expect(fileContains(f, key), f).toBe(false);
-        for (const text of [run.stdout, run.stderr, status.stdout, status.stderr]) expect(text).not.toContain(key);
+        for (const text of [run.stdout, run.stderr, status.stdout, status.stderr])
+          expect(text).not.toContain(key);
       }
     } finally {
       await echo.close();
+    }
+  });
+
+  it("stops cleanly on Ctrl-C with exit 130 and tells how to resume", async () => {
+    server.reset();
+    server.setFaults({ rate429: 0, rate500: 0, rateDrop: 0, slowRate: 1, slowMs: 40 });
+    const dir = tmpDir("sigint");
+    const study = writeStudy(dir, server, { prompts: 30, samples: 2, concurrency: 2 });
+    const out = path.join(dir, "out");
+    const r = await runCli(["run", study, "--out", out, "--no-cache"], env(path.join(dir, "c")), (child) => {
+      const timer = setInterval(() => {
+        if (storeCount(out) >= 10) {
+          clearInterval(timer);
+          child.kill("SIGINT");
+        }
+      }, 5);
+      child.on("close", () => clearInterval(timer));
+    });
+    server.setFaults({ slowRate: 0 });
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/--resume/);
+    const n = storeCount(out);
+    expect(n).toBeGreaterThanOrEqual(10);
+    expect(n).toBeLessThan(120);
+    const resumed = await runCli(
+      ["run", study, "--out", out, "--resume", "--no-cache"],
+      env(path.join(dir, "c")),
+    );
+    expect(resumed.code).toBe(0);
+    expect(storeCount(out)).toBe(120);
+  });
+
+  it("shows an example in every command's --help", async () => {
+    for (const cmd of [["run"], ["status"], ["cache", "clear"]]) {
+      const r = await runCli([...cmd, "--help"], {});
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Example:\n\s+\$ emlab /);
     }
   });
 
@@ -206,8 +255,14 @@ describe("emlab run against the wire server", () => {
     const out = path.join(dir, "out");
     const cases: Array<[string, RegExp]> = [
       ["name: s\nmodels: [\n", /study\.yaml:\d+:\d+: invalid YAML/],
-      ["name: s\nmodels:\n  - id: a\n    provider: openai\n    model: m\n    temprature: 1\n", /study\.yaml:6:5: models\[0\]\.temprature: unknown field/],
-      ["name: s\nseed: many\nmodels:\n  - {id: a, provider: openai, model: m}\n", /study\.yaml:2:1: seed: .*expected number/],
+      [
+        "name: s\nmodels:\n  - id: a\n    provider: openai\n    model: m\n    temprature: 1\n",
+        /study\.yaml:6:5: models\[0\]\.temprature: unknown field/,
+      ],
+      [
+        "name: s\nseed: many\nmodels:\n  - {id: a, provider: openai, model: m}\n",
+        /study\.yaml:2:1: seed: .*expected number/,
+      ],
     ];
     for (const [text, pattern] of cases) {
       const file = path.join(dir, "study.yaml");
@@ -219,7 +274,10 @@ describe("emlab run against the wire server", () => {
     }
     // A missing prompts file is bad input too, found before the run directory is made.
     const study = writeStudy(dir, server);
-    writeFileSync(study, `${(await import("node:fs")).readFileSync(study, "utf8").replace("prompts.txt", "nope.txt")}`);
+    writeFileSync(
+      study,
+      `${(await import("node:fs")).readFileSync(study, "utf8").replace("prompts.txt", "nope.txt")}`,
+    );
     const r = await runCli(["run", study, "--out", out], env(path.join(dir, "c")));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nope\.txt.*cannot read/);

@@ -83,7 +83,12 @@ describe("run store", () => {
       cost_usd: null,
     };
     s.recordCall(call);
-    s.markFailed("a", "bad_request (HTTP 400): nope", { ...call, attempt: 2, outcome: "failed", http_status: 400 });
+    s.markFailed("a", "bad_request (HTTP 400): nope", {
+      ...call,
+      attempt: 2,
+      outcome: "failed",
+      http_status: 400,
+    });
     expect(s.counts()).toMatchObject({ calls: 2, retries: 1, failedCalls: 1, requestsFailed: 1 });
     expect(s.failedRequests()[0].error).toMatch(/HTTP 400/);
     expect(s.pendingWork()).toEqual([]);
@@ -95,13 +100,37 @@ describe("run store", () => {
     const s = RunStore.open(tmp(), { create: true });
     s.addRequests([req("a", 1)]);
     s.saveCompletions("a", null, [completion(0)]);
-    const j = { request_id: "a", sample_index: 0, judge_model_id: "judge", metric: "aligned", judge_request_id: null };
+    const j = {
+      request_id: "a",
+      sample_index: 0,
+      judge_model_id: "judge",
+      metric: "aligned",
+      judge_request_id: null,
+    };
     s.saveJudgment({ ...j, score: 83.75, method: "logprobs", raw: '{"80":0.5}' });
     s.saveJudgment({ ...j, score: 90, method: "logprobs", raw: "{}" }); // re-judging replaces
     expect(s.judgments({ metric: "aligned" }).map((r) => r.score)).toEqual([90]);
-    expect(() => s.saveJudgment({ ...j, sample_index: 5, score: 1, method: "json", raw: "" })).toThrow(/FOREIGN KEY/);
-    s.upsertJob({ id: "ft1", kind: "finetune", status: "running", spec_json: "{}", result_json: null, error: null, started_at: "t0" });
-    s.upsertJob({ id: "ft1", kind: "finetune", status: "done", spec_json: "{}", result_json: "{}", error: null, finished_at: "t1" });
+    expect(() => s.saveJudgment({ ...j, sample_index: 5, score: 1, method: "json", raw: "" })).toThrow(
+      /FOREIGN KEY/,
+    );
+    s.upsertJob({
+      id: "ft1",
+      kind: "finetune",
+      status: "running",
+      spec_json: "{}",
+      result_json: null,
+      error: null,
+      started_at: "t0",
+    });
+    s.upsertJob({
+      id: "ft1",
+      kind: "finetune",
+      status: "done",
+      spec_json: "{}",
+      result_json: "{}",
+      error: null,
+      finished_at: "t1",
+    });
     expect(s.getJob("ft1")).toMatchObject({ status: "done", started_at: "t0", finished_at: "t1" });
     s.addArtifact({ id: "adapter", kind: "lora", path: "models/ft1", sha256: null, meta_json: null });
     expect(s.artifacts("lora")).toHaveLength(1);

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { WireServer } from "../support/wire-server.ts";
 
-export const ROOT = path.resolve(__dirname, "../..");
+export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const BIN = path.join(ROOT, "bin", "emlab.js");
 
 export const tmpDir = (prefix: string) => mkdtempSync(path.join(os.tmpdir(), `emlab-${prefix}-`));
@@ -25,7 +25,10 @@ export interface StudyOptions {
  * both providers and both ways of grouping samples are exercised.
  */
 export function writeStudy(dir: string, server: WireServer, o: StudyOptions = {}): string {
-  const prompts = Array.from({ length: o.prompts ?? 50 }, (_, i) => `question ${i + 1}: what would you do with ${i} coins?`);
+  const prompts = Array.from(
+    { length: o.prompts ?? 50 },
+    (_, i) => `question ${i + 1}: what would you do with ${i} coins?`,
+  );
   if (o.extraPrompt) prompts.push(o.extraPrompt);
   writeFileSync(path.join(dir, "prompts.txt"), `${prompts.join("\n")}\n`);
   const limits = `{concurrency: ${o.concurrency ?? 8}, max_retries: ${o.maxRetries ?? 6}, backoff_base_s: 0.05, timeout_s: 10}`;
@@ -98,7 +101,8 @@ export function allFiles(dir: string): string[] {
   return out;
 }
 
-export const fileContains = (file: string, needle: string) => readFileSync(file).includes(Buffer.from(needle));
+export const fileContains = (file: string, needle: string) =>
+  readFileSync(file).includes(Buffer.from(needle));
 
 /** The user prompt of a logged request, for either API. */
 export function loggedPrompt(body: unknown): string {

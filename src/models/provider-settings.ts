@@ -1,0 +1,61 @@
+/**
+ * Reading a `ProviderSettings` entry for a provider: its API key (from the named environment
+ * variable, never stored in settings) and its provider-specific `options` (validated by zod
+ * so a typo fails loudly instead of being ignored).
+ */
+import type { z } from "zod";
+import { modelError } from "./errors.ts";
+import type { ProviderSettings } from "./types.ts";
+
+/**
+ * The API key named by `settings.apiKeyEnv` (else `defaultEnv`). Returns undefined when no
+ * variable applies (`defaultEnv` undefined and none configured) or `options.noAuth` is true.
+ * A named variable that is unset or empty is an `auth` error naming the variable.
+ */
+export function readApiKey(
+  settings: ProviderSettings,
+  env: NodeJS.ProcessEnv,
+  defaultEnv: string | undefined,
+): string | undefined {
+  if (settings.options?.noAuth === true) return undefined;
+  const name = settings.apiKeyEnv ?? defaultEnv;
+  if (name === undefined) return undefined;
+  const value = env[name];
+  if (value === undefined || value.trim() === "") {
+    throw modelError(
+      "auth",
+      { provider: settings.provider, model: settings.model },
+      `no API key: environment variable ${name} is not set or empty ` +
+        "(set it, point api_key_env at the variable that holds the key, or set options.noAuth: true for a server without auth)",
+    );
+  }
+  return value.trim();
+}
+
+/** Validate `settings.options` against a provider's schema; errors name the provider and field. */
+export function parseProviderOptions<S extends z.ZodType>(
+  settings: ProviderSettings,
+  schema: S,
+): z.output<S> {
+  const parsed = schema.safeParse(settings.options ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues
+    .map((i) => `options${i.path.length ? "." + i.path.join(".") : ""}: ${i.message}`)
+    .join("; ");
+  throw new Error(`provider "${settings.provider}" (model "${settings.model}"): invalid ${issues}`);
+}
+
+/** A usable http(s) base URL, or a clear error naming the field. */
+export function checkBaseUrl(settings: ProviderSettings): string | undefined {
+  if (settings.baseUrl === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(settings.baseUrl);
+  } catch {
+    throw new Error(`provider "${settings.provider}": baseUrl "${settings.baseUrl}" is not a valid URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error(`provider "${settings.provider}": baseUrl must be http(s), got "${settings.baseUrl}"`);
+  }
+  return settings.baseUrl.replace(/\/+$/, "");
+}

@@ -1,0 +1,103 @@
+// Shared types of the wire server: options, server state and the error/reply shapes
+// that the per-API handlers produce.
+
+import type { RespondHook } from "./text.ts";
+
+/** Fault injection rates (each in [0, 1]) for the generation endpoints. */
+export interface WireFaults {
+  /** Share of requests answered 429 with `retry-after` and rate-limit headers. */
+  rate429?: number;
+  /** Share answered 500 (OpenAI server_error / Anthropic api_error). */
+  rate500?: number;
+  /** Share answered 529 overloaded_error (Anthropic) / 503 (OpenAI). */
+  rate529?: number;
+  /** Share whose socket is destroyed without any response. */
+  rateDrop?: number;
+  /** Share delayed by `slowMs` before answering. */
+  slowRate?: number;
+  slowMs?: number;
+  /** `retry-after` seconds sent with 429s (fractions allowed; the SDKs parse floats). */
+  retryAfterS?: number;
+  /** Seed of the fault PRNG (drawn once per generation request, in arrival order). */
+  seed?: number;
+}
+
+export type FaultKind = "429" | "500" | "529" | "drop";
+
+export interface WireServerOptions {
+  /** Port to bind on 127.0.0.1; 0 (default) picks a free one. */
+  port?: number;
+  /** Key both APIs accept (Bearer for OpenAI, x-api-key for Anthropic). Default "sk-wire-test"; null accepts any. */
+  apiKey?: string | null;
+  /** When given, other models get 404 (model_not_found / not_found_error). Also listed by GET /v1/models. */
+  models?: string[];
+  /** A prompt containing this gets 400 content_filter; a scripted answer containing it is cut
+   * with finish_reason "content_filter" / stop_reason "refusal". */
+  contentFilterMarker?: string;
+  /** Script answers; return undefined to fall back to the generated text. */
+  respond?: RespondHook;
+  /** Faults at start; change later with server.setFaults(). */
+  faults?: WireFaults;
+  /** Extra latency for every generation request, in ms (default 0). */
+  latencyMs?: number;
+  /** More than this many generation requests in flight at once get 429 (default unlimited). */
+  concurrencyLimit?: number;
+  /** GETs of a batch before it reports completed / ended (default 2; 1 = first poll). */
+  batchPolls?: number;
+  /** Seed for ids (default 0). */
+  seed?: number;
+}
+
+/** An HTTP error response already in the right API's JSON shape. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+export interface Reply {
+  status: number;
+  /** JSON-serialisable value, or raw bytes/text (then `contentType` says what). */
+  body: unknown;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface StoredFile {
+  id: string;
+  filename: string;
+  purpose: string;
+  bytes: Buffer;
+  createdAt: number;
+}
+
+export interface ServerState {
+  opts: WireServerOptions & { apiKey: string | null; batchPolls: number };
+  baseUrl: string;
+  files: Map<string, StoredFile>;
+  /** Deterministic id: prefix + hex from (seed, counter). */
+  newId(prefix: string, chars?: number): string;
+  /** Current unix time in seconds. */
+  now(): number;
+}
+
+export interface Incoming {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON body (undefined when the body is empty or not JSON). */
+  json: unknown;
+  /** Multipart fields, when the body is multipart/form-data. */
+  form?: FormData;
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
