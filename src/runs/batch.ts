@@ -5,7 +5,7 @@ import { type ResponseCache, sampleCacheKey } from "./cache.ts";
 import { deriveSeed } from "./canonical.ts";
 import { sleep } from "./limiter.ts";
 import type { Redactor } from "./redact.ts";
-import type { ModelTarget, ProgressSink } from "./scheduler.ts";
+import { callCost, completionRow, type ModelTarget, type ProgressSink } from "./scheduler.ts";
 import type { RunStore } from "./store.ts";
 
 /**
@@ -125,18 +125,19 @@ async function collect(
           response_id: r.responseId ?? spec.batchId,
           prompt_tokens: r.usage.promptTokens,
           completion_tokens: r.usage.completionTokens,
-          cost_usd: null,
+          // At the study's price: batch discounts are the provider's, not modelled here.
+          cost_usd: callCost(target.price, r.usage),
         },
-        got.map((c, j) => ({
-          request_id: item.requestId,
-          sample_index: item.indices[j],
-          text: c.text,
-          finish_reason: c.finishReason,
-          logprobs_json: c.logprobs ? JSON.stringify(c.logprobs) : null,
-          completion_tokens: item.indices.length === 1 ? r.usage.completionTokens : null,
-          latency_ms: null,
-          cached: 0,
-        })),
+        got.map((c, j) =>
+          completionRow(
+            item.requestId,
+            item.indices[j],
+            c,
+            null,
+            0,
+            item.indices.length === 1 ? r.usage.completionTokens : null,
+          ),
+        ),
       );
       const request = opts.store.getRequest(item.requestId)!;
       opts.cache?.putMany(got.map((c, j) => [sampleCacheKey(request.cache_key, item.indices[j]), c]));

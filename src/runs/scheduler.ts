@@ -6,6 +6,7 @@ import {
   type ModelApi,
   ModelApiError,
   type SamplingParams,
+  type Usage,
 } from "../models/types.ts";
 import { type ResponseCache, sampleCacheKey } from "./cache.ts";
 import { deriveSeed } from "./canonical.ts";
@@ -219,11 +220,7 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     if (response) {
       const usage = response.usage;
       ep.tpm?.adjust(usage.promptTokens + usage.completionTokens - estimate);
-      const cost = target.price
-        ? (usage.promptTokens * target.price.input_per_mtok +
-            usage.completionTokens * target.price.output_per_mtok) /
-          1e6
-        : null;
+      const cost = callCost(target.price, usage);
       const got = response.completions.slice(0, indices.length);
       const call: NewCall = {
         ...base,
@@ -322,7 +319,15 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
   };
 }
 
-function completionRow(
+/** USD for one call, when the study gives the model's price. */
+export function callCost(price: Price | undefined, usage: Usage): number | null {
+  return price
+    ? (usage.promptTokens * price.input_per_mtok + usage.completionTokens * price.output_per_mtok) / 1e6
+    : null;
+}
+
+/** A completion as the store keeps it. */
+export function completionRow(
   requestId: string,
   index: number,
   c: Completion,
