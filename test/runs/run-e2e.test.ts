@@ -200,12 +200,17 @@ describe("emlab run against the wire server", () => {
       const run = await runCli(["run", study, "--out", out], env(cache));
       expect(run.code).toBe(1); // both keys are wrong for this server: every request fails with 401
       expect(run.stderr).toMatch(/auth/);
+      // And a run that succeeds with the same keys, filling a store and the cache.
+      const okStudy = writeStudy(tmpDir("secrets-ok"), server, { prompts: 5, samples: 2 });
+      const okOut = path.join(dir, "ok");
+      const ok = await runCli(["run", okStudy, "--out", okOut], env(cache));
+      expect(ok.code).toBe(0);
       const status = await runCli(["status", out], {});
-      const files = [...allFiles(out), ...(existsSync(cache) ? allFiles(cache) : [])];
-      expect(files.some((f) => f.endsWith("run.sqlite"))).toBe(true);
+      const files = [...allFiles(out), ...allFiles(okOut), ...allFiles(cache)];
+      expect(files.filter((f) => f.endsWith(".sqlite")).length).toBe(3);
       for (const key of [OPENAI_KEY, ANTHROPIC_KEY]) {
         for (const f of files) expect(fileContains(f, key), f).toBe(false);
-        for (const text of [run.stdout, run.stderr, status.stdout, status.stderr])
+        for (const text of [run.stdout, run.stderr, ok.stdout, ok.stderr, status.stdout, status.stderr])
           expect(text).not.toContain(key);
       }
     } finally {
