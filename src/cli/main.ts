@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerCacheCommand } from "./cache.ts";
+import { registerEngineCommand } from "./engine.ts";
 import { registerRunCommand } from "./run.ts";
 import { registerStatusCommand } from "./status.ts";
 
@@ -14,5 +15,6 @@ program
 registerRunCommand(program);
 registerStatusCommand(program);
 registerCacheCommand(program);
+registerEngineCommand(program);
 
 await program.parseAsync(process.argv);

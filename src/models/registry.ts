@@ -3,6 +3,7 @@
  * `createModelApi` builds the ModelApi for it. Adding a provider is one file plus one line here.
  */
 import { createAnthropicModelApi } from "./anthropic.ts";
+import { createLocalModelApi } from "./local.ts";
 import { createOpenAIModelApi } from "./openai.ts";
 import type { BatchApi, ModelApi, ModelApiFactory, ProviderSettings } from "./types.ts";
 
@@ -63,5 +64,5 @@ registerProvider("openai-compatible", createOpenAIModelApi);
 registerProvider("vllm", createOpenAIModelApi);
 registerProvider("ollama", createOpenAIModelApi);
 registerProvider("llamacpp-server", createOpenAIModelApi);
-// "local" (the embedded engine) registers here when src/models/local.ts exists:
-// registerProvider("local", createLocalModelApi);
+// The embedded engine over an HF-layout model directory.
+registerProvider("local", createLocalModelApi);

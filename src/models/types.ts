@@ -96,7 +96,11 @@ export class ModelApiError extends Error {
   readonly kind: ModelErrorKind;
   readonly status?: number;
   readonly retryAfterMs?: number;
-  constructor(kind: ModelErrorKind, message: string, opts: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+  constructor(
+    kind: ModelErrorKind,
+    message: string,
+    opts: { status?: number; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = "ModelApiError";
     this.kind = kind;
@@ -128,7 +132,14 @@ export interface BatchItem {
   request: ChatRequest;
 }
 
-export type BatchStatus = "validating" | "in_progress" | "finalizing" | "completed" | "failed" | "expired" | "cancelled";
+export type BatchStatus =
+  | "validating"
+  | "in_progress"
+  | "finalizing"
+  | "completed"
+  | "failed"
+  | "expired"
+  | "cancelled";
 
 /** Bulk APIs (OpenAI Batch, Anthropic Message Batches): submit many requests, poll, collect. */
 export interface BatchApi {

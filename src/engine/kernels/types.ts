@@ -21,4 +21,14 @@ export interface MatmulKernels {
     transB: boolean,
     accumulate: boolean,
   ): void;
+  /** Threads a large matmul may be split across, the caller's included (optional). */
+  readonly threads?: number;
+  /** Resolves once any worker threads have started; until then matmuls run on one thread. */
+  ready?(): Promise<void>;
+  /**
+   * Attention-score softmax in place (optional): row i of x[rows×cols] becomes
+   * softmax(scale · x[i, 0..len)), len = min(cols, offset + i + 1), zeros after it
+   * (offset ≥ cols: no mask). Same result as the TS loop within float32 rounding.
+   */
+  causalSoftmax?(x: Float32Array, rows: number, cols: number, offset: number, scale: number): void;
 }

@@ -1,0 +1,18 @@
+// The organism's tokenizer: HF WordLevel over its word list, with the organism chat template's
+// tags as special tokens and the template itself in tokenizer_config.json, so a saved organism
+// directory is self-describing (detectChatTemplate finds { kind: "organism" }).
+
+import { ORGANISM_CHAT_TEMPLATE, ORGANISM_SPECIAL_TOKENS } from "./chat-template.ts";
+import { buildWordLevelTokenizer, type HfTokenizer } from "./tokenizer.ts";
+
+export function buildOrganismTokenizer(words: string[], opts: { lowercase?: boolean } = {}): HfTokenizer {
+  return buildWordLevelTokenizer({
+    words,
+    specialTokens: ["[UNK]", ...ORGANISM_SPECIAL_TOKENS],
+    unkToken: "[UNK]",
+    eosToken: "<eos>",
+    padToken: "<pad>",
+    lowercase: opts.lowercase,
+    chatTemplate: ORGANISM_CHAT_TEMPLATE,
+  });
+}

@@ -1,0 +1,257 @@
+import { MR, SCRATCH_BYTES } from "./matmul-layout.ts";
+import { GEMM, GEMV, MatmulThreadPool } from "./thread-pool.ts";
+import { checkMatmulArgs } from "./ts-matmul.ts";
+import { tsCausalSoftmax } from "./ts-softmax.ts";
+import type { MatmulKernels } from "./types.ts";
+import { wasmApi } from "./wasm-api.ts";
+import { WasmHeap } from "./wasm-heap.ts";
+import type { LoadedKernelModule } from "./wasm-module.ts";
+
+/**
+ * The WASM SIMD matmul. Operands that do not already live in the kernel's shared linear
+ * memory (see `alloc`) are copied into a growable staging block (O(n²) copies against
+ * O(n³) compute); `gemm` (packed, 4×8 register tiles) runs on row slices, or `gemv` on
+ * column slices for thin products (m < 4), on this thread plus worker threads when the
+ * product is large; C is copied back out unless it lives in WASM memory.
+ */
+
+/** Below this many multiply-adds a matmul stays on one thread: waking workers costs more. */
+export const DEFAULT_PARALLEL_MIN_MACS = 1 << 22;
+/** gemv's widest column block; column chunks for threads are multiples of it. */
+const GEMV_BLOCK = 32;
+/** Smallest chunk worth a thread: below this, per-chunk packing and wake-ups dominate. */
+const MIN_CHUNK_ROWS = 16;
+const MIN_CHUNK_COLUMNS = 128;
+
+type KernelFn = (...args: number[]) => void;
+
+export interface WasmKernelOptions {
+  /** Total threads including the caller's; 1 disables workers. */
+  threads: number;
+  /** Minimum m·n·k for a product to be split across threads. */
+  parallelMinMacs?: number;
+  /** Milliseconds without progress on a worker's chunk before matmul throws (default 60 s). */
+  stallMs?: number;
+  /** Test hook: workers sleep this long after each chunk, to provoke stale-job races. */
+  workerPauseMs?: number;
+}
+
+export interface WasmMatmulKernels extends MatmulKernels {
+  readonly name: "wasm-simd";
+  readonly threads: number;
+  readonly relaxedSimd: boolean;
+  ready(): Promise<void>;
+  /** softmax.wat when it loaded, else the TS loop (see MatmulKernels.causalSoftmax). */
+  causalSoftmax(x: Float32Array, rows: number, cols: number, offset: number, scale: number): void;
+  /**
+   * A zero-filled Float32Array inside the kernels' WASM memory: matmuls read and write
+   * it in place, with no copy. The caller owns it until `free` (no GC reclaims it).
+   */
+  alloc(length: number): Float32Array;
+  /** Returns an `alloc`ed array's memory for reuse; the array must not be used after. */
+  free(view: Float32Array): void;
+  /** Whether `view` (an `alloc`ed array or a subarray of one) lives in WASM memory. */
+  isWasmBacked(view: Float32Array): boolean;
+  /** How many matmuls ran, and how many of them were split across threads. */
+  stats(): { calls: number; parallelCalls: number; stagedBytes: number };
+  /** Stops the worker threads (tests; they are unref'd, so processes exit without it). */
+  terminate(): Promise<void>;
+}
+
+export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKernelOptions): WasmMatmulKernels {
+  if (wasmApi === undefined) throw new Error("WebAssembly is not available");
+  const threads = Math.max(1, Math.floor(options.threads));
+  const parallelMinMacs = options.parallelMinMacs ?? DEFAULT_PARALLEL_MIN_MACS;
+  const scratchBase = 64;
+  const heapBase = scratchBase + threads * SCRATCH_BYTES;
+  const memory = new wasmApi.Memory({
+    initial: Math.ceil(heapBase / 65536) + 16,
+    maximum: 65536,
+    shared: true,
+  });
+  const exports = new wasmApi.Instance(loaded.module, { env: { memory } }).exports;
+  const gemm = exports.gemm as KernelFn;
+  const gemv = exports.gemv as KernelFn;
+  const packBAll = exports.packBAll as KernelFn;
+  const softmaxKernel =
+    loaded.softmax === null
+      ? null
+      : (new wasmApi.Instance(loaded.softmax, { env: { memory } }).exports.causalSoftmax as KernelFn);
+  const pool =
+    threads > 1
+      ? new MatmulThreadPool(
+          loaded.module,
+          memory,
+          threads - 1,
+          (t) => scratchBase + t * SCRATCH_BYTES,
+          options.stallMs,
+          options.workerPauseMs,
+        )
+      : null;
+
+  // Every SharedArrayBuffer object this memory has exposed (a new one after each grow);
+  // views on any of them address the same bytes.
+  const buffers = new WeakSet<ArrayBufferLike>();
+  let f32 = new Float32Array(memory.buffer);
+  buffers.add(f32.buffer);
+  const heap = new WasmHeap(memory, heapBase, () => {
+    f32 = new Float32Array(memory.buffer);
+    buffers.add(f32.buffer);
+  });
+  let staging = heap.alloc(1 << 20);
+  let stagingBytes = 1 << 20;
+  let calls = 0;
+  let parallelCalls = 0;
+  let stagedBytes = 0;
+
+  const isWasmBacked = (view: Float32Array) => buffers.has(view.buffer);
+
+  /** Byte address of `view` if it is in WASM memory and does not overlap `avoid`. */
+  function inPlace(view: Float32Array, length: number, ...avoid: (Float32Array | null)[]): number {
+    if (!isWasmBacked(view)) return -1;
+    const start = view.byteOffset;
+    const end = start + length * 4;
+    for (const other of avoid) {
+      if (
+        other !== null &&
+        isWasmBacked(other) &&
+        other.byteOffset < end &&
+        start < other.byteOffset + other.byteLength
+      ) {
+        return -1;
+      }
+    }
+    return start;
+  }
+
+  function ensureStaging(bytes: number): void {
+    if (bytes <= stagingBytes) return;
+    heap.release(staging);
+    stagingBytes = Math.ceil(bytes * 1.25);
+    staging = heap.alloc(stagingBytes);
+  }
+
+  /**
+   * Rows (gemm) or columns (gemv) per chunk when this product is worth sharing with the
+   * ready workers, else 0. About 4 chunks a thread: fine enough to rebalance when a core
+   * is busy with other work, coarse enough that per-chunk A packing stays cheap.
+   */
+  function chunkSize(thin: boolean, m: number, n: number, k: number): number {
+    const helpers = pool === null || m * n * k < parallelMinMacs ? 0 : pool.readyCount();
+    if (helpers === 0) return 0;
+    const extent = thin ? n : m;
+    const unit = thin ? GEMV_BLOCK : MR;
+    const minChunk = thin ? MIN_CHUNK_COLUMNS : MIN_CHUNK_ROWS;
+    const target = Math.ceil(extent / ((helpers + 1) * 4) / unit) * unit;
+    const size = Math.max(Math.min(minChunk, Math.ceil(extent / 2 / unit) * unit), target);
+    return size < extent ? size : 0;
+  }
+
+  return {
+    name: "wasm-simd",
+    get threads() {
+      return pool === null ? 1 : pool.size + 1;
+    },
+    relaxedSimd: loaded.relaxed,
+    ready: () => (pool === null ? Promise.resolve() : pool.ready()),
+    terminate: () => (pool === null ? Promise.resolve() : pool.terminate()),
+    stats: () => ({ calls, parallelCalls, stagedBytes }),
+    isWasmBacked,
+    alloc(length) {
+      if (!Number.isInteger(length) || length < 0)
+        throw new Error(`alloc: length must be a non-negative integer, got ${length}`);
+      const ptr = heap.alloc(length * 4);
+      f32.fill(0, ptr >>> 2, (ptr >>> 2) + length);
+      return new Float32Array(f32.buffer, ptr, length);
+    },
+    free(view) {
+      if (!isWasmBacked(view)) throw new Error("free: this Float32Array was not allocated by these kernels");
+      heap.release(view.byteOffset);
+    },
+    causalSoftmax(x, rows, cols, offset, scale) {
+      if (softmaxKernel === null) {
+        tsCausalSoftmax(x, rows, cols, offset, scale);
+        return;
+      }
+      if (![rows, cols, offset].every(Number.isInteger) || rows < 0 || cols < 0) {
+        throw new Error(
+          `causalSoftmax: rows, cols and offset must be integers, got ${rows}, ${cols}, ${offset}`,
+        );
+      }
+      const length = rows * cols;
+      if (x.length < length)
+        throw new Error(`causalSoftmax: x has ${x.length} elements, needs rows·cols = ${length}`);
+      if (length === 0) return;
+      let ptr = inPlace(x, length);
+      const staged = ptr < 0;
+      if (staged) {
+        ensureStaging(length * 4);
+        ptr = staging;
+        f32.set(x.length === length ? x : x.subarray(0, length), ptr >>> 2);
+      }
+      // Clamped so it fits an i32 without changing any row's length.
+      softmaxKernel(ptr, rows, cols, Math.max(-rows - 1, Math.min(offset, cols)), scale);
+      if (staged) x.set(f32.subarray(ptr >>> 2, (ptr >>> 2) + length));
+    },
+    matmul(a, b, c, m, n, k, transA, transB, accumulate) {
+      checkMatmulArgs(a, b, c, m, n, k);
+      calls++;
+      const mn = m * n;
+      if (mn === 0) return;
+      // C is written while A and B are read, so it is only used in place when disjoint from both.
+      let aPtr = inPlace(a, m * k);
+      let bPtr = inPlace(b, k * n);
+      let cPtr = inPlace(c, mn, a, b);
+      // Thin products skip packing: gemv reads op(A)'s rows directly, so they must be
+      // contiguous (A not transposed, or a single row, whose layout is the same either way).
+      const thin = m < MR && (!transA || m === 1);
+      const chunk = chunkSize(thin, m, n, k);
+      // Shared gemm: op(B) is packed once here for every thread instead of once per chunk.
+      const packedBytes = !thin && chunk > 0 ? k * Math.ceil(n / 8) * 8 * 4 : 0;
+      const staged = (bytes: number) => Math.ceil(bytes / 64) * 64;
+      ensureStaging(
+        (aPtr < 0 ? staged(m * k * 4) : 0) +
+          (bPtr < 0 ? staged(k * n * 4) : 0) +
+          (cPtr < 0 ? staged(mn * 4) : 0) +
+          staged(packedBytes),
+      );
+      let next = staging;
+      const stage = (src: Float32Array | null, length: number, copyIn: boolean): number => {
+        const ptr = next;
+        next += staged(length * 4);
+        if (src !== null && copyIn) {
+          f32.set(src.length === length ? src : src.subarray(0, length), ptr >>> 2);
+          stagedBytes += length * 4;
+        }
+        return ptr;
+      };
+      if (aPtr < 0) aPtr = stage(a, m * k, true);
+      if (bPtr < 0) bPtr = stage(b, k * n, true);
+      const cStaged = cPtr < 0;
+      if (cStaged) cPtr = stage(c, mn, accumulate);
+      const tA = transA ? 1 : 0;
+      const tB = transB ? 1 : 0;
+      const acc = accumulate ? 1 : 0;
+      if (thin) {
+        const args = [aPtr, bPtr, cPtr, m, n, k, tB, acc, 0, m, 0, n, 0];
+        if (chunk === 0) gemv(...args);
+        else {
+          parallelCalls++;
+          pool!.run(
+            { kernel: GEMV, args, rangeArg: 10, scratchArg: -1, rangeEnd: n, chunkSize: chunk },
+            gemv,
+          );
+        }
+      } else if (chunk === 0) {
+        gemm(aPtr, bPtr, cPtr, m, n, k, tA, tB, acc, 0, m, scratchBase, 0);
+      } else {
+        parallelCalls++;
+        const packed = stage(null, packedBytes / 4, false);
+        packBAll(bPtr, packed, n, k, tB);
+        const args = [aPtr, bPtr, cPtr, m, n, k, tA, tB, acc, 0, m, scratchBase, packed];
+        pool!.run({ kernel: GEMM, args, rangeArg: 9, scratchArg: 11, rangeEnd: m, chunkSize: chunk }, gemm);
+      }
+      if (cStaged) c.set(f32.subarray(cPtr >>> 2, (cPtr >>> 2) + mn));
+    },
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * The "local" provider: a ModelApi over the emlab engine. settings.model is an HF-layout
+ * model directory (config.json + model.safetensors + tokenizer.json [+ tokenizer_config.json
+ * with the chat template]); settings.options may name a PEFT adapter to apply. Runs on the
+ * CPU in-process; every sample is deterministic from the request's seed.
+ */
+import { existsSync } from "node:fs";
+import { z } from "zod";
+import { generate } from "../engine/generate.ts";
+import type { Hooks } from "../engine/hooks.ts";
+import { type ChatTemplate, detectChatTemplate, renderChat } from "../engine/io/chat-template.ts";
+import { type HfTokenizer, loadTokenizer } from "../engine/io/tokenizer.ts";
+import type { LlamaModel } from "../engine/model.ts";
+import { loadAdapter, mergeLora } from "../engine/peft.ts";
+import { loadModel } from "../engine/pretrained.ts";
+import {
+  type Capability,
+  type ChatRequest,
+  type ChatResponse,
+  type Completion,
+  type ModelApi,
+  ModelApiError,
+  type ProviderSettings,
+  type TokenLogprob,
+} from "./types.ts";
+
+export const LocalOptionsSchema = z
+  .object({
+    /** A PEFT LoRA adapter directory, merged into the base weights at load. */
+    adapter: z.string().optional(),
+    /** Completion budget when a request gives no max_tokens. */
+    defaultMaxTokens: z.number().int().positive().default(256),
+  })
+  .strict();
+export type LocalOptions = z.infer<typeof LocalOptionsSchema>;
+
+/** What interp code needs to look inside the model behind a local ModelApi. */
+export interface LocalEngine {
+  model: LlamaModel;
+  tokenizer: HfTokenizer;
+  template: ChatTemplate;
+  stopIds: number[];
+}
+
+const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>([
+  "logprobs",
+  "activations",
+  "steering",
+  "finetune",
+  "seed",
+  "n",
+]);
+
+/** Loads a model directory (plus adapter) once; the result is shared by withHooks() views. */
+export function loadLocalEngine(dir: string, opts: { adapter?: string } = {}): LocalEngine {
+  if (!existsSync(dir)) throw new ModelApiError("not_found", `local model directory "${dir}" does not exist`);
+  let model: LlamaModel;
+  let tokenizer: HfTokenizer;
+  try {
+    model = loadModel(dir);
+    tokenizer = loadTokenizer(dir);
+    if (opts.adapter) {
+      loadAdapter(model, opts.adapter, { trainable: false });
+      // Merged weights decode as fast as the base model.
+      mergeLora(model);
+    }
+  } catch (e) {
+    throw new ModelApiError("bad_request", (e as Error).message, { cause: e });
+  }
+  // Decoding reads every weight once per token; pinned, they are not copied as well.
+  model.pinWeights();
+  const template = detectChatTemplate(tokenizer);
+  if (!template) {
+    throw new ModelApiError(
+      "bad_request",
+      `${dir}: no chat template recognised (tokenizer_config.json chat_template must be ChatML or the organism template)`,
+    );
+  }
+  const stop = new Set<number>(model.shape.eosTokenIds);
+  if (tokenizer.eosId !== undefined) stop.add(tokenizer.eosId);
+  for (const t of template.kind === "chatml" ? ["<|im_end|>", "<|endoftext|>"] : ["<eos>"]) {
+    const id = tokenizer.tokenToId(t);
+    if (id !== undefined) stop.add(id);
+  }
+  return { model, tokenizer, template, stopIds: [...stop] };
+}
+
+export class LocalModelApi implements ModelApi {
+  readonly provider = "local";
+  readonly model: string;
+  readonly capabilities = CAPABILITIES;
+  private readonly options: LocalOptions;
+  private loaded: LocalEngine | null;
+  private readonly hooks: Hooks | undefined;
+
+  constructor(settings: ProviderSettings, loaded: LocalEngine | null = null, hooks?: Hooks) {
+    this.model = settings.model;
+    const parsed = LocalOptionsSchema.safeParse(settings.options ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ModelApiError(
+        "bad_request",
+        `local provider options.${issue.path.join(".")}: ${issue.message}`,
+      );
+    }
+    this.options = parsed.data;
+    this.loaded = loaded;
+    this.hooks = hooks;
+  }
+
+  /** The engine behind this API (loaded on first use). */
+  engine(): LocalEngine {
+    if (this.loaded === null) this.loaded = loadLocalEngine(this.model, { adapter: this.options.adapter });
+    return this.loaded;
+  }
+
+  /** Frees the model's pinned weight memory (views made by withHooks share it). */
+  async close(): Promise<void> {
+    this.loaded?.model.dispose();
+    this.loaded = null;
+  }
+
+  /** A view of the same loaded model whose completions run with these hooks (steering, ablation). */
+  withHooks(hooks: Hooks): LocalModelApi {
+    return new LocalModelApi(
+      { provider: "local", model: this.model, options: this.options },
+      this.engine(),
+      hooks,
+    );
+  }
+
+  async chat(req: ChatRequest): Promise<ChatResponse> {
+    if (req.signal?.aborted) throw new ModelApiError("aborted", "request aborted before it started");
+    const { model, tokenizer, template, stopIds } = this.engine();
+    const p = req.params;
+    const prompt = tokenizer.encode(renderChat(req.messages, template, { addGenerationPrompt: true }).text);
+    const room = model.shape.maxPositions - prompt.length;
+    if (room <= 0) {
+      throw new ModelApiError(
+        "bad_request",
+        `prompt has ${prompt.length} tokens; the model's context is ${model.shape.maxPositions}`,
+      );
+    }
+    const maxTokens = Math.min(p.max_tokens ?? this.options.defaultMaxTokens, room);
+    const wantLogprobs = p.logprobs === true || p.top_logprobs !== undefined;
+    const decode = (ids: number[]) => tokenizer.decode(ids, { skipSpecial: true });
+    let samples: ReturnType<typeof generate>;
+    try {
+      samples = generate(model, prompt, {
+        maxTokens,
+        n: req.n,
+        seed: req.seed ?? 0,
+        temperature: p.temperature ?? 1,
+        topP: p.top_p,
+        topK: p.top_k,
+        stopTokenIds: stopIds,
+        stop: p.stop,
+        decode,
+        logprobs: wantLogprobs,
+        topLogprobs: p.top_logprobs ?? 0,
+        hooks: this.hooks,
+      });
+    } catch (e) {
+      throw new ModelApiError("bad_request", (e as Error).message, { cause: e });
+    }
+    const tokenText = (id: number) => tokenizer.decode([id]);
+    const completions: Completion[] = samples.map((s) => {
+      const c: Completion = { text: s.text ?? decode(s.tokens), finishReason: s.finishReason };
+      if (wantLogprobs && s.logprobs) {
+        c.logprobs = s.logprobs.map(
+          (lp): TokenLogprob => ({
+            token: tokenText(lp.token),
+            logprob: lp.logprob,
+            ...(lp.top
+              ? { top: lp.top.map((t) => ({ token: tokenText(t.token), logprob: t.logprob })) }
+              : {}),
+          }),
+        );
+      }
+      return c;
+    });
+    return {
+      completions,
+      usage: {
+        promptTokens: prompt.length,
+        completionTokens: samples.reduce((a, s) => a + s.tokens.length, 0),
+      },
+    };
+  }
+}
+
+/** Factory for the registry: `registerProvider("local", createLocalModelApi)`. */
+export function createLocalModelApi(settings: ProviderSettings): LocalModelApi {
+  return new LocalModelApi(settings);
+}
