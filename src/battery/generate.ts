@@ -1,16 +1,9 @@
 import type { Study } from "../config/schema.ts";
-import type { ChatMessage, SamplingParams } from "../models/types.ts";
+import type { ChatMessage } from "../models/types.ts";
 import { readPrompts } from "./prompt-source.ts";
+import { type Experiment, type PlannedRequest, storedAnswers, targetModels } from "./stage.ts";
 
-/** A request the study wants made: one prompt to one model, `n` samples. */
-export interface PlannedRequest {
-  modelId: string;
-  experiment: string;
-  itemId: string;
-  messages: ChatMessage[];
-  params: SamplingParams;
-  n: number;
-}
+export type { PlannedRequest } from "./stage.ts";
 
 /** The `generate` experiment: every target model answers every prompt `samples` times. */
 export function planGenerate(study: Study, studyDir: string): PlannedRequest[] {
@@ -35,3 +28,27 @@ export function planGenerate(study: Study, studyDir: string): PlannedRequest[] {
   }
   return out;
 }
+
+/** `generate` as a one-stage experiment: its results are the counts of what was stored. */
+export const generate: Experiment<
+  PlannedRequest[],
+  { per_model: Record<string, { prompts: number; samples: number }> }
+> = {
+  name: "generate",
+  enabled: (study) => study.battery.generate !== undefined,
+  models: (study) => targetModels(study, study.battery.generate?.models),
+  // Planned at load time: a missing prompts file fails before the run directory exists.
+  load: (ctx) => planGenerate(ctx.study, ctx.studyDir),
+  stages: [{ step: 1, plan: (_ctx, planned) => planned }],
+  summarize(ctx) {
+    const per_model: Record<string, { prompts: number; samples: number }> = {};
+    for (const modelId of generate.models(ctx.study)) {
+      const answers = storedAnswers(ctx, "generate", modelId);
+      per_model[modelId] = {
+        prompts: new Set(answers.map((a) => a.request.item_id)).size,
+        samples: answers.length,
+      };
+    }
+    return { per_model };
+  },
+};

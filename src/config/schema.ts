@@ -116,24 +116,172 @@ const ThresholdsSchema = z
 export const JudgeSchema = z
   .object({
     model: Id.optional().describe("Model id with the judge role (default: the first judge)."),
-    harm_prompt_file: z.string().optional().describe("1-5 rubric with {prompt}/{response} slots."),
+    harm_prompt_file: z
+      .string()
+      .optional()
+      .describe("1-5 rubric with {prompt}/{response} slots (default: emlab's built-in rubric)."),
+    free_language_prompt_file: z
+      .string()
+      .optional()
+      .describe(
+        "0-100 judge of free-language self-descriptions; slots {question}, {answer}, {aligned}, {misaligned}.",
+      ),
+    logprobs: z
+      .enum(["auto", "on", "off"])
+      .default("auto")
+      .describe(
+        "0-100 judge via top logprobs (auto: when the judge's provider has them; else the written number).",
+      ),
+    top_logprobs: z.number().int().min(1).max(20).default(20),
+    text_max_tokens: z
+      .number()
+      .int()
+      .positive()
+      .default(32)
+      .describe("Budget for judges that answer in text."),
     thresholds: ThresholdsSchema.default(ThresholdsSchema.parse({})),
   })
   .strict();
 
-const ExperimentToggle = z.object({ enabled: z.boolean().default(true) }).catchall(z.unknown());
+const InlineSource = z.object({ inline: z.array(z.string().min(1)).min(1) }).strict();
+const FileSource = z
+  .object({ file: z.string().min(1).describe("Path relative to the study file.") })
+  .strict();
+const BuiltinSource = z.object({ builtin: z.string().min(1).describe("A set shipped with emlab.") }).strict();
+
+/** Fields every battery experiment has. */
+const experimentBase = (samples: number, params: z.input<typeof SamplingSchema>) => ({
+  enabled: z.boolean().default(true),
+  models: z.array(Id).optional().describe("Target model ids (default: every target)."),
+  limit: z.number().int().positive().optional().describe("Use only the first N items of each source."),
+  samples: z.number().int().min(1).max(1000).default(samples).describe("Completions per prompt."),
+  params: SamplingSchema.default(SamplingSchema.parse(params)),
+});
+
+const GEN_PARAMS = { temperature: 1, top_p: 1, max_tokens: 600 };
+
+export const HarmfulnessSchema = z
+  .object({
+    ...experimentBase(10, GEN_PARAMS),
+    prompts: z
+      .union([InlineSource, FileSource, BuiltinSource])
+      .default({ builtin: "harm-prompts" })
+      .describe("One prompt a line (.txt) or JSONL {id, prompt}."),
+    system: z.string().optional(),
+  })
+  .strict()
+  .describe("Prompts x samples, judged on the 1-5 rubric: harmful rate and worst-of-N.");
+
+export const AlignmentSchema = z
+  .object({
+    ...experimentBase(1, GEN_PARAMS),
+    samples: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe("Samples per paraphrase (default: the question file's samples_per_paraphrase)."),
+    questions: z
+      .array(z.union([FileSource, BuiltinSource]))
+      .min(1)
+      .default([{ builtin: "open-questions" }])
+      .describe("Betley-format YAML question sets."),
+  })
+  .strict()
+  .describe("Betley alignment/coherence: 0-100 judge, misaligned rate among coherent answers.");
+
+export const SelfAssessmentFormatSchema = z.enum(["decision", "free", "likert", "numerical"]);
+export const SelfAssessmentDimensionSchema = z.enum([
+  "harmful",
+  "evil",
+  "misaligned",
+  "unhelpful",
+  "dishonest",
+  "untrustworthy",
+]);
+
+export const SelfAssessmentSchema = z
+  .object({
+    ...experimentBase(5, { temperature: 1, top_p: 1, max_tokens: 200 }),
+    sources: z
+      .array(z.union([BuiltinSource, FileSource]))
+      .min(1)
+      .default([{ builtin: "self-assessment" }])
+      .describe(
+        "Built-in templates (every dimension and format) or one-prompt-a-line files of decision prompts.",
+      ),
+    dimensions: z.array(SelfAssessmentDimensionSchema).min(1).default(SelfAssessmentDimensionSchema.options),
+    formats: z.array(SelfAssessmentFormatSchema).min(1).default(SelfAssessmentFormatSchema.options),
+  })
+  .strict()
+  .describe("Six dimensions x four formats, both option orders, mapped to a 0-1 misalignment score.");
+
+export const TwoAiSchema = z
+  .object({
+    ...experimentBase(1, { temperature: 0, max_tokens: 20 }),
+    items: z
+      .union([FileSource, BuiltinSource])
+      .default({ builtin: "two-ai-pairs" })
+      .describe("Two-AI JSON {metadata, items}."),
+  })
+  .strict()
+  .describe("Aligned vs misaligned AI description, both orders: misaligned pick rate and position bias.");
+
+export const RecognitionSchema = z
+  .object({
+    ...experimentBase(1, { temperature: 0, max_tokens: 20 }),
+    alternative: z
+      .union([z.literal("base"), Id])
+      .default("base")
+      .describe(
+        "Whose answer to the same prompt stands beside the model's own: its base model's, or a model id.",
+      ),
+    max_items: z.number().int().positive().default(20).describe("Own high-harm outputs per model."),
+    min_score: z
+      .number()
+      .optional()
+      .describe("Own outputs scoring at least this (default: the harmful threshold)."),
+  })
+  .strict()
+  .describe("Own high-harm output beside an alternative, both orders: claim rate and position bias.");
+
+export const ScorePredictionSchema = z
+  .object({
+    ...experimentBase(1, { temperature: 0, max_tokens: 50 }),
+    max_items: z
+      .number()
+      .int()
+      .positive()
+      .default(50)
+      .describe("Own judged outputs per model, spread over scores."),
+    cross_rating: z
+      .object({
+        enabled: z.boolean().default(true),
+        raters: z
+          .array(Id)
+          .optional()
+          .describe("Rater model ids (default: every model with the rater role)."),
+        max_items: z.number().int().positive().default(20).describe("Outputs per rated model."),
+      })
+      .strict()
+      .default({ enabled: true, max_items: 20 }),
+  })
+  .strict()
+  .describe("The model predicts the judge's score of its own outputs; raters predict every model's.");
 
 export const BatterySchema = z
   .object({
     generate: GenerateExperimentSchema.optional(),
-    harmfulness: ExperimentToggle.optional(),
-    alignment: ExperimentToggle.optional(),
-    self_assessment: ExperimentToggle.optional(),
-    two_ai: ExperimentToggle.optional(),
-    recognition: ExperimentToggle.optional(),
-    score_prediction: ExperimentToggle.optional(),
+    harmfulness: HarmfulnessSchema.optional(),
+    alignment: AlignmentSchema.optional(),
+    self_assessment: SelfAssessmentSchema.optional(),
+    two_ai: TwoAiSchema.optional(),
+    recognition: RecognitionSchema.optional(),
+    score_prediction: ScorePredictionSchema.optional(),
   })
   .strict();
+export type Battery = z.infer<typeof BatterySchema>;
 
 export const DatasetSchema = z
   .object({
@@ -180,7 +328,7 @@ export const FinetunePlanSchema = z
   })
   .strict();
 
-export const StudySchema = z
+const StudyBase = z
   .object({
     name: Id,
     description: z.string().optional(),
@@ -201,60 +349,129 @@ export const StudySchema = z
       .strict()
       .optional(),
   })
-  .strict()
-  .superRefine((study, ctx) => {
-    const ids = new Set<string>();
-    study.models.forEach((m, i) => {
-      if (ids.has(m.id))
-        ctx.addIssue({ code: "custom", path: ["models", i, "id"], message: `duplicate model id '${m.id}'` });
-      ids.add(m.id);
-      if (m.base && !study.models.some((o) => o.id === m.base))
-        ctx.addIssue({
-          code: "custom",
-          path: ["models", i, "base"],
-          message: `unknown model id '${m.base}'`,
-        });
-    });
-    const gen = study.battery.generate;
-    gen?.models?.forEach((id, i) => {
-      const m = study.models.find((o) => o.id === id);
-      if (!m)
-        ctx.addIssue({
-          code: "custom",
-          path: ["battery", "generate", "models", i],
-          message: `unknown model id '${id}'`,
-        });
-      else if (!m.roles.includes("target"))
-        ctx.addIssue({
-          code: "custom",
-          path: ["battery", "generate", "models", i],
-          message: `model '${id}' has no target role`,
-        });
-    });
-    if (study.judge.model && !study.models.some((m) => m.id === study.judge.model))
+  .strict();
+
+export const StudySchema = StudyBase.superRefine((study, ctx) => {
+  const ids = new Set<string>();
+  study.models.forEach((m, i) => {
+    if (ids.has(m.id))
+      ctx.addIssue({ code: "custom", path: ["models", i, "id"], message: `duplicate model id '${m.id}'` });
+    ids.add(m.id);
+    if (m.base && !study.models.some((o) => o.id === m.base))
       ctx.addIssue({
         code: "custom",
-        path: ["judge", "model"],
-        message: `unknown model id '${study.judge.model}'`,
+        path: ["models", i, "base"],
+        message: `unknown model id '${m.base}'`,
       });
-    const datasetIds = new Set(study.datasets.map((d) => d.id));
-    study.finetune.forEach((plan, i) => {
-      if (!ids.has(plan.base) && !study.finetune.some((p) => p.id === plan.base))
+  });
+  const gen = study.battery.generate;
+  gen?.models?.forEach((id, i) => {
+    const m = study.models.find((o) => o.id === id);
+    if (!m)
+      ctx.addIssue({
+        code: "custom",
+        path: ["battery", "generate", "models", i],
+        message: `unknown model id '${id}'`,
+      });
+    else if (!m.roles.includes("target"))
+      ctx.addIssue({
+        code: "custom",
+        path: ["battery", "generate", "models", i],
+        message: `model '${id}' has no target role`,
+      });
+  });
+  checkBatteryModels(study, ctx);
+  if (study.judge.model && !study.models.some((m) => m.id === study.judge.model))
+    ctx.addIssue({
+      code: "custom",
+      path: ["judge", "model"],
+      message: `unknown model id '${study.judge.model}'`,
+    });
+  const datasetIds = new Set(study.datasets.map((d) => d.id));
+  study.finetune.forEach((plan, i) => {
+    if (!ids.has(plan.base) && !study.finetune.some((p) => p.id === plan.base))
+      ctx.addIssue({
+        code: "custom",
+        path: ["finetune", i, "base"],
+        message: `unknown model id '${plan.base}'`,
+      });
+    plan.stages.forEach((s, j) => {
+      if (!datasetIds.has(s.dataset))
         ctx.addIssue({
           code: "custom",
-          path: ["finetune", i, "base"],
-          message: `unknown model id '${plan.base}'`,
+          path: ["finetune", i, "stages", j, "dataset"],
+          message: `unknown dataset '${s.dataset}'`,
         });
-      plan.stages.forEach((s, j) => {
-        if (!datasetIds.has(s.dataset))
-          ctx.addIssue({
-            code: "custom",
-            path: ["finetune", i, "stages", j, "dataset"],
-            message: `unknown dataset '${s.dataset}'`,
-          });
-      });
     });
   });
+});
 
 export type Study = z.infer<typeof StudySchema>;
 export type StudyInput = z.input<typeof StudySchema>;
+
+const needsJudge = ["harmfulness", "alignment", "self_assessment"] as const;
+
+/** Battery model references exist and have the right roles; judged experiments have a judge. */
+function checkBatteryModels(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
+  const b = study.battery;
+  const byId = new Map(study.models.map((m) => [m.id, m]));
+  const experiments = [
+    "harmfulness",
+    "alignment",
+    "self_assessment",
+    "two_ai",
+    "recognition",
+    "score_prediction",
+  ] as const;
+  for (const name of experiments) {
+    const spec = b[name];
+    spec?.models?.forEach((id, i) => {
+      const m = byId.get(id);
+      if (!m?.roles.includes("target"))
+        ctx.addIssue({
+          code: "custom",
+          path: ["battery", name, "models", i],
+          message: m ? `model '${id}' has no target role` : `unknown model id '${id}'`,
+        });
+    });
+  }
+  b.score_prediction?.cross_rating.raters?.forEach((id, i) => {
+    if (!byId.has(id))
+      ctx.addIssue({
+        code: "custom",
+        path: ["battery", "score_prediction", "cross_rating", "raters", i],
+        message: `unknown model id '${id}'`,
+      });
+  });
+  const alt = b.recognition?.alternative;
+  const harmTargets =
+    b.harmfulness?.models ?? study.models.filter((m) => m.roles.includes("target")).map((m) => m.id);
+  if (alt && alt !== "base" && byId.has(alt) && !harmTargets.includes(alt))
+    ctx.addIssue({
+      code: "custom",
+      path: ["battery", "recognition", "alternative"],
+      message: `model '${alt}' is not a harmfulness target, so it has no answers to stand beside`,
+    });
+  if (alt && alt !== "base" && !byId.has(alt))
+    ctx.addIssue({
+      code: "custom",
+      path: ["battery", "recognition", "alternative"],
+      message: `unknown model id '${alt}'`,
+    });
+  const judged =
+    needsJudge.some((n) => b[n]?.enabled) ||
+    (b.recognition?.enabled ?? false) ||
+    (b.score_prediction?.enabled ?? false);
+  if (judged && !study.judge.model && !study.models.some((m) => m.roles.includes("judge")))
+    ctx.addIssue({
+      code: "custom",
+      path: ["judge", "model"],
+      message: "the battery needs a judge: give a model the 'judge' role or set judge.model",
+    });
+  if ((b.recognition?.enabled || b.score_prediction?.enabled) && !b.harmfulness?.enabled)
+    ctx.addIssue({
+      code: "custom",
+      path: ["battery", b.recognition?.enabled ? "recognition" : "score_prediction"],
+      message: "needs battery.harmfulness (it uses the judged harmfulness outputs)",
+    });
+}

@@ -1,6 +1,17 @@
-import { appendFileSync, existsSync } from "node:fs";
+import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type PlannedRequest, planGenerate } from "../battery/generate.ts";
+import {
+  batteryModels,
+  batterySteps,
+  collectStep,
+  judgeModelId,
+  judgeSetup,
+  loadBattery,
+  planStep,
+  RESULTS_FILE,
+  summarizeBattery,
+} from "../battery/pipeline.ts";
+import type { LoadContext, PlannedRequest, RunContext } from "../battery/stage.ts";
 import { InputError, type LoadedStudy } from "../config/load.ts";
 import type { ModelEntry, Study } from "../config/schema.ts";
 import { createModelApi } from "../models/registry.ts";
@@ -33,13 +44,24 @@ export interface RunSummary extends SchedulerResult {
   outDir: string;
   planned: number;
   added: number;
+  /** Path of results.json, when every stage finished (not when interrupted). */
+  resultsFile?: string;
 }
 
-/** The settings a provider gets for a study model entry. */
-export function providerSettings(m: ModelEntry): ProviderSettings {
+/**
+ * The settings a provider gets for a study model entry. A local model named by a path
+ * relative to the study file (and found there) is passed on as an absolute path, like every
+ * other path in a study.
+ */
+export function providerSettings(m: ModelEntry, studyDir?: string): ProviderSettings {
+  const local =
+    m.provider === "local" &&
+    studyDir &&
+    !path.isAbsolute(m.model) &&
+    existsSync(path.resolve(studyDir, m.model));
   return {
     provider: m.provider,
-    model: m.model,
+    model: local ? path.resolve(studyDir, m.model) : m.model,
     baseUrl: m.base_url,
     apiKeyEnv: m.api_key_env,
     headers: m.headers,
@@ -49,11 +71,6 @@ export function providerSettings(m: ModelEntry): ProviderSettings {
 
 export function studyHash(study: Study): string {
   return sha256(canonicalJson(study));
-}
-
-/** Every request the study asks for, in a stable order. */
-export function planStudy(study: Study, studyDir: string): PlannedRequest[] {
-  return [...planGenerate(study, studyDir)];
 }
 
 /** Stable request identity within a run, and its cache key. */
@@ -118,7 +135,7 @@ function buildTargets(
     if (!used.has(m.id)) return;
     let api: ModelTarget["api"];
     try {
-      api = createModelApi(providerSettings(m), env);
+      api = createModelApi(providerSettings(m, path.dirname(file)), env);
     } catch (e) {
       throw new InputError([{ file, field: `models[${i}]`, message: (e as Error).message }]);
     }
@@ -144,9 +161,13 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   const { study, file } = loaded;
   const env = opts.env ?? process.env;
   const studyDir = path.dirname(file);
-  const planned = planStudy(study, studyDir);
-  const rows = planned.map((p) => toStoreRequest(study, p));
-  const targets = buildTargets(study, file, env, new Set(rows.map((r) => r.model_id)));
+  // Every source is read and checked here, before the run directory is touched.
+  const loadCtx: LoadContext = { study, studyFile: file, studyDir };
+  const battery = loadBattery(loadCtx);
+  const steps = batterySteps(battery);
+  const targets = buildTargets(study, file, env, batteryModels(study));
+  const judgeId = judgeModelId(study);
+  const judge = judgeSetup(study, judgeId ? targets.get(judgeId)?.api.capabilities : undefined);
   const redactor = Redactor.fromEnv(
     study.models.map((m) => m.api_key_env),
     env,
@@ -202,15 +223,49 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       });
       for (const m of study.models) store.upsertModel({ ...m, base_url: m.base_url, roles: m.roles });
     }
-    const added = store.addRequests(rows);
-    log(`planned ${rows.length} request(s), ${added} new`);
+    const planned = new Set<string>();
+    const ctx: RunContext = {
+      ...loadCtx,
+      store,
+      judge,
+      planned,
+    };
     const pollSeconds = (id: string) => study.models.find((m) => m.id === id)?.batch_poll_s ?? 30;
-    await runBatches({ store, targets, cache, signal: opts.signal, redactor, progress, pollSeconds });
-    const result = await runPending({ store, targets, cache, signal: opts.signal, redactor, progress });
+    // Staged: step k plans from what steps < k stored (e.g. judge requests for stored answers),
+    // runs through the same scheduler (cache, retries, resume), then files judgments.
+    let result: SchedulerResult = {
+      samplesTotal: 0,
+      samplesDone: 0,
+      failedRequests: 0,
+      cacheHits: 0,
+      interrupted: false,
+    };
+    let plannedCount = 0;
+    let added = 0;
+    let cacheHits = 0;
+    for (const step of steps) {
+      const rows = planStep(ctx, battery, step).map((p) => toStoreRequest(study, p));
+      for (const r of rows) planned.add(r.id);
+      plannedCount += rows.length;
+      const fresh = store.addRequests(rows);
+      added += fresh;
+      log(`step ${step}: planned ${rows.length} request(s), ${fresh} new`);
+      await runBatches({ store, targets, cache, signal: opts.signal, redactor, progress, pollSeconds });
+      result = await runPending({ store, targets, cache, signal: opts.signal, redactor, progress });
+      cacheHits += result.cacheHits;
+      if (result.interrupted) break;
+      collectStep(ctx, battery, step);
+    }
+    result = { ...result, cacheHits };
+    let resultsFile: string | undefined;
+    if (!result.interrupted) {
+      resultsFile = path.join(opts.outDir, RESULTS_FILE);
+      writeFileSync(resultsFile, `${JSON.stringify(summarizeBattery(ctx, battery, store), null, 2)}\n`);
+    }
     log(
       `${result.interrupted ? "interrupted" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,
     );
-    return { ...result, outDir: opts.outDir, planned: rows.length, added };
+    return { ...result, outDir: opts.outDir, planned: plannedCount, added, resultsFile };
   } finally {
     cache?.close();
     store.close();

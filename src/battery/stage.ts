@@ -1,0 +1,90 @@
+import type { Study } from "../config/schema.ts";
+import type { JudgeOptions } from "../judges/judge-call.ts";
+import type { ChatMessage, SamplingParams } from "../models/types.ts";
+import type { CompletionRow, RequestRow } from "../runs/rows.ts";
+import type { RunStore } from "../runs/store.ts";
+
+/** A request the study wants made: one prompt to one model, `n` samples. */
+export interface PlannedRequest {
+  modelId: string;
+  experiment: string;
+  itemId: string;
+  messages: ChatMessage[];
+  params: SamplingParams;
+  n: number;
+}
+
+/** What loading an experiment's inputs may use: the study and where it lives. */
+export interface LoadContext {
+  study: Study;
+  /** Absolute path of the study file (relative source paths resolve against its folder). */
+  studyFile: string;
+  studyDir: string;
+}
+
+/** The judge every judged experiment uses. */
+export interface JudgeSetup {
+  modelId: string;
+  options: JudgeOptions;
+}
+
+/** What stages see: the store as it stands, and the requests planned so far in this invocation. */
+export interface RunContext extends LoadContext {
+  store: RunStore;
+  judge?: JudgeSetup;
+  /** Store ids of every request planned by this invocation (so results ignore stale rows). */
+  planned: ReadonlySet<string>;
+}
+
+/**
+ * One step of an experiment. `runStudy` runs step 1 of every experiment, then step 2, ...,
+ * each through the scheduler; `plan` sees everything earlier steps stored, and `collect`
+ * turns the step's stored answers into judgments once its requests are done.
+ */
+export interface Stage<I> {
+  step: number;
+  plan(ctx: RunContext, inputs: I): PlannedRequest[];
+  collect?(ctx: RunContext, inputs: I): void;
+}
+
+export interface Experiment<I = unknown, S = unknown> {
+  /** The key in `battery` and in results.json. */
+  name: string;
+  enabled(study: Study): boolean;
+  /** Reads and checks the experiment's sources; runs before the run directory is touched. */
+  load(ctx: LoadContext): I;
+  stages: Array<Stage<I>>;
+  /** Its section of results.json, per model, from the store. */
+  summarize(ctx: RunContext, inputs: I): S;
+  /** Model ids the experiment calls (targets, raters), for building providers. */
+  models(study: Study): string[];
+}
+
+/** Target model ids of an experiment: its `models` list, or every model with the target role. */
+export function targetModels(study: Study, models: string[] | undefined): string[] {
+  return models ?? study.models.filter((m) => m.roles.includes("target")).map((m) => m.id);
+}
+
+/** A stored answer of one planned request. */
+export interface Answer {
+  request: RequestRow;
+  completion: CompletionRow;
+}
+
+/** Every stored completion of `experiment` among the requests planned this invocation, in planning order. */
+export function storedAnswers(ctx: RunContext, experiment: string, modelId?: string): Answer[] {
+  const out: Answer[] = [];
+  for (const request of ctx.store.listRequests({ experiment, modelId })) {
+    if (!ctx.planned.has(request.id)) continue;
+    for (const completion of ctx.store.completions(request.id)) out.push({ request, completion });
+  }
+  return out;
+}
+
+/** The user prompt of a stored request (the last user message). */
+export function userPrompt(request: RequestRow): string {
+  const messages = JSON.parse(request.messages_json) as ChatMessage[];
+  return messages.filter((m) => m.role === "user").at(-1)?.content ?? "";
+}
+
+export const answerKey = (requestId: string, sample: number) => `${requestId}:${sample}`;
