@@ -51,7 +51,8 @@ Exit codes: 0 ok, 1 some requests failed, 2 bad input, 130 interrupted.`,
             return EXIT.interrupted;
           }
           process.stdout.write(`${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n`);
-          if (r.resultsFile) process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
+          if (r.resultsFile)
+            process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
           if (r.failedRequests > 0) {
             process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
             return EXIT.failed;
