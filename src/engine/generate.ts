@@ -1,5 +1,8 @@
 import { noGrad } from "./autograd.ts";
-import type { Hooks } from "./hooks.ts";
+import { FastDecoder, fastDecodeUnsupported } from "./decode.ts";
+import { type Hooks, resolveHooks } from "./hooks.ts";
+import type { KvCache } from "./kv-cache.ts";
+import { kernelMemory } from "./memory.ts";
 import type { LlamaModel } from "./model.ts";
 import { Rng } from "./rng.ts";
 import { logSoftmax, type SamplingOptions, sampleToken, type TokenLogprob, topK } from "./sampling.ts";
@@ -37,7 +40,9 @@ export interface GeneratedSample {
 /**
  * Autoregressive sampling with a KV cache: one prefill of the prompt, then one position
  * per step for all n samples at once. Each sample has its own RNG stream derived from
- * `seed`, so results do not depend on n's batching.
+ * `seed`, so results do not depend on n's batching. With one sample, decode steps take
+ * the fast path (decode.ts: no autograd, preallocated WASM buffers, hooks still applied)
+ * whenever the model supports it; prefill always runs the general forward.
  */
 export function generate(
   model: LlamaModel,
@@ -61,62 +66,82 @@ export function generate(
   }));
   if (opts.maxTokens <= 0) return samples.map((s) => (opts.decode ? { ...s, text: "" } : s));
 
-  return noGrad(() => {
-    const prefill = model.newCache(1, prompt.length + opts.maxTokens);
-    let logits = model.forward([prompt], { cache: prefill, lastOnly: true, hooks: opts.hooks });
-    // One prompt row prefilled, copied to n rows; every row's first logits are the same.
-    const cache = n === 1 ? prefill : prefill.repeatRows(n);
-    const rowLogits = (i: number) => (n === 1 || logits.shape[0] === n ? i : 0);
-    const done = new Array<boolean>(n).fill(false);
-    const next = new Array<number>(n).fill(0);
-    for (let step = 0; step < opts.maxTokens; step++) {
-      for (let i = 0; i < n; i++) {
-        if (done[i]) continue;
-        const off = rowLogits(i) * V;
-        const tok = sampleToken(logits.data, off, V, opts, rngs[i]);
-        next[i] = tok;
-        const s = samples[i];
-        if (stopIds.has(tok)) {
-          done[i] = true;
-          s.finishReason = "stop";
-          continue;
-        }
-        s.tokens.push(tok);
-        if (wantLogprobs) {
-          const lp = logSoftmax(logits.data, off, V);
-          s.logprobs!.push({
-            token: tok,
-            logprob: lp[tok],
-            ...(wantTop > 0 ? { top: topK(lp, wantTop) } : {}),
-          });
-        }
-        if (stops.length > 0) {
-          const text = opts.decode!(s.tokens);
-          if (stops.some((st) => text.includes(st))) {
+  const memory = n === 1 && fastDecodeUnsupported(model) === null ? kernelMemory() : null;
+  const capacity = prompt.length + opts.maxTokens;
+  const caches: KvCache[] = [];
+  let decoder: FastDecoder | null = null;
+  try {
+    return noGrad(() => {
+      // In kernel memory when decoding fast: attention there reads the cache by address.
+      const prefill = model.newCache(1, capacity, memory);
+      caches.push(prefill);
+      let logits = model.forward([prompt], { cache: prefill, lastOnly: true, hooks: opts.hooks }).data;
+      // One prompt row prefilled, copied to n rows; every row's first logits are the same.
+      const cache = n === 1 ? prefill : prefill.repeatRows(n);
+      if (cache !== prefill) caches.push(cache);
+      const hooks = memory === null ? null : resolveHooks(opts.hooks, model.shape.layers);
+      let rowsInLogits = 1;
+      const done = new Array<boolean>(n).fill(false);
+      const next = new Array<number>(n).fill(0);
+      for (let step = 0; step < opts.maxTokens; step++) {
+        for (let i = 0; i < n; i++) {
+          if (done[i]) continue;
+          const off = (rowsInLogits === n ? i : 0) * V;
+          const tok = sampleToken(logits, off, V, opts, rngs[i]);
+          next[i] = tok;
+          const s = samples[i];
+          if (stopIds.has(tok)) {
             done[i] = true;
             s.finishReason = "stop";
+            continue;
+          }
+          s.tokens.push(tok);
+          if (wantLogprobs) {
+            const lp = logSoftmax(logits, off, V);
+            s.logprobs!.push({
+              token: tok,
+              logprob: lp[tok],
+              ...(wantTop > 0 ? { top: topK(lp, wantTop) } : {}),
+            });
+          }
+          if (stops.length > 0) {
+            const text = opts.decode!(s.tokens);
+            if (stops.some((st) => text.includes(st))) {
+              done[i] = true;
+              s.finishReason = "stop";
+            }
           }
         }
-      }
-      if (done.every(Boolean) || step === opts.maxTokens - 1) break;
-      // Finished rows keep decoding a placeholder so the batch stays rectangular.
-      logits = model.forward(
-        next.map((t) => [t]),
-        { cache, hooks: opts.hooks },
-      );
-    }
-    if (opts.decode) {
-      for (const s of samples) {
-        let text = opts.decode(s.tokens);
-        let cut = text.length;
-        for (const st of stops) {
-          const at = text.indexOf(st);
-          if (at >= 0 && at < cut) cut = at;
+        if (done.every(Boolean) || step === opts.maxTokens - 1) break;
+        if (memory !== null) {
+          // Built at the first decode step: a one-token generation never packs the weights.
+          decoder ??= new FastDecoder(model, capacity);
+          logits = decoder.step(next[0], cache, hooks);
+        } else {
+          // Finished rows keep decoding a placeholder so the batch stays rectangular.
+          logits = model.forward(
+            next.map((t) => [t]),
+            { cache, hooks: opts.hooks },
+          ).data;
+          rowsInLogits = n;
         }
-        text = text.slice(0, cut);
-        s.text = text;
       }
-    }
-    return samples;
-  });
+      if (opts.decode) {
+        for (const s of samples) {
+          let text = opts.decode(s.tokens);
+          let cut = text.length;
+          for (const st of stops) {
+            const at = text.indexOf(st);
+            if (at >= 0 && at < cut) cut = at;
+          }
+          text = text.slice(0, cut);
+          s.text = text;
+        }
+      }
+      return samples;
+    });
+  } finally {
+    (decoder as FastDecoder | null)?.dispose();
+    for (const c of caches) c.dispose();
+  }
 }

@@ -1,3 +1,5 @@
+import type { KernelMemory } from "./memory.ts";
+
 /**
  * Keys and values of past positions, per layer, laid out [B, kvHeads, capacity, headDim]
  * so that one head's keys are a contiguous [length, headDim] block the matmul kernel can
@@ -12,8 +14,22 @@ export class KvCache {
   length = 0;
   readonly k: Float32Array[];
   readonly v: Float32Array[];
+  /**
+   * Where k/v live when not in ordinary memory: the kernels' memory, so attention reads
+   * them in place (and the fast decode path can address them). Such a cache must be
+   * `dispose`d: that memory is not garbage collected.
+   */
+  readonly memory: KernelMemory | null;
 
-  constructor(layers: number, batch: number, kvHeads: number, headDim: number, capacity: number) {
+  constructor(
+    layers: number,
+    batch: number,
+    kvHeads: number,
+    headDim: number,
+    capacity: number,
+    memory: KernelMemory | null = null,
+  ) {
+    this.memory = memory;
     this.batch = batch;
     this.kvHeads = kvHeads;
     this.headDim = headDim;
@@ -21,9 +37,21 @@ export class KvCache {
     this.k = [];
     this.v = [];
     for (let l = 0; l < layers; l++) {
-      this.k.push(new Float32Array(batch * kvHeads * this.capacity * headDim));
-      this.v.push(new Float32Array(batch * kvHeads * this.capacity * headDim));
+      this.k.push(this.buffer(batch * kvHeads * this.capacity * headDim));
+      this.v.push(this.buffer(batch * kvHeads * this.capacity * headDim));
     }
+  }
+
+  private buffer(length: number): Float32Array {
+    return this.memory === null ? new Float32Array(length) : this.memory.alloc(length);
+  }
+
+  /** Returns kernel-memory buffers (a no-op for an ordinary cache); the cache is unusable after. */
+  dispose(): void {
+    if (this.memory !== null) {
+      for (const arr of [this.k, this.v]) for (const b of arr.splice(0)) this.memory.free(b);
+    }
+    this.length = 0;
   }
 
   /** Makes room for `needed` positions in total, copying what is stored. */
@@ -34,7 +62,7 @@ export class KvCache {
     for (let l = 0; l < this.k.length; l++) {
       for (const arr of [this.k, this.v]) {
         const old = arr[l];
-        const next = new Float32Array(this.batch * this.kvHeads * cap * D);
+        const next = this.buffer(this.batch * this.kvHeads * cap * D);
         for (let bh = 0; bh < this.batch * this.kvHeads; bh++) {
           next.set(
             old.subarray(bh * this.capacity * D, bh * this.capacity * D + this.length * D),
@@ -42,6 +70,7 @@ export class KvCache {
           );
         }
         arr[l] = next;
+        this.memory?.free(old);
       }
     }
     this.capacity = cap;
@@ -49,7 +78,14 @@ export class KvCache {
 
   /** A cache with `n` copies of every batch row (one prompt prefilled, n samples decoded). */
   repeatRows(n: number): KvCache {
-    const out = new KvCache(this.k.length, this.batch * n, this.kvHeads, this.headDim, this.capacity);
+    const out = new KvCache(
+      this.k.length,
+      this.batch * n,
+      this.kvHeads,
+      this.headDim,
+      this.capacity,
+      this.memory,
+    );
     const rowSize = this.kvHeads * this.capacity * this.headDim;
     for (let l = 0; l < this.k.length; l++) {
       for (let b = 0; b < this.batch; b++) {

@@ -108,9 +108,10 @@ export class LlamaModel {
     }
   }
 
-  newCache(batch: number, capacity: number): KvCache {
+  /** A KV cache; with `memory` (the kernels' memory) it must be `dispose`d after use. */
+  newCache(batch: number, capacity: number, memory: KernelMemory | null = null): KvCache {
     const s = this.shape;
-    return new KvCache(s.layers, batch, s.kvHeads, s.headDim, capacity);
+    return new KvCache(s.layers, batch, s.kvHeads, s.headDim, capacity, memory);
   }
 
   /** Logits [B, T, V] (or [B, 1, V] with lastOnly). Records autograd unless under noGrad(). */

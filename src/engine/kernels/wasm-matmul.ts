@@ -36,6 +36,38 @@ export interface WasmKernelOptions {
   workerPauseMs?: number;
 }
 
+/**
+ * Raw entry points for the single-token decode path (src/engine/decode.ts). Every
+ * operand is a byte address in the kernels' memory (an `alloc`ed view's byteOffset);
+ * nothing is checked or copied, so callers validate shapes once up front.
+ */
+export interface DecodeKernels {
+  /** c[0, n) (+)= a[0, k) · Bᵀ with B stored [n, k] (nn.Linear's layout); split across threads when large. */
+  gemvT(a: number, b: number, c: number, n: number, k: number, accumulate: boolean): void;
+  /** dst = W [n, k] as 8-row panels for gemv8 (k a multiple of 4; 8·ceil(n/8)·k floats, padding zeroed). */
+  pack8(src: number, dst: number, n: number, k: number): void;
+  /** c[0, 8·ceil(n/8)) (+)= a[0, k) · Wᵀ with W packed by pack8 (one thread; c padded to a multiple of 8). */
+  gemv8(a: number, packed: number, c: number, n: number, k: number, accumulate: boolean): void;
+  /** out[0, n) = RMSNorm(x) · w (n a multiple of 4). */
+  rmsnorm(x: number, w: number, out: number, n: number, eps: number): void;
+  /** out[0, n) = silu(g) · u (n a multiple of 4). */
+  swiglu(g: number, u: number, out: number, n: number): void;
+  /** Single-query GQA over one batch row of a KvCache layer (see decode.wat; D a multiple of 16). */
+  attend(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    scores: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    length: number,
+    stride: number,
+    scale: number,
+  ): void;
+}
+
 export interface WasmMatmulKernels extends MatmulKernels {
   readonly name: "wasm-simd";
   readonly threads: number;
@@ -52,6 +84,8 @@ export interface WasmMatmulKernels extends MatmulKernels {
   free(view: Float32Array): void;
   /** Whether `view` (an `alloc`ed array or a subarray of one) lives in WASM memory. */
   isWasmBacked(view: Float32Array): boolean;
+  /** decode.wat's kernels, or null when decode.wasm did not load (the decode path then falls back). */
+  readonly decode: DecodeKernels | null;
   /** How many matmuls ran, and how many of them were split across threads. */
   stats(): { calls: number; parallelCalls: number; stagedBytes: number };
   /** Stops the worker threads (tests; they are unref'd, so processes exit without it). */
@@ -73,10 +107,13 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
   const gemm = exports.gemm as KernelFn;
   const gemv = exports.gemv as KernelFn;
   const packBAll = exports.packBAll as KernelFn;
+  const gemv8 = exports.gemv8 as KernelFn;
   const softmaxKernel =
     loaded.softmax === null
       ? null
       : (new wasmApi.Instance(loaded.softmax, { env: { memory } }).exports.causalSoftmax as KernelFn);
+  const decodeExports =
+    loaded.decode === null ? null : new wasmApi.Instance(loaded.decode, { env: { memory } }).exports;
   const pool =
     threads > 1
       ? new MatmulThreadPool(
@@ -147,8 +184,38 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
     return size < extent ? size : 0;
   }
 
+  // Both halves are needed: decode.wasm, and a matmul binary new enough to have gemv8.
+  const decode: DecodeKernels | null =
+    decodeExports === null || typeof exports.gemv8 !== "function" || typeof exports.pack8 !== "function"
+      ? null
+      : {
+          gemvT(a, b, c, n, k, accumulate) {
+            calls++;
+            const acc = accumulate ? 1 : 0;
+            const chunk = chunkSize(true, 1, n, k);
+            if (chunk === 0) gemv(a, b, c, 1, n, k, 1, acc, 0, 1, 0, n, 0);
+            else {
+              parallelCalls++;
+              const args = [a, b, c, 1, n, k, 1, acc, 0, 1, 0, n, 0];
+              pool!.run(
+                { kernel: GEMV, args, rangeArg: 10, scratchArg: -1, rangeEnd: n, chunkSize: chunk },
+                gemv,
+              );
+            }
+          },
+          pack8: exports.pack8 as DecodeKernels["pack8"],
+          gemv8(a, packed, c, n, k, accumulate) {
+            calls++;
+            gemv8(a, packed, c, n, k, accumulate ? 1 : 0);
+          },
+          rmsnorm: decodeExports.rmsnorm as DecodeKernels["rmsnorm"],
+          swiglu: decodeExports.swiglu as DecodeKernels["swiglu"],
+          attend: decodeExports.attend as DecodeKernels["attend"],
+        };
+
   return {
     name: "wasm-simd",
+    decode,
     get threads() {
       return pool === null ? 1 : pool.size + 1;
     },

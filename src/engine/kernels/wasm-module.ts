@@ -29,6 +29,8 @@ export interface LoadedKernelModule {
   source: string;
   /** softmax.wat's module, or null when it is missing (the TS softmax is used then). */
   softmax: WasmModule | null;
+  /** decode.wat's module (single-token decode kernels), or null when it is missing. */
+  decode: WasmModule | null;
 }
 
 // A minimal module whose only function uses f32x4.relaxed_madd (opcode 0xfd 0x105):
@@ -106,7 +108,12 @@ export function loadKernelModule(): LoadedKernelModule | string {
   const paths = (relaxed ? ["matmul-relaxed.wasm", "matmul.wasm"] : ["matmul.wasm"]).map((n) => join(dir, n));
   // Assemble when nothing is built yet (fresh clone) or the .wat changed since the build.
   const softmaxPath = join(dir, "softmax.wasm");
-  if (needsBuild(paths[0], watSource) || needsBuild(softmaxPath, join(kernelSources, "softmax.wat"))) {
+  const decodePath = join(dir, "decode.wasm");
+  if (
+    needsBuild(paths[0], watSource) ||
+    needsBuild(softmaxPath, join(kernelSources, "softmax.wat")) ||
+    needsBuild(decodePath, join(kernelSources, "decode.wat"))
+  ) {
     const failure = assembleWithChildProcess(dir);
     if (failure !== null && !paths.some((p) => existsSync(p))) {
       return `could not assemble ${watSource}: ${failure}`;
@@ -121,6 +128,7 @@ export function loadKernelModule(): LoadedKernelModule | string {
         relaxed: path.endsWith("-relaxed.wasm"),
         source: path,
         softmax: loadOptional(softmaxPath),
+        decode: loadOptional(decodePath),
       };
     } catch (err) {
       // A foreign or corrupt binary: note it and try the next one.

@@ -43,6 +43,9 @@ export function attention(
     throw new Error(`attention: k/v have ${k.size}/${v.size} elements, expected ${B}×${T}×${KH}×${D}`);
   }
   const kern = getKernels();
+  // The kernels' softmax (WASM, vector exp) when they have one; same result within rounding.
+  const softmax = (x: Float32Array, rows: number, cols: number, off: number, sc: number) =>
+    kern.causalSoftmax ? kern.causalSoftmax(x, rows, cols, off, sc) : causalSoftmax(x, rows, cols, off, sc);
   const group = H / KH;
   const scale = 1 / Math.sqrt(D);
   const grad = needsGrad(q, k, v);
@@ -95,7 +98,7 @@ export function attention(
         true,
         false,
       );
-      causalSoftmax(p, T, Tk, offset, scale);
+      softmax(p, T, Tk, offset, scale);
       kern.matmul(
         p,
         vh.subarray(kvOff, kvOff + Tk * D),
@@ -136,7 +139,7 @@ export function attention(
             // Recompute P = softmax(scale · Q·Kᵀ) for this head (the forward's exact steps).
             p = probs;
             kern.matmul(qh.subarray(qOff, qOff + T * D), kBlock, p, T, T, D, false, true, false);
-            causalSoftmax(p, T, T, 0, scale);
+            softmax(p, T, T, 0, scale);
           }
           // dP = dO · Vᵀ ; dV += Pᵀ · dO
           kern.matmul(dO, vBlock, dp, T, T, D, false, true, false);
