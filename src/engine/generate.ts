@@ -12,6 +12,11 @@ export interface GenerateOptions extends SamplingOptions {
   /** Completions to draw from the same prompt (decoded as one batch). */
   n?: number;
   seed?: number;
+  /**
+   * One seed per sample (length n), overriding `seed`: sample i draws from its own stream,
+   * so it is the same however a caller groups samples into calls.
+   */
+  seeds?: number[];
   /** Token ids that end a completion (e.g. EOS, <|im_end|>); not included in the text. */
   stopTokenIds?: number[];
   /** Strings that end a completion; the text is cut before the first match. Needs `decode`. */
@@ -57,8 +62,12 @@ export function generate(
   if (stops.length > 0 && !opts.decode) throw new Error("stop strings need a decode function");
   const wantTop = opts.topLogprobs ?? 0;
   const wantLogprobs = opts.logprobs === true || wantTop > 0;
+  if (opts.seeds && opts.seeds.length !== n)
+    throw new Error(`generate: ${opts.seeds.length} seeds for n = ${n}`);
   const master = new Rng(opts.seed ?? 0);
-  const rngs = Array.from({ length: n }, () => new Rng(master.nextU32()));
+  const rngs = opts.seeds
+    ? opts.seeds.map((s) => new Rng(s))
+    : Array.from({ length: n }, () => new Rng(master.nextU32()));
   const samples: GeneratedSample[] = Array.from({ length: n }, () => ({
     tokens: [],
     finishReason: "length" as const,

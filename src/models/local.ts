@@ -150,6 +150,8 @@ export class LocalModelApi implements ModelApi {
         maxTokens,
         n: req.n,
         seed: req.seed ?? 0,
+        // Per-sample seeds (from the scheduler) make sample i independent of call grouping.
+        seeds: req.sampleSeeds?.length === req.n ? req.sampleSeeds : undefined,
         temperature: p.temperature ?? 1,
         topP: p.top_p,
         topK: p.top_k,

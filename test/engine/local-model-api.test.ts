@@ -120,6 +120,29 @@ describe("local ModelApi over the engine", () => {
     expect(short.completions[0]).toMatchObject({ text: "hello", finishReason: "length" });
   });
 
+  it("per-sample seeds make sample i independent of how samples are grouped into calls", async () => {
+    const api = createLocalModelApi({ provider: "local", model: dir });
+    const base = {
+      messages: [{ role: "user" as const, content: "hi" }],
+      params: { temperature: 1.5, max_tokens: 6, top_logprobs: 2 },
+    };
+    const seeds = [11, 22, 33, 44];
+    const all = await api.chat({ ...base, n: 4, sampleSeeds: seeds });
+    const last2 = await api.chat({ ...base, n: 2, sampleSeeds: seeds.slice(2) });
+    const third = await api.chat({ ...base, n: 1, sampleSeeds: [33] });
+    // Same tokens; logprobs agree to float32 rounding (a batch of 4 and of 2 sum in other orders).
+    const same = (a: typeof all.completions, b: typeof all.completions) => {
+      expect(a.map((c) => c.text)).toEqual(b.map((c) => c.text));
+      a.forEach((c, i) =>
+        c.logprobs!.forEach((lp, j) => expect(lp.logprob).toBeCloseTo(b[i].logprobs![j].logprob, 5)),
+      );
+    };
+    same(last2.completions, all.completions.slice(2));
+    same(third.completions, [all.completions[2]]);
+    // Different seeds give different samples (the test would pass vacuously otherwise).
+    expect(new Set(all.completions.map((c) => JSON.stringify(c.logprobs))).size).toBeGreaterThan(1);
+  });
+
   it("steering through withHooks changes completions; the base API is unaffected", async () => {
     const api = createLocalModelApi({ provider: "local", model: dir });
     const { model } = api.engine();
