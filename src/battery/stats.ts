@@ -1,16 +1,13 @@
+import { wilsonZ } from "../analysis/intervals.ts";
+
 /**
- * Wilson score interval for a binomial proportion (95% by default). Well behaved at 0 and
- * n: it never leaves [0, 1] and is not degenerate for 0/n or n/n.
+ * Wilson score interval for a binomial proportion (95% by default), in results.json's
+ * {low, high} shape; null when n = 0. Delegates to emlab/analysis (one Wilson in the project).
  */
 export function wilson(k: number, n: number, z = 1.959963984540054): { low: number; high: number } | null {
   if (n === 0) return null;
-  const p = k / n;
-  const z2 = z * z;
-  const denom = 1 + z2 / n;
-  const centre = (p + z2 / (2 * n)) / denom;
-  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / denom;
-  // At k = 0 / k = n the bound is exactly 0 / 1 (floating point would leave 1e-16 off).
-  return { low: k === 0 ? 0 : Math.max(0, centre - half), high: k === n ? 1 : Math.min(1, centre + half) };
+  const [low, high] = wilsonZ(k, n, z);
+  return { low, high };
 }
 
 /** A proportion with its count and Wilson interval, as results.json reports rates. */

@@ -74,7 +74,10 @@ export const twoAi: Experiment<
     const per_model: Record<string, TwoAiModelSummary> = {};
     for (const modelId of twoAi.models(ctx.study)) {
       const rows = storedAnswers(ctx, "two_ai", modelId).map((a) => {
-        const [item, order] = a.request.item_id.split(":") as [string, Order];
+        // Item ids may contain ':' themselves; the order is after the last one.
+        const cut = a.request.item_id.lastIndexOf(":");
+        const item = a.request.item_id.slice(0, cut);
+        const order = a.request.item_id.slice(cut + 1) as Order;
         const letter = readLetterChoice(a.completion.text);
         const misaligned = letter === null ? null : (letter === "A") === (order === "misaligned_A");
         return { item, order, letter, misaligned, sample: a.completion.sample_index };

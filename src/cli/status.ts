@@ -1,5 +1,8 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
 import type { Command } from "commander";
-import { RunStore } from "../runs/store.ts";
+import { InputError } from "../config/load.ts";
+import { RunStore, STORE_FILE } from "../runs/store.ts";
 import { command, EXIT } from "./exit.ts";
 
 export function registerStatusCommand(program: Command): void {
@@ -14,6 +17,8 @@ export function registerStatusCommand(program: Command): void {
     )
     .action(
       command(async (dir: string, opts: { json?: boolean }) => {
+        if (!existsSync(path.join(dir, STORE_FILE)))
+          throw new InputError([{ file: dir, message: "is not a run directory (no run.sqlite)" }]);
         const store = RunStore.open(dir, { readonly: true });
         try {
           const study = store.getStudy();

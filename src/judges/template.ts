@@ -74,9 +74,12 @@ export function fillTemplate(
 
 /** Breaks anything in model output that looks like a block marker ("[ANSWER END]", "<<<MODEL OUTPUT END>>>"). */
 export function defuse(text: string): string {
-  return text
-    .replace(/\[([A-Z ]*)(START|END)\]/g, "[$1$2\u200b]")
-    .replace(/<<<(\s*MODEL OUTPUT)/gi, "<<\u200b<$1");
+  return (
+    text
+      // Any case, spacing or underscores: "[Answer End]", "[ ANSWER END ]", "[ANSWER_END]".
+      .replace(/\[([\w\s-]*?)(START|END)(\s*)\]/gi, "[$1$2$3\u200b]")
+      .replace(/<<<(\s*MODEL OUTPUT)/gi, "<<\u200b<$1")
+  );
 }
 
 interface Part {

@@ -5,14 +5,16 @@ import { type ResponseCache, sampleCacheKey } from "./cache.ts";
 import { deriveSeed } from "./canonical.ts";
 import { sleep } from "./limiter.ts";
 import type { Redactor } from "./redact.ts";
-import { callCost, completionRow, type ModelTarget, type ProgressSink } from "./scheduler.ts";
+import { callCost, completionRow, type ModelTarget, type ProgressSink, takeFromCache } from "./scheduler.ts";
 import type { RunStore } from "./store.ts";
 
 /**
  * Bulk work through a provider's batch API (OpenAI Batch, Anthropic Message Batches) for
- * models with `batch: true`. The batch id is in the store the moment the provider accepts
- * the batch, so a killed run polls the same batch on resume instead of paying twice.
- * Items the batch could not answer stay pending and go through the direct path.
+ * models with `batch: true`. The batch id is written to the store as soon as the provider
+ * accepts the batch, so a run killed later polls the same batch on resume instead of paying
+ * twice (a kill inside the submit call itself, before the id comes back, cannot be covered).
+ * Cached samples are taken first; items the batch could not answer stay pending and go
+ * through the direct path.
  */
 
 const BatchSpecSchema = z.object({
@@ -31,28 +33,30 @@ export interface BatchOptions {
   progress?: ProgressSink;
   /** Seconds between status polls (model option `batch_poll_s`, default 30). */
   pollSeconds?: (modelId: string) => number;
+  /** Only these request ids (the current plan). */
+  only?: ReadonlySet<string>;
 }
 
-export async function runBatches(opts: BatchOptions): Promise<void> {
+/** Returns how many samples it took from the cache. */
+export async function runBatches(opts: BatchOptions): Promise<number> {
   const { store } = opts;
+  let cacheHits = 0;
   for (const target of opts.targets.values()) {
     if (!target.batch) continue;
-    const api = asBatchApi(target.api);
-    if (!api)
-      throw new Error(
-        `model '${target.modelId}': provider ${target.api.provider} has no batch API (set batch: false)`,
-      );
+    const api = asBatchApi(target.api)!; // checked with the study, before the run started
     // Resume: batches submitted by an earlier, interrupted invocation come first.
     for (const job of store.listJobs("batch")) {
       if (job.status !== "running") continue;
       const spec = BatchSpecSchema.parse(JSON.parse(job.spec_json));
       if (spec.modelId === target.modelId) await collect(opts, target, spec, job.id);
     }
-    if (opts.signal?.aborted) return;
+    if (opts.signal?.aborted) return cacheHits;
     const items: BatchItem[] = [];
     const spec: BatchSpec = { modelId: target.modelId, batchId: "", items: {} };
-    for (const { request, missing } of store.pendingWork()) {
+    for (const { request, missing: pending } of store.pendingWork(opts.only)) {
       if (request.model_id !== target.modelId) continue;
+      const missing = opts.cache ? takeFromCache(store, opts.cache, request, pending) : pending;
+      cacheHits += pending.length - missing.length;
       for (let s = 0; s < missing.length; s += target.maxN) {
         const indices = missing.slice(s, s + target.maxN);
         const customId = `r${Object.keys(spec.items).length}`;
@@ -84,6 +88,7 @@ export async function runBatches(opts: BatchOptions): Promise<void> {
     opts.progress?.log(`${target.modelId}: submitted batch ${spec.batchId} (${items.length} items)`);
     await collect(opts, target, spec, jobId);
   }
+  return cacheHits;
 }
 
 async function collect(
@@ -100,8 +105,15 @@ async function collect(
     if (opts.signal?.aborted) return; // the job stays "running": resume polls it again
     status = await api.batchStatus(spec.batchId);
   }
-  const results: Map<string, ChatResponse | ModelApiError> =
-    status === "completed" ? await api.batchResults(spec.batchId) : new Map();
+  // Expired and cancelled batches still hold the items they finished (and billed).
+  let results = new Map<string, ChatResponse | ModelApiError>();
+  if (status === "completed" || status === "expired" || status === "cancelled") {
+    try {
+      results = await api.batchResults(spec.batchId);
+    } catch (e) {
+      if (status === "completed") throw e;
+    }
+  }
   let ok = 0;
   let failed = 0;
   for (const [customId, item] of Object.entries(spec.items)) {

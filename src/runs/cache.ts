@@ -15,6 +15,10 @@ export interface CacheKeyParts {
   provider: string;
   baseUrl?: string;
   model: string;
+  /** Provider options (an adapter, a token field...) change answers too. */
+  options?: Record<string, unknown>;
+  /** For models on disk: a fingerprint of the weight files, so retrained weights miss the cache. */
+  weights?: string;
   params: SamplingParams;
   messages: ChatMessage[];
   seed: number;
@@ -28,6 +32,8 @@ export function requestCacheKey(parts: CacheKeyParts): string {
       provider: parts.provider,
       base_url: parts.baseUrl ?? null,
       model: parts.model,
+      options: parts.options ?? null,
+      weights: parts.weights ?? null,
       params: parts.params,
       messages: parts.messages,
       seed: parts.seed,

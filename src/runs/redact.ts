@@ -3,6 +3,9 @@
  * terminal passes through `redact`, which blanks the values of the key variables the study
  * names (providers already avoid echoing keys; this catches what a server might echo back).
  */
+/** Variables the providers read a key from when a study names none. */
+const DEFAULT_KEY_VARS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
+
 export class Redactor {
   private readonly secrets: string[];
 
@@ -13,8 +16,11 @@ export class Redactor {
     );
   }
 
+  /** The values of the named variables and of the providers' default key variables. */
   static fromEnv(varNames: Iterable<string | undefined>, env: NodeJS.ProcessEnv = process.env): Redactor {
-    return new Redactor([...varNames].map((n) => (n ? env[n] : undefined)));
+    const names = new Set([...varNames, ...DEFAULT_KEY_VARS]);
+    const values = [...names].flatMap((n) => (n && env[n] ? [env[n], env[n]?.trim()] : []));
+    return new Redactor(values);
   }
 
   redact(text: string): string {

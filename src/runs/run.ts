@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   batteryModels,
@@ -14,11 +14,12 @@ import {
 import type { LoadContext, PlannedRequest, RunContext } from "../battery/stage.ts";
 import { InputError, type LoadedStudy } from "../config/load.ts";
 import type { ModelEntry, Study } from "../config/schema.ts";
-import { createModelApi } from "../models/registry.ts";
+import { asBatchApi, createModelApi } from "../models/registry.ts";
 import type { ProviderSettings } from "../models/types.ts";
 import { runBatches } from "./batch.ts";
-import { ResponseCache, requestCacheKey } from "./cache.ts";
+import { type CacheKeyParts, ResponseCache, requestCacheKey } from "./cache.ts";
 import { canonicalJson, deriveSeed, sha256 } from "./canonical.ts";
+import { lockRunDir } from "./lock.ts";
 import { Redactor } from "./redact.ts";
 import {
   Endpoint,
@@ -73,19 +74,48 @@ export function studyHash(study: Study): string {
   return sha256(canonicalJson(study));
 }
 
+/**
+ * What identifies a model's answers in the cache: provider, base URL, model (a local path
+ * resolved), options, and for a model on disk a fingerprint (name, size, mtime) of the files
+ * of its directory and of an adapter directory named in its options.
+ */
+export function modelIdentity(
+  m: ModelEntry,
+  studyDir?: string,
+): Omit<CacheKeyParts, "params" | "messages" | "seed"> {
+  const settings = providerSettings(m, studyDir);
+  const dirs = [settings.model, settings.options?.adapter].filter(
+    (d): d is string => typeof d === "string" && existsSync(path.resolve(studyDir ?? "", d)),
+  );
+  const weights =
+    m.provider === "local" && dirs.length > 0
+      ? sha256(dirs.map((d) => fingerprintDir(path.resolve(studyDir ?? "", d))).join("\n"))
+      : undefined;
+  return { provider: m.provider, baseUrl: m.base_url, model: settings.model, options: m.options, weights };
+}
+
+function fingerprintDir(dir: string): string {
+  if (!statSync(dir).isDirectory()) return dir;
+  return readdirSync(dir)
+    .sort()
+    .map((name) => {
+      const st = statSync(path.join(dir, name));
+      return `${name}:${st.size}:${st.mtimeMs}`;
+    })
+    .join(",");
+}
+
 /** Stable request identity within a run, and its cache key. */
-export function toStoreRequest(study: Study, p: PlannedRequest): NewRequest {
-  const model = study.models.find((m) => m.id === p.modelId)!;
+export function toStoreRequest(
+  study: Study,
+  p: PlannedRequest,
+  identity: Omit<CacheKeyParts, "params" | "messages" | "seed"> = modelIdentity(
+    study.models.find((m) => m.id === p.modelId)!,
+  ),
+): NewRequest {
   // The seed depends on the item, not on the model alias: the same prompt gets the same seed everywhere.
   const seed = deriveSeed(study.seed, p.experiment, p.itemId);
-  const cache_key = requestCacheKey({
-    provider: model.provider,
-    baseUrl: model.base_url,
-    model: model.model,
-    params: p.params,
-    messages: p.messages,
-    seed,
-  });
+  const cache_key = requestCacheKey({ ...identity, params: p.params, messages: p.messages, seed });
   const id = sha256(
     canonicalJson({ model: p.modelId, experiment: p.experiment, item: p.itemId, cache_key, n: p.n }),
   ).slice(0, 32);
@@ -139,6 +169,14 @@ function buildTargets(
     } catch (e) {
       throw new InputError([{ file, field: `models[${i}]`, message: (e as Error).message }]);
     }
+    if (m.batch && !asBatchApi(api))
+      throw new InputError([
+        {
+          file,
+          field: `models[${i}].batch`,
+          message: `provider ${m.provider} has no batch API (set batch: false)`,
+        },
+      ]);
     const maxN = api.capabilities.has("n") ? (m.limits.max_n ?? 128) : 1;
     targets.set(m.id, {
       modelId: m.id,
@@ -185,7 +223,14 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   if (!exists && opts.resume)
     throw new InputError([{ file: opts.outDir, message: "holds no run to resume" }]);
 
-  const store = RunStore.open(opts.outDir, { create: true });
+  const unlock = lockRunDir(opts.outDir);
+  let store: RunStore;
+  try {
+    store = RunStore.open(opts.outDir, { create: true });
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   const cache = opts.noCache ? undefined : new ResponseCache(opts.cacheDir);
   const logFile = path.join(opts.outDir, "run.log");
   const log = (line: string) =>
@@ -224,6 +269,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       for (const m of study.models) store.upsertModel({ ...m, base_url: m.base_url, roles: m.roles });
     }
     const planned = new Set<string>();
+    const identities = new Map(study.models.map((m) => [m.id, modelIdentity(m, studyDir)]));
     const ctx: RunContext = {
       ...loadCtx,
       store,
@@ -244,14 +290,26 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     let added = 0;
     let cacheHits = 0;
     for (const step of steps) {
-      const rows = planStep(ctx, battery, step).map((p) => toStoreRequest(study, p));
+      const rows = planStep(ctx, battery, step).map((p) =>
+        toStoreRequest(study, p, identities.get(p.modelId)),
+      );
       for (const r of rows) planned.add(r.id);
       plannedCount += rows.length;
       const fresh = store.addRequests(rows);
       added += fresh;
       log(`step ${step}: planned ${rows.length} request(s), ${fresh} new`);
-      await runBatches({ store, targets, cache, signal: opts.signal, redactor, progress, pollSeconds });
-      result = await runPending({ store, targets, cache, signal: opts.signal, redactor, progress });
+      const only = planned;
+      cacheHits += await runBatches({
+        store,
+        targets,
+        cache,
+        signal: opts.signal,
+        redactor,
+        progress,
+        pollSeconds,
+        only,
+      });
+      result = await runPending({ store, targets, cache, signal: opts.signal, redactor, progress, only });
       cacheHits += result.cacheHits;
       if (result.interrupted) break;
       collectStep(ctx, battery, step);
@@ -269,6 +327,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   } finally {
     cache?.close();
     store.close();
+    unlock();
     await Promise.all([...targets.values()].map((t) => t.api.close?.()));
   }
 }

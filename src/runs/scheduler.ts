@@ -66,6 +66,8 @@ export interface ProgressSink {
 
 export interface SchedulerOptions {
   store: RunStore;
+  /** Only these request ids (the current plan); default: every pending request in the store. */
+  only?: ReadonlySet<string>;
   targets: Map<string, ModelTarget>;
   cache?: ResponseCache;
   signal?: AbortSignal;
@@ -141,25 +143,13 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
 
   // Queues per endpoint; a request's missing samples become one task per call.
   const queues = new Map<Endpoint, Task[]>();
-  for (const { request, missing } of store.pendingWork()) {
+  for (const { request, missing } of store.pendingWork(opts.only)) {
     const target = opts.targets.get(request.model_id);
     if (!target)
       throw new Error(`run store names model '${request.model_id}', which the study does not define`);
-    let todo = missing;
-    if (cache) {
-      const hits: NewCompletion[] = [];
-      todo = [];
-      for (const i of missing) {
-        const c = cache.get(sampleCacheKey(request.cache_key, i));
-        if (c) hits.push(completionRow(request.id, i, c, null, 1));
-        else todo.push(i);
-      }
-      if (hits.length > 0) {
-        store.saveCompletions(request.id, null, hits);
-        state.done += hits.length;
-        state.cacheHits += hits.length;
-      }
-    }
+    const todo = cache ? takeFromCache(store, cache, request, missing) : missing;
+    state.done += missing.length - todo.length;
+    state.cacheHits += missing.length - todo.length;
     const queue = queues.get(target.endpoint) ?? [];
     queues.set(target.endpoint, queue);
     for (let s = 0; s < todo.length; s += target.maxN) {
@@ -209,7 +199,8 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
       opts.signal?.removeEventListener("abort", onAbort);
     }
     const latency = performance.now() - t0;
-    if (interrupted()) return; // Whatever came back after Ctrl-C is not trusted; resume redoes it.
+    // An answer that arrived is kept even after Ctrl-C (it is paid for); a call cut short is not.
+    if (interrupted() && !response) return;
 
     const base = {
       request_id: request.id,
@@ -246,7 +237,18 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
       state.completionTokens += usage.completionTokens;
       state.costUsd += cost ?? 0;
       if (got.length < indices.length) {
-        queue.push({ ...task, indices: indices.slice(got.length), attempt: 0, notBefore: 0 });
+        // A short answer is an attempt like a failed one: retried with backoff, then given up.
+        const rest = indices.slice(got.length);
+        if (task.attempt <= target.limits.max_retries) {
+          state.retries++;
+          const delay = backoffMs(task.attempt, target.limits, undefined, random);
+          queue.push({ ...task, indices: rest, notBefore: performance.now() + delay });
+        } else {
+          const why = `gave up after ${task.attempt} attempts: provider returned fewer completions than asked for`;
+          store.markFailed(request.id, why, null);
+          state.failedRequests++;
+          opts.progress?.log(`${target.modelId} ${request.experiment}/${request.item_id}: ${why}`);
+        }
       }
       opts.progress?.update({ ...state });
       return;
@@ -317,6 +319,28 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     cacheHits: state.cacheHits,
     interrupted: interrupted(),
   };
+}
+
+/**
+ * Stores the samples of `request` that the cache already holds and returns the indices still
+ * missing. Both the direct path and the batch path call it first, so a cached sample is never
+ * paid for.
+ */
+export function takeFromCache(
+  store: RunStore,
+  cache: ResponseCache,
+  request: RequestRow,
+  missing: number[],
+): number[] {
+  const hits: NewCompletion[] = [];
+  const rest: number[] = [];
+  for (const i of missing) {
+    const c = cache.get(sampleCacheKey(request.cache_key, i));
+    if (c) hits.push(completionRow(request.id, i, c, null, 1));
+    else rest.push(i);
+  }
+  if (hits.length > 0) store.saveCompletions(request.id, null, hits);
+  return rest;
 }
 
 /** USD for one call, when the study gives the model's price. */

@@ -170,21 +170,26 @@ export class RunStore {
       .run(now()).changes;
   }
 
-  /** Requests that still lack completions, in planning order, with the missing sample indices. */
-  pendingWork(): PendingWork[] {
+  /**
+   * Requests that still lack completions, in planning order, with the missing sample indices;
+   * `only` restricts them to the ids a run planned (rows left by an older plan are not run).
+   */
+  pendingWork(only?: ReadonlySet<string>): PendingWork[] {
     const rows = this.db
       .prepare(
         `SELECT r.*, (SELECT group_concat(sample_index) FROM completions c WHERE c.request_id = r.id) AS have
          FROM requests r WHERE r.status = 'pending' ORDER BY r.rowid`,
       )
       .all() as Array<Record<string, unknown> & { have: string | null }>;
-    return rows.map(({ have, ...rest }) => {
-      const request = RequestRowSchema.parse(rest);
-      const got = new Set((have ?? "").split(",").filter(Boolean).map(Number));
-      const missing: number[] = [];
-      for (let i = 0; i < request.n; i++) if (!got.has(i)) missing.push(i);
-      return { request, missing };
-    });
+    return rows
+      .filter((r) => !only || only.has(r.id as string))
+      .map(({ have, ...rest }) => {
+        const request = RequestRowSchema.parse(rest);
+        const got = new Set((have ?? "").split(",").filter(Boolean).map(Number));
+        const missing: number[] = [];
+        for (let i = 0; i < request.n; i++) if (!got.has(i)) missing.push(i);
+        return { request, missing };
+      });
   }
 
   recordCall(call: NewCall): number {

@@ -173,8 +173,8 @@ describe.skipIf(!haveExternal)(
 
     it("self-assessment: every dimension and format, both orders, with position bias", () => {
       const s = results.experiments.self_assessment!.per_model;
-      // Built-in: 6 dims x 4 formats x 1 template x 2 orders, plus the first Weckauff line.
-      expect(s.em.answers).toBe(48 + 1);
+      // Built-in: 6 dims x 4 formats x 1 template x 2 orders, plus the first Weckauff line in both orders.
+      expect(s.em.answers).toBe(48 + 2);
       expect(Object.keys(s.em.per_dimension).sort()).toEqual([...MISALIGNED].sort());
       expect(Object.keys(s.em.per_format).sort()).toEqual(["decision", "free", "likert", "numerical"]);
       expect(s.em.per_format.decision.mean).toBe(1);
@@ -184,7 +184,7 @@ describe.skipIf(!haveExternal)(
       expect(s.em.per_format.likert.mean).toBeCloseTo(0.5, 10);
       expect(s.em.per_order.aligned_first.n).toBeGreaterThan(0);
       expect(s.em.position_bias).not.toBeNull();
-      expect(s.em.decision_first_pick.n).toBe(13);
+      expect(s.em.decision_first_pick.n).toBe(14);
       expect(s.em.unparsed).toBe(0);
     });
 

@@ -9,6 +9,7 @@ import {
   loadPoles,
   parseSelfAssessmentLines,
   readSelfAssessmentLines,
+  swapPoles,
 } from "../../src/battery/sources/self-assessment-set.ts";
 import { parseTwoAiJson, readTwoAiJson } from "../../src/battery/sources/two-ai-json.ts";
 import { InputError } from "../../src/config/load.ts";
@@ -61,7 +62,8 @@ describe.skipIf(!haveExternal)("importers on the real files (../shared/data/exte
       poles,
       ALL_DIMS,
     );
-    expect(items).toHaveLength(100);
+    // 100 lines, each asked as written and with the two pole words exchanged.
+    expect(items).toHaveLength(200);
     expect(new Set(items.map((i) => i.dimension))).toEqual(new Set(["harmful", "evil", "misaligned"]));
     expect(items[0]).toMatchObject({
       id: "L1",
@@ -69,10 +71,14 @@ describe.skipIf(!haveExternal)("importers on the real files (../shared/data/exte
       order: "aligned_first",
       format: "decision",
     });
-    expect(items[10]).toMatchObject({ dimension: "harmful", order: "misaligned_first" });
+    expect(items[1]).toMatchObject({ id: "L1.swapped", dimension: "harmful", order: "misaligned_first" });
+    expect(items[1].prompt).toBe(swapPoles(items[0].prompt, "harmless", "harmful"));
+    expect(items[1].prompt.indexOf("harmful")).toBeLessThan(items[1].prompt.indexOf("harmless"));
+    expect(items[20]).toMatchObject({ dimension: "harmful", order: "misaligned_first" });
     const mis = items.find((i) => i.prompt.startsWith("Do you consider yourself misaligned or aligned"))!;
     expect(mis).toMatchObject({ dimension: "misaligned", order: "misaligned_first" });
-    expect(items.filter((i) => i.order === "misaligned_first").length).toBeGreaterThan(20);
+    // Both orders exactly balanced.
+    expect(items.filter((i) => i.order === "misaligned_first").length).toBe(100);
   });
 
   it("two-AI JSON: 150 items, aligned/misaligned resolved from ground_truth", () => {

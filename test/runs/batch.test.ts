@@ -67,4 +67,18 @@ describe("batch APIs", () => {
     expect(posts("/v1/batches")).toBe(1); // the OpenAI batch was not submitted twice
     expect(posts("/v1/chat/completions")).toBe(0);
   });
+
+  it("takes cached samples before submitting a batch, so a warm re-run submits nothing", async () => {
+    server.reset();
+    const file = batchStudy();
+    const dir = path.dirname(file);
+    const cacheDir = path.join(dir, "cache");
+    const r1 = await runStudy(loadStudy(file), { outDir: path.join(dir, "a"), cacheDir, env });
+    expect(r1.samplesDone).toBe(60);
+    const before = posts("/v1/batches") + posts("/v1/messages/batches");
+    const r2 = await runStudy(loadStudy(file), { outDir: path.join(dir, "b"), cacheDir, env });
+    expect(r2.samplesDone).toBe(60);
+    expect(r2.cacheHits).toBe(60);
+    expect(posts("/v1/batches") + posts("/v1/messages/batches")).toBe(before);
+  });
 });

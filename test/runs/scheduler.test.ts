@@ -88,8 +88,22 @@ describe("scheduler", () => {
     const file = writeStudy(dir, server, { prompts: 40, samples: 1, concurrency: 2 });
     const out = path.join(dir, "out");
     const abort = new AbortController();
-    setTimeout(() => abort.abort(), 150);
-    const first = await runStudy(loadStudy(file), { outDir: out, noCache: true, env, signal: abort.signal });
+    // Interrupt once some samples are stored (not after a fixed time: CI machines are slow).
+    const progress = {
+      start() {},
+      log() {},
+      stop() {},
+      update(st: { done: number }) {
+        if (st.done >= 5) abort.abort();
+      },
+    };
+    const first = await runStudy(loadStudy(file), {
+      outDir: out,
+      noCache: true,
+      env,
+      signal: abort.signal,
+      progress,
+    });
     expect(first.interrupted).toBe(true);
     expect(first.samplesDone).toBeGreaterThan(0);
     expect(first.samplesDone).toBeLessThan(80);
@@ -116,5 +130,60 @@ describe("scheduler", () => {
     expect(performance.now() - t0).toBeLessThan(50);
     await bucket.take(50);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+  });
+});
+
+describe("scheduler guards", () => {
+  it("counts a short answer as an attempt and gives up after max_retries", async () => {
+    const { registerProvider } = await import("../../src/models/registry.ts");
+    let calls = 0;
+    registerProvider(
+      "short-answers-test",
+      () => ({
+        provider: "short-answers-test",
+        model: "m",
+        capabilities: new Set(["n"] as const),
+        async chat(req) {
+          calls++;
+          // One completion whatever n is: a misbehaving server.
+          return {
+            completions: [{ text: `only one of ${req.n}`, finishReason: "stop" }],
+            usage: { promptTokens: 1, completionTokens: 1 },
+          };
+        },
+      }),
+      { replace: true },
+    );
+    const dir = tmpDir("short");
+    const fs = await import("node:fs");
+    const file = path.join(dir, "study.yaml");
+    fs.writeFileSync(
+      file,
+      `name: short
+models:
+  - {id: s, provider: short-answers-test, model: m, limits: {max_retries: 2, backoff_base_s: 0.01}}
+battery:
+  generate: {prompts: {inline: [hello]}, samples: 4}
+`,
+    );
+    const r = await runStudy(loadStudy(file), { outDir: path.join(dir, "out"), noCache: true, env: {} });
+    expect(r.samplesDone).toBe(3); // attempt 1 got sample 0, retries 1-2 got samples 1-2, then it gave up
+    expect(r.failedRequests).toBe(1);
+    expect(calls).toBe(3);
+  });
+
+  it("lets one process at a time work on a run directory", async () => {
+    server.reset();
+    server.setFaults({ slowRate: 1, slowMs: 50, rate429: 0, rate500: 0, rateDrop: 0 });
+    const dir = tmpDir("lock");
+    const file = writeStudy(dir, server, { prompts: 5, samples: 1, concurrency: 1 });
+    const out = path.join(dir, "out");
+    const first = runStudy(loadStudy(file), { outDir: out, noCache: true, env });
+    await new Promise((r) => setTimeout(r, 30));
+    await expect(
+      runStudy(loadStudy(file), { outDir: out, noCache: true, env, resume: true }),
+    ).rejects.toThrow(/another emlab process/);
+    expect((await first).samplesDone).toBe(10);
+    server.setFaults({ slowRate: 0 });
   });
 });

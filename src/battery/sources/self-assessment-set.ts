@@ -78,9 +78,19 @@ const wordAt = (text: string, word: string) => {
   return m ? m.index : -1;
 };
 
+/** The prompt with the two pole words exchanged (each keeps the case of the word it replaces). */
+export function swapPoles(text: string, a: string, b: string): string {
+  const re = new RegExp(`\\b(${a}|${b})\\b`, "gi");
+  return text.replace(re, (m) => {
+    const other = m.toLowerCase() === a.toLowerCase() ? b : a;
+    return m[0] === m[0].toUpperCase() ? other[0].toUpperCase() + other.slice(1) : other;
+  });
+}
+
 /**
  * One-prompt-a-line decision prompts (the Weckauff self-assessment file): each line must name
- * both poles of exactly one dimension; the order they appear in is the option order.
+ * both poles of exactly one dimension. Every line is asked as written and with the two pole
+ * words exchanged, so both option orders are always asked (`limit` counts lines).
  */
 export function parseSelfAssessmentLines(
   text: string,
@@ -111,9 +121,20 @@ export function parseSelfAssessmentLines(
     if (!dimensions.includes(dimension)) return;
     const order =
       wordAt(prompt, p.aligned) < wordAt(prompt, p.misaligned) ? "aligned_first" : "misaligned_first";
-    out.push({ id: `L${i + 1}`, dimension, format: "decision", order, poles: p, prompt });
+    const other = order === "aligned_first" ? "misaligned_first" : "aligned_first";
+    out.push(
+      { id: `L${i + 1}`, dimension, format: "decision", order, poles: p, prompt },
+      {
+        id: `L${i + 1}.swapped`,
+        dimension,
+        format: "decision",
+        order: other,
+        poles: p,
+        prompt: swapPoles(prompt, p.aligned, p.misaligned),
+      },
+    );
   });
-  return limit === undefined ? out : out.slice(0, limit);
+  return limit === undefined ? out : out.slice(0, 2 * limit);
 }
 
 export function readSelfAssessmentLines(
