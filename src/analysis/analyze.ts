@@ -1,0 +1,332 @@
+import { z } from "zod";
+import type { Results } from "../battery/results.ts";
+import { chiSquare } from "./chi-square.ts";
+import { pearson, spearman } from "./correlation.ts";
+import { wilson } from "./intervals.ts";
+import {
+  classifyPersona,
+  PERSONA_CLASSES,
+  type PersonaInput,
+  PersonaThresholdsSchema,
+  SENSITIVITY_SCHEMES,
+  selfReportIndex,
+  sensitivity,
+} from "./persona.ts";
+
+/**
+ * analyzeResults: everything the report renders from one results.json — per-model rows
+ * with intervals, harm vs self-report correlations across models, the chi-square of
+ * harmful × self-reports-misaligned, persona classes and their sensitivity to thresholds.
+ * Pure: no I/O, deterministic for a given results.json and options.
+ */
+
+export const AnalysisOptionsSchema = z
+  .object({
+    thresholds: PersonaThresholdsSchema.default(PersonaThresholdsSchema.parse({})),
+    /** Confidence level of every interval. */
+    level: z.number().gt(0).lt(1).default(0.95),
+    /** Bootstrap resamples for the correlation intervals. */
+    resamples: z.number().int().positive().default(2000),
+    /** Bootstrap seed; default: the run's settings.seed. */
+    seed: z.number().int().optional(),
+  })
+  .strict();
+export type AnalysisOptions = z.input<typeof AnalysisOptionsSchema>;
+
+const Interval = z.tuple([z.number(), z.number()]);
+const RateCi = z.object({
+  k: z.number().int(),
+  n: z.number().int(),
+  rate: z.number().nullable(),
+  ci: Interval.nullable(),
+});
+export type RateCi = z.infer<typeof RateCi>;
+const MeanN = z.object({ n: z.number().int(), mean: z.number().nullable() });
+const Class = z.enum(PERSONA_CLASSES);
+const Scheme = z.enum(SENSITIVITY_SCHEMES);
+
+const ModelRow = z.object({
+  model: z.string(),
+  harmful: RateCi.nullable(),
+  worst_of_n: RateCi.nullable(),
+  mean_harm_score: z.number().nullable(),
+  alignment_misaligned: RateCi.nullable(),
+  alignment_coherent: RateCi.nullable(),
+  self_assessment: MeanN.nullable(),
+  self_assessment_misaligned_share: RateCi.nullable(),
+  position_bias: z.number().nullable(),
+  misaligned_pick: RateCi.nullable(),
+  recognition_claim: RateCi.nullable(),
+  score_prediction: z
+    .object({ n: z.number().int(), mean_error: z.number().nullable(), mean_abs_error: z.number().nullable() })
+    .nullable(),
+  /** The harm level classification used (per thresholds.harm_metric). */
+  harm_level: z.number().nullable(),
+  self_report_index: z.number().nullable(),
+  class: Class,
+  class_reason: z.string().nullable(),
+});
+
+const CorrelationStats = z.object({
+  r: z.number(),
+  p: z.number(),
+  ci_fisher: Interval,
+  ci_bootstrap: Interval,
+  bootstrap_used: z.number().int(),
+});
+const CorrelationEntry = z.object({
+  x: z.string(),
+  y: z.string(),
+  n: z.number().int(),
+  models: z.array(z.string()),
+  pearson: CorrelationStats.nullable(),
+  spearman: CorrelationStats.nullable(),
+  /** Why the correlation is missing (too few models, constant figure). */
+  note: z.string().nullable(),
+});
+
+export const AnalysisSchema = z.object({
+  study: z.string(),
+  models: z.array(z.string()),
+  options: z.object({
+    thresholds: PersonaThresholdsSchema,
+    level: z.number(),
+    resamples: z.number().int(),
+    seed: z.number().int(),
+  }),
+  /** Experiments the analysis reads that results.json does not have. */
+  missing: z.array(z.string()),
+  per_model: z.array(ModelRow),
+  correlations: z.array(CorrelationEntry),
+  chi_square: z.object({
+    /** Rows harmful yes/no, columns self-reports misaligned yes/no; counts of models. */
+    table: z.tuple([z.tuple([z.number(), z.number()]), z.tuple([z.number(), z.number()])]),
+    statistic: z.number().nullable(),
+    df: z.number().int().nullable(),
+    p: z.number().nullable(),
+    small_expected: z.boolean().nullable(),
+    note: z.string().nullable(),
+  }),
+  classes: z.record(z.string(), Class),
+  class_counts: z.record(Class, z.number().int()),
+  sensitivity: z.object({
+    schemes: z.array(
+      z.object({
+        scheme: Scheme,
+        harm: z.number().nullable(),
+        self_report: z.number().nullable(),
+        rule: z.enum(["ge", "gt"]),
+        note: z.string().nullable(),
+      }),
+    ),
+    rows: z.array(
+      z.object({
+        model: z.string(),
+        harm: z.number().nullable(),
+        self_report: z.number().nullable(),
+        classes: z.record(Scheme, Class.nullable()),
+        changes_in: z.array(Scheme),
+      }),
+    ),
+    regression: z
+      .object({
+        intercept: z.number(),
+        slope: z.number(),
+        slope_se: z.number(),
+        slope_p: z.number(),
+        r_squared: z.number(),
+        n: z.number().int(),
+      })
+      .nullable(),
+    changed: z.array(z.string()),
+  }),
+});
+export type Analysis = z.infer<typeof AnalysisSchema>;
+
+type Rate = { k: number; n: number; rate: number | null };
+
+function rateCi(r: Rate | undefined, level: number): RateCi | null {
+  if (!r) return null;
+  return { k: r.k, n: r.n, rate: r.rate, ci: r.n > 0 ? wilson(r.k, r.n, level) : null };
+}
+
+function correlate(
+  name: [string, string],
+  pts: { model: string; x: number | null; y: number | null }[],
+  level: number,
+  resamples: number,
+  seed: number,
+): z.infer<typeof CorrelationEntry> {
+  const ok = pts.filter((p): p is { model: string; x: number; y: number } => p.x != null && p.y != null);
+  const xs = ok.map((p) => p.x);
+  const ys = ok.map((p) => p.y);
+  const entry = { x: name[0], y: name[1], n: ok.length, models: ok.map((p) => p.model) };
+  const none = (note: string) => ({ ...entry, pearson: null, spearman: null, note });
+  if (ok.length < 3) return none(`needs at least 3 models with both figures, has ${ok.length}`);
+  if (Math.min(...xs) === Math.max(...xs)) return none(`${name[0]} is the same for every model`);
+  if (Math.min(...ys) === Math.max(...ys)) return none(`${name[1]} is the same for every model`);
+  const stats = (f: typeof pearson) => {
+    const fisher = f(xs, ys, { level });
+    const boot = f(xs, ys, { level, ci: "bootstrap", resamples, seed });
+    return {
+      r: fisher.r,
+      p: fisher.p,
+      ci_fisher: fisher.ci,
+      ci_bootstrap: boot.ci,
+      bootstrap_used: boot.bootstrapUsed!,
+    };
+  };
+  return {
+    ...entry,
+    pearson: stats(pearson),
+    spearman: stats(spearman),
+    note: ok.length < 6 ? "few models: intervals are wide and p-values rough" : null,
+  };
+}
+
+const READ_EXPERIMENTS = [
+  "harmfulness",
+  "alignment",
+  "self_assessment",
+  "two_ai",
+  "recognition",
+  "score_prediction",
+] as const;
+
+/** Analyze a parsed results.json (validate it with ResultsSchema first). */
+export function analyzeResults(results: Results, options: AnalysisOptions = {}): Analysis {
+  const opts = AnalysisOptionsSchema.parse(options);
+  const t = opts.thresholds;
+  const seed = opts.seed ?? results.settings.seed;
+  const ex = results.experiments;
+  const missing: string[] = READ_EXPERIMENTS.filter((e) => ex[e] == null);
+  if (t.harm_metric === "alignment_misaligned" ? !ex.alignment : !ex.harmfulness) {
+    missing.push(`harm level (${t.harm_metric}) unavailable: every model is classed "other"`);
+  }
+
+  const harmOf = (m: string): number | null => {
+    if (t.harm_metric === "harmful") return ex.harmfulness?.per_model[m]?.harmful.rate ?? null;
+    if (t.harm_metric === "worst_of_n") return ex.harmfulness?.per_model[m]?.worst_of_n.rate ?? null;
+    return ex.alignment?.per_model[m]?.misaligned.rate ?? null;
+  };
+  const inputs: PersonaInput[] = results.models.map((model) => ({
+    model,
+    harm: harmOf(model),
+    selfAssessment: ex.self_assessment?.per_model[model]?.overall.mean ?? null,
+    misalignedPick: ex.two_ai?.per_model[model]?.misaligned_pick.rate ?? null,
+  }));
+  const classified = inputs.map((m) => classifyPersona(m, t));
+
+  const per_model = results.models.map((model, i) => {
+    const h = ex.harmfulness?.per_model[model];
+    const a = ex.alignment?.per_model[model];
+    const s = ex.self_assessment?.per_model[model];
+    const two = ex.two_ai?.per_model[model];
+    const rec = ex.recognition?.per_model[model];
+    const sp = ex.score_prediction?.per_model[model];
+    return {
+      model,
+      harmful: rateCi(h?.harmful, opts.level),
+      worst_of_n: rateCi(h?.worst_of_n, opts.level),
+      mean_harm_score: h?.mean_score ?? null,
+      alignment_misaligned: rateCi(a?.misaligned, opts.level),
+      alignment_coherent: rateCi(a?.coherent, opts.level),
+      self_assessment: s ? { n: s.overall.n, mean: s.overall.mean } : null,
+      self_assessment_misaligned_share: rateCi(s?.misaligned_share, opts.level),
+      position_bias: s?.position_bias ?? null,
+      misaligned_pick: rateCi(two?.misaligned_pick, opts.level),
+      recognition_claim: rateCi(rec?.claim, opts.level),
+      score_prediction: sp ? { n: sp.n, mean_error: sp.mean_error, mean_abs_error: sp.mean_abs_error } : null,
+      harm_level: inputs[i]!.harm,
+      self_report_index: selfReportIndex(inputs[i]!),
+      class: classified[i]!.class,
+      class_reason: classified[i]!.reason,
+    };
+  });
+
+  const harmName = `harm (${t.harm_metric})`;
+  const pairs: [string, (m: PersonaInput, row: (typeof per_model)[number]) => number | null][] = [
+    ["self-assessment misalignment", (m) => m.selfAssessment],
+    ["misaligned description pick rate", (m) => m.misalignedPick],
+    ["own-output claim rate", (_m, row) => row.recognition_claim?.rate ?? null],
+    ["self-report index", (m) => selfReportIndex(m)],
+  ];
+  const correlations = pairs.map(([name, get]) =>
+    correlate(
+      [harmName, name],
+      inputs.map((m, i) => ({ model: m.model, x: m.harm, y: get(m, per_model[i]!) })),
+      opts.level,
+      opts.resamples,
+      seed,
+    ),
+  );
+
+  const known = classified.filter((c) => c.harmful != null && c.selfMisaligned != null);
+  const cell = (h: boolean, s: boolean) =>
+    known.filter((c) => c.harmful === h && c.selfMisaligned === s).length;
+  const table: [[number, number], [number, number]] = [
+    [cell(true, true), cell(true, false)],
+    [cell(false, true), cell(false, false)],
+  ];
+  let chi: Analysis["chi_square"] = {
+    table,
+    statistic: null,
+    df: null,
+    p: null,
+    small_expected: null,
+    note: null,
+  };
+  if (known.length === 0) chi.note = "no model has both a harm and a self-report figure";
+  else {
+    try {
+      const c = chiSquare(table);
+      chi = { table, statistic: c.statistic, df: c.df, p: c.p, small_expected: c.smallExpected, note: null };
+      if (c.smallExpected) chi.note = "expected counts below 5: the chi-square approximation is rough";
+    } catch (e) {
+      chi.note = `not computable: ${(e as Error).message}`;
+    }
+  }
+
+  const sens = sensitivity(inputs, t);
+  const classes = Object.fromEntries(classified.map((c) => [c.model, c.class]));
+  const class_counts = Object.fromEntries(
+    PERSONA_CLASSES.map((k) => [k, classified.filter((c) => c.class === k).length]),
+  );
+
+  return AnalysisSchema.parse({
+    study: results.study,
+    models: results.models,
+    options: { thresholds: t, level: opts.level, resamples: opts.resamples, seed },
+    missing,
+    per_model,
+    correlations,
+    chi_square: chi,
+    classes,
+    class_counts,
+    sensitivity: {
+      schemes: sens.schemes.map((s) => ({
+        scheme: s.scheme,
+        harm: s.harm,
+        self_report: s.selfReport,
+        rule: s.rule,
+        note: s.note,
+      })),
+      rows: sens.rows.map((r) => ({
+        model: r.model,
+        harm: r.harm,
+        self_report: r.selfReport,
+        classes: r.classes,
+        changes_in: r.changesIn,
+      })),
+      regression: sens.regression && {
+        intercept: sens.regression.intercept,
+        slope: sens.regression.slope,
+        slope_se: sens.regression.slopeSe,
+        slope_p: sens.regression.slopeP,
+        r_squared: sens.regression.rSquared,
+        n: sens.regression.n,
+      },
+      changed: sens.changed,
+    },
+  });
+}

@@ -1,0 +1,11 @@
+/**
+ * emlab's public surface for scripts: load and run studies, talk to models, and reach the
+ * engine. Statistics live at `emlab/analysis`. The CLI (`bin/emlab.js`) is a thin layer
+ * over these.
+ */
+export { InputError, loadStudy, parseStudy } from "./config/load.ts";
+export { type Study, StudySchema } from "./config/schema.ts";
+export * as engine from "./engine/index.ts";
+export * from "./models/index.ts";
+export { type RunOptions, type RunSummary, runStudy } from "./runs/run.ts";
+export { RunStore } from "./runs/store.ts";
