@@ -1,8 +1,10 @@
 import { Command } from "commander";
 import { registerCacheCommand } from "./cache.ts";
 import { registerEngineCommand } from "./engine.ts";
+import { registerReportCommand } from "./report.ts";
 import { registerRunCommand } from "./run.ts";
 import { registerStatusCommand } from "./status.ts";
+import { registerViewCommand } from "./view.ts";
 
 /** Thin CLI: each command lives in its own file and calls into the libraries. */
 const program = new Command();
@@ -14,7 +16,9 @@ program
 
 registerRunCommand(program);
 registerStatusCommand(program);
+registerReportCommand(program);
 registerCacheCommand(program);
 registerEngineCommand(program);
+registerViewCommand(program);
 
 await program.parseAsync(process.argv);
