@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { loadStudy } from "../config/load.ts";
+import { writeReport } from "../report/index.ts";
 import { runStudy } from "../runs/run.ts";
 import { command, EXIT } from "./exit.ts";
 import { terminalProgress } from "./progress.ts";
@@ -51,8 +52,11 @@ Exit codes: 0 ok, 1 some requests failed, 2 bad input, 130 interrupted.`,
             return EXIT.interrupted;
           }
           process.stdout.write(`${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n`);
-          if (r.resultsFile)
+          if (r.resultsFile) {
             process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
+            const report = await writeReport(outDir);
+            process.stdout.write(`report: ${path.relative(process.cwd(), report.file)}\n`);
+          }
           if (r.failedRequests > 0) {
             process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
             return EXIT.failed;

@@ -172,6 +172,7 @@ describe("emlab run against the wire server", () => {
     const cache = path.join(dir, "cache");
     const a = await runCli(["run", study, "--out", path.join(dir, "a")], env(cache));
     expect(a.code).toBe(0);
+    expect(a.stdout).toMatch(/report: .*report\.html/);
     const firstCalls = server.stats.requests;
     expect(firstCalls).toBeGreaterThan(0);
     const b = await runCli(["run", study, "--out", path.join(dir, "b")], env(cache));
