@@ -133,9 +133,9 @@ describe("local ModelApi over the engine", () => {
     // Same tokens; logprobs agree to float32 rounding (a batch of 4 and of 2 sum in other orders).
     const same = (a: typeof all.completions, b: typeof all.completions) => {
       expect(a.map((c) => c.text)).toEqual(b.map((c) => c.text));
-      a.forEach((c, i) =>
-        c.logprobs!.forEach((lp, j) => expect(lp.logprob).toBeCloseTo(b[i].logprobs![j].logprob, 5)),
-      );
+      for (const [i, c] of a.entries())
+        for (const [j, lp] of c.logprobs!.entries())
+          expect(lp.logprob).toBeCloseTo(b[i].logprobs![j].logprob, 5);
     };
     same(last2.completions, all.completions.slice(2));
     same(third.completions, [all.completions[2]]);
