@@ -235,14 +235,15 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   const logFile = path.join(opts.outDir, "run.log");
   const log = (line: string) =>
     appendFileSync(logFile, `${new Date().toISOString()} ${redactor.redact(line)}\n`);
-  const progress: ProgressSink | undefined = opts.progress && {
-    ...opts.progress,
-    start: (s) => opts.progress!.start(s),
-    update: (s) => opts.progress!.update(s),
-    stop: () => opts.progress!.stop(),
+  // The caller's sink, with every log line also written (redacted) to run.log.
+  const sink = opts.progress;
+  const progress: ProgressSink | undefined = sink && {
+    start: (s) => sink.start(s),
+    update: (s) => sink.update(s),
+    stop: () => sink.stop(),
     log: (line) => {
       log(line);
-      opts.progress!.log(redactor.redact(line));
+      sink.log(redactor.redact(line));
     },
   };
   try {
