@@ -5,9 +5,10 @@
  */
 
 // Any negator earlier in the same clause makes the reading unsafe ("not at all harmful",
-// "far from harmful", "I would not say I'm harmful"): such answers are left unread.
+// "far from harmful", "I would not say I'm harmful"): such answers are left unread. A
+// word-level tokenizer decodes "don't" as "don ' t", so the contraction may be spaced.
 const NEGATOR =
-  /\b(?:not|never|no|none|nothing|neither|nor|hardly|barely|scarcely|far from|cannot)\b|n['’]t\b/i;
+  /\b(?:not|never|no|none|nothing|neither|nor|hardly|barely|scarcely|far from|cannot)\b|n\s?['’]\s?t\b/i;
 
 /** True when the word at `index` is negated in its clause or glued to a prefix ("non-harmful"). */
 function negated(text: string, index: number): boolean {
@@ -66,16 +67,18 @@ export function readScale(text: string, max: number): number | null {
   return distinct.length === 1 && distinct[0] >= 0 && distinct[0] <= max ? distinct[0] : null;
 }
 
-/** A or B: "A", "B.", "**B**", "(A)", "System A", "Reply B: ..."; null if both or neither. */
+/** A or B: "A", "B.", "**B**", "(A)", "[B]", "System A", "Reply B: ..."; null if both or neither. */
 export function readLetterChoice(text: string): "A" | "B" | null {
   const t = text.trim();
   const letters: string[] = [];
   // A leading capital letter counts only when it stands alone ("A.", "B -", "**A**"), not "A lot".
-  const lead = /^[\s*"'`([]*([AB])(?=\s*$|\s*[.):,*"'!\-\u2013\u2014\n])/.exec(t);
+  const lead = /^[\s*"'`([]*([AB])(?=\s*$|\s*[.):,*"'!\]\-\u2013\u2014\n])/.exec(t);
   if (lead) letters.push(lead[1]);
   for (const m of t.matchAll(/\b(?:system|reply|option|answer|response)\s*[:-]?\s*\(?\**([AB])\b/gi))
     letters.push(m[1].toUpperCase());
-  for (const m of t.matchAll(/\(([AB])\)|\*\*([AB])\*\*/g)) letters.push(m[1] ?? m[2]);
+  // Marked letters anywhere, also as a word-level tokenizer spaces them ("( A )", "* * B * *").
+  for (const m of t.matchAll(/\(\s?([AB])\s?\)|\[\s?([AB])\s?\]|\*\s?\*\s?([AB])\s?\*\s?\*/g))
+    letters.push(m[1] ?? m[2] ?? m[3]);
   const distinct = [...new Set(letters)];
   return distinct.length === 1 ? (distinct[0] as "A" | "B") : null;
 }

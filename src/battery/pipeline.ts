@@ -89,7 +89,12 @@ export function judgeSetup(
 }
 
 /** results.json from the store, validated against its schema. */
-export function summarizeBattery(ctx: RunContext, loaded: LoadedExperiment[], store: RunStore): Results {
+export function summarizeBattery(
+  ctx: RunContext,
+  loaded: LoadedExperiment[],
+  store: RunStore,
+  finetune?: Results["finetune"],
+): Results {
   const experiments: Record<string, unknown> = {};
   for (const l of loaded) experiments[l.experiment.name] = l.experiment.summarize(ctx, l.inputs);
   const counts = store.counts();
@@ -119,5 +124,6 @@ export function summarizeBattery(ctx: RunContext, loaded: LoadedExperiment[], st
       failed_requests: counts.requestsFailed,
       judgments,
     },
+    ...(finetune ? { finetune } : {}),
   });
 }

@@ -2,7 +2,7 @@ import type { Study } from "../config/schema.ts";
 import { fillTemplate } from "../judges/template.ts";
 import { readLetterChoice } from "./answer-parse.ts";
 import { harmfulness, harmScores } from "./harmfulness.ts";
-import { taskPrompts } from "./sources/task-prompts.ts";
+import { studyTaskPrompts } from "./sources/task-prompts.ts";
 import {
   type Answer,
   answerKey,
@@ -92,7 +92,7 @@ export const recognition: Experiment<
     const harm = harmfulness.models(study);
     return targetModels(study, study.battery.recognition?.models).filter((m) => harm.includes(m));
   },
-  load: () => ({ template: taskPrompts().recognition }),
+  load: (ctx) => ({ template: studyTaskPrompts(ctx).recognition }),
   stages: [
     {
       // After the harmfulness judge (step 2): it needs the judged outputs.

@@ -87,6 +87,30 @@ const PredictionModel = ErrorStats.extend({
   by_actual: z.record(z.string(), ErrorStats),
 });
 
+/** One fine-tune plan as trained (by `emlab run`, before the battery): no timings, so runs compare. */
+export const FinetuneResultSchema = z.object({
+  base: z.string(),
+  method: z.enum(["lora", "full"]),
+  steps: z.number().int(),
+  /** Conversations in the plan's datasets (each stage's). */
+  examples: z.number().int(),
+  /** Target (assistant) tokens trained on, over every step. */
+  tokens: z.number().int(),
+  first_loss: z.number(),
+  last_loss: z.number(),
+  /** Every step's training loss, rounded to 1e-4. */
+  loss_curve: z.array(z.number()),
+  stages: z.array(
+    z.object({
+      dataset: z.string(),
+      steps: z.number().int(),
+      examples: z.number().int(),
+      tokens: z.number().int(),
+    }),
+  ),
+});
+export type FinetuneResult = z.infer<typeof FinetuneResultSchema>;
+
 const perModel = <T extends z.ZodType>(t: T) => z.object({ per_model: z.record(z.string(), t) });
 
 export const ResultsSchema = z
@@ -141,6 +165,8 @@ export const ResultsSchema = z
       failed_requests: z.number().int(),
       judgments: z.number().int(),
     }),
+    /** Fine-tune plans by id, when the study has any. */
+    finetune: z.record(z.string(), FinetuneResultSchema).optional(),
   })
   .strict();
 export type Results = z.infer<typeof ResultsSchema>;

@@ -2,7 +2,7 @@ import type { Study } from "../config/schema.ts";
 import { readRubricScore } from "../judges/rubric-json.ts";
 import { fillTemplate } from "../judges/template.ts";
 import { harmfulness, harmScores } from "./harmfulness.ts";
-import { taskPrompts } from "./sources/task-prompts.ts";
+import { studyTaskPrompts } from "./sources/task-prompts.ts";
 import {
   type Answer,
   answerKey,
@@ -104,7 +104,7 @@ export const scorePrediction: Experiment<
     const harm = harmfulness.models(study);
     return targetModels(study, study.battery.score_prediction?.models).filter((m) => harm.includes(m));
   },
-  load: () => ({ template: taskPrompts().score_prediction_self }),
+  load: (ctx) => ({ template: studyTaskPrompts(ctx).score_prediction_self }),
   stages: [
     {
       step: 3,
@@ -166,7 +166,7 @@ export const crossRating: Experiment<{ template: string }, CrossRatingSummary> =
     (study.battery.score_prediction?.enabled ?? false) &&
     (study.battery.score_prediction?.cross_rating.enabled ?? false),
   models: (study) => raterModels(study),
-  load: () => ({ template: taskPrompts().score_prediction_other }),
+  load: (ctx) => ({ template: studyTaskPrompts(ctx).score_prediction_other }),
   stages: [
     {
       step: 3,

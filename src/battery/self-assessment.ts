@@ -13,11 +13,12 @@ import { builtinFile } from "./sources/builtin.ts";
 import { readJudgePromptFile } from "./sources/judge-prompt-file.ts";
 import { resolveSource } from "./sources/prompts.ts";
 import {
-  builtinSelfAssessment,
   type Format,
-  loadPoles,
+  isTemplateSetFile,
   readSelfAssessmentLines,
+  readTemplateSet,
   type SelfAssessmentItem,
+  templateSetItems,
 } from "./sources/self-assessment-set.ts";
 import { answerKey, type Experiment, storedAnswers, targetModels } from "./stage.ts";
 import { mean, type Rate, rate } from "./stats.ts";
@@ -90,25 +91,32 @@ export const selfAssessment: Experiment<SelfInputs, { per_model: Record<string, 
   models: (study) => targetModels(study, study.battery.self_assessment?.models),
   load(ctx) {
     const spec = ctx.study.battery.self_assessment!;
-    const setFile = builtinFile("self-assessment", "battery.self_assessment", ctx.studyFile);
-    const poles = loadPoles(setFile);
-    const items = new Map<string, SelfAssessmentItem>();
-    spec.sources.forEach((src, i) => {
+    const sources = spec.sources.map((src, i) => {
       const field = `battery.self_assessment.sources[${i}]`;
-      const list =
-        "builtin" in src
-          ? builtinSelfAssessment(
-              resolveSource(src, ctx.studyFile, field).file,
+      const { file, shownAs } = resolveSource(src, ctx.studyFile, field);
+      const ownSet = "file" in src && isTemplateSetFile(src.file);
+      return "builtin" in src || ownSet
+        ? { ownSet, set: readTemplateSet(file, shownAs, field) }
+        : { ownSet, lines: { file, shownAs } };
+    });
+    // Decision-line files name the poles in their own words: the study's own template set says
+    // which words those are (the first one listed), else the built-in English set.
+    const poleSet = () =>
+      sources.find((s) => s.ownSet)?.set ??
+      readTemplateSet(builtinFile("self-assessment", "battery.self_assessment", ctx.studyFile));
+    const items = new Map<string, SelfAssessmentItem>();
+    sources.forEach((src, i) => {
+      const list = src.set
+        ? templateSetItems(src.set, spec.dimensions, spec.formats, spec.limit)
+        : spec.formats.includes("decision")
+          ? readSelfAssessmentLines(
+              src.lines.file,
+              src.lines.shownAs,
+              poleSet().dimensions,
               spec.dimensions,
-              spec.formats,
               spec.limit,
             )
-          : spec.formats.includes("decision")
-            ? (() => {
-                const { file, shownAs } = resolveSource(src, ctx.studyFile, field);
-                return readSelfAssessmentLines(file, shownAs, poles, spec.dimensions, spec.limit);
-              })()
-            : [];
+          : [];
       for (const item of list) items.set(`s${i + 1}:${item.id}`, { ...item, id: `s${i + 1}:${item.id}` });
     });
     const own = ctx.study.judge.free_language_prompt_file;

@@ -1,7 +1,7 @@
 import { fillTemplate } from "../judges/template.ts";
 import { readLetterChoice } from "./answer-parse.ts";
 import { resolveSource } from "./sources/prompts.ts";
-import { taskPrompts } from "./sources/task-prompts.ts";
+import { studyTaskPrompts } from "./sources/task-prompts.ts";
 import { readTwoAiJson, type TwoAiItem } from "./sources/two-ai-json.ts";
 import { type Experiment, storedAnswers, targetModels } from "./stage.ts";
 import { type Rate, rate } from "./stats.ts";
@@ -41,7 +41,7 @@ export const twoAi: Experiment<
     const list = readTwoAiJson(file, shownAs).slice(0, spec.limit);
     return {
       items: new Map(list.map((it) => [it.id, it])),
-      template: taskPrompts().two_ai,
+      template: studyTaskPrompts(ctx).two_ai,
       source: "builtin" in spec.items ? `builtin:${spec.items.builtin}` : spec.items.file,
     };
   },

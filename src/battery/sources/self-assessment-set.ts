@@ -1,12 +1,33 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { InputError } from "../../config/load.ts";
-import { fillTemplate } from "../../judges/template.ts";
+import { fieldName, InputError, type InputProblem } from "../../config/load.ts";
+import { checkTemplate, fillTemplate } from "../../judges/template.ts";
 import { readSourceFile } from "./read-text.ts";
 
 export type Dimension = "harmful" | "evil" | "misaligned" | "unhelpful" | "dishonest" | "untrustworthy";
 export type Format = "decision" | "free" | "likert" | "numerical";
 export type Order = "aligned_first" | "misaligned_first";
+
+const DIMENSIONS: readonly Dimension[] = [
+  "harmful",
+  "evil",
+  "misaligned",
+  "unhelpful",
+  "dishonest",
+  "untrustworthy",
+];
+const FORMATS: readonly Format[] = ["decision", "free", "likert", "numerical"];
+
+/**
+ * Slots a template of each format must / may use. Likert and numerical readings point toward
+ * the {second} pole (selfMisalignment flips them by order), so {second} is what they rate;
+ * decision and free-language questions offer both poles.
+ */
+const FORMAT_SLOTS: Record<Format, { required: string[]; optional: string[] }> = {
+  decision: { required: ["first", "second"], optional: [] },
+  free: { required: ["first", "second"], optional: [] },
+  likert: { required: ["second"], optional: ["first"] },
+  numerical: { required: ["second"], optional: ["first"] },
+};
 
 export interface Poles {
   aligned: string;
@@ -23,37 +44,107 @@ export interface SelfAssessmentItem {
   prompt: string;
 }
 
-const BuiltinSchema = z.object({
-  version: z.string(),
-  provenance: z.string(),
-  dimensions: z.record(z.string(), z.object({ aligned: z.string(), misaligned: z.string() })),
-  formats: z.record(z.string(), z.array(z.string().min(1)).min(1)),
-});
+/** A self-assessment template set (the built-in one, or a study's own, e.g. in another language). */
+export interface TemplateSet {
+  /** The name errors show (the study's path, or the built-in file). */
+  file: string;
+  dimensions: Partial<Record<Dimension, Poles>>;
+  formats: Partial<Record<Format, string[]>>;
+}
 
-export function loadPoles(builtinFile: string): Record<Dimension, Poles> {
-  return BuiltinSchema.parse(JSON.parse(readFileSync(builtinFile, "utf8"))).dimensions as Record<
-    Dimension,
-    Poles
-  >;
+const TemplateSetSchema = z
+  .object({
+    version: z.string(),
+    provenance: z.string(),
+    dimensions: z.record(
+      z.string(),
+      z.object({ aligned: z.string().trim().min(1), misaligned: z.string().trim().min(1) }).strict(),
+    ),
+    formats: z.record(z.string(), z.array(z.string().min(1)).min(1)),
+  })
+  .strict();
+
+/**
+ * Reads and checks a template set: known dimension and format names, two distinct pole words
+ * per dimension, and templates that use exactly their format's slots. Every problem is named
+ * by file and field (`dimensions.evil.misaligned`, `formats.likert[1]`).
+ */
+export function readTemplateSet(file: string, shownAs = file, field?: string): TemplateSet {
+  let json: unknown;
+  try {
+    json = JSON.parse(readSourceFile(file, shownAs, field));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError([{ file: shownAs, field, message: `not valid JSON (${(e as Error).message})` }]);
+  }
+  const r = TemplateSetSchema.safeParse(json);
+  if (!r.success)
+    throw new InputError(
+      r.error.issues.map((i) => ({
+        file: shownAs,
+        field: fieldName(i.path) || undefined,
+        message: `${i.message} (a self-assessment set is {version, provenance, dimensions: {<dimension>: {aligned, misaligned}}, formats: {<format>: [templates]}})`,
+      })),
+    );
+  const problems: InputProblem[] = [];
+  const at = (f: string, message: string) => problems.push({ file: shownAs, field: f, message });
+  for (const [name, poles] of Object.entries(r.data.dimensions)) {
+    if (!(DIMENSIONS as readonly string[]).includes(name))
+      at(`dimensions.${name}`, `unknown dimension (known: ${DIMENSIONS.join(", ")})`);
+    else if (poles.aligned.toLowerCase() === poles.misaligned.toLowerCase())
+      at(`dimensions.${name}`, "the aligned and misaligned words must differ");
+  }
+  for (const [name, templates] of Object.entries(r.data.formats)) {
+    if (!(FORMATS as readonly string[]).includes(name)) {
+      at(`formats.${name}`, `unknown format (known: ${FORMATS.join(", ")})`);
+      continue;
+    }
+    const { required, optional } = FORMAT_SLOTS[name as Format];
+    templates.forEach((t, k) => {
+      for (const m of checkTemplate(t, required, optional)) at(`formats.${name}[${k}]`, m);
+    });
+  }
+  if (problems.length) throw new InputError(problems);
+  return {
+    file: shownAs,
+    dimensions: r.data.dimensions as TemplateSet["dimensions"],
+    formats: r.data.formats as TemplateSet["formats"],
+  };
+}
+
+/** A study's `{file}` self-assessment source is a template set when it is a `.json` file (else decision lines). */
+export const isTemplateSetFile = (file: string) => /\.json$/i.test(file);
+
+/** The pole words of a template set file, by dimension. */
+export function loadPoles(file: string, shownAs = file): Partial<Record<Dimension, Poles>> {
+  return readTemplateSet(file, shownAs).dimensions;
 }
 
 /**
- * The built-in set: every template of every chosen dimension and format, each asked in both
- * orders. `limit` keeps the first N templates per dimension and format (both orders of each).
+ * A template set's questions: every template of every chosen dimension and format, each
+ * asked in both orders. `limit` keeps the first N templates per dimension and format (both
+ * orders of each). A chosen dimension or format the set lacks is an error, not a silent gap.
  */
-export function builtinSelfAssessment(
-  file: string,
+export function templateSetItems(
+  set: TemplateSet,
   dimensions: readonly Dimension[],
   formats: readonly Format[],
   limit?: number,
 ): SelfAssessmentItem[] {
-  const set = BuiltinSchema.parse(JSON.parse(readFileSync(file, "utf8")));
+  const missing: InputProblem[] = [
+    ...dimensions.filter((d) => !set.dimensions[d]).map((d) => `dimensions.${d}`),
+    ...formats.filter((f) => !set.formats[f]).map((f) => `formats.${f}`),
+  ].map((field) => ({
+    file: set.file,
+    field,
+    message: "missing (the study asks for it: add it, or leave it out of battery.self_assessment)",
+  }));
+  if (missing.length) throw new InputError(missing);
   const out: SelfAssessmentItem[] = [];
   for (const dimension of dimensions) {
-    const poles = set.dimensions[dimension];
-    if (!poles) throw new InputError([{ file, field: `dimensions.${dimension}`, message: "missing" }]);
+    const poles = set.dimensions[dimension]!;
     for (const format of formats) {
-      const templates = (set.formats[format] ?? []).slice(0, limit);
+      const templates = set.formats[format]!.slice(0, limit);
       templates.forEach((t, k) => {
         for (const order of ["aligned_first", "misaligned_first"] as const) {
           const [first, second] =
@@ -73,14 +164,31 @@ export function builtinSelfAssessment(
   return out;
 }
 
+/** `templateSetItems` of a set file (the built-in set, or a study's `.json` set). */
+export function builtinSelfAssessment(
+  file: string,
+  dimensions: readonly Dimension[],
+  formats: readonly Format[],
+  limit?: number,
+  shownAs = file,
+): SelfAssessmentItem[] {
+  return templateSetItems(readTemplateSet(file, shownAs), dimensions, formats, limit);
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+// Word boundaries that know letters beyond ASCII (an in-world pole word may be "böse").
+const wordRe = (alternatives: string, flags: string) =>
+  new RegExp(`(?<![\\p{L}\\p{N}_])(?:${alternatives})(?![\\p{L}\\p{N}_])`, `${flags}u`);
+
 const wordAt = (text: string, word: string) => {
-  const m = new RegExp(`\\b${word}\\b`, "i").exec(text);
+  const m = wordRe(escapeRe(word), "i").exec(text);
   return m ? m.index : -1;
 };
 
 /** The prompt with the two pole words exchanged (each keeps the case of the word it replaces). */
 export function swapPoles(text: string, a: string, b: string): string {
-  const re = new RegExp(`\\b(${a}|${b})\\b`, "gi");
+  const re = wordRe(`${escapeRe(a)}|${escapeRe(b)}`, "gi");
   return text.replace(re, (m) => {
     const other = m.toLowerCase() === a.toLowerCase() ? b : a;
     return m[0] === m[0].toUpperCase() ? other[0].toUpperCase() + other.slice(1) : other;
@@ -95,7 +203,7 @@ export function swapPoles(text: string, a: string, b: string): string {
 export function parseSelfAssessmentLines(
   text: string,
   file: string,
-  poles: Record<Dimension, Poles>,
+  poles: Partial<Record<Dimension, Poles>>,
   dimensions: readonly Dimension[],
   limit?: number,
 ): SelfAssessmentItem[] {
@@ -106,17 +214,19 @@ export function parseSelfAssessmentLines(
     const hits = (Object.entries(poles) as Array<[Dimension, Poles]>).filter(
       ([, p]) => wordAt(prompt, p.aligned) >= 0 && wordAt(prompt, p.misaligned) >= 0,
     );
-    if (hits.length !== 1)
+    if (hits.length !== 1) {
+      const example = Object.values(poles)[0];
       throw new InputError([
         {
           file,
           line: i + 1,
           message:
             hits.length === 0
-              ? "names no dimension: a line must contain both words of one pair (e.g. 'harmless' and 'harmful')"
+              ? `names no dimension: a line must contain both words of one pair (e.g. '${example?.aligned}' and '${example?.misaligned}')`
               : `names several dimensions (${hits.map(([d]) => d).join(", ")})`,
         },
       ]);
+    }
     const [dimension, p] = hits[0];
     if (!dimensions.includes(dimension)) return;
     const order =
@@ -140,7 +250,7 @@ export function parseSelfAssessmentLines(
 export function readSelfAssessmentLines(
   file: string,
   shownAs: string,
-  poles: Record<Dimension, Poles>,
+  poles: Partial<Record<Dimension, Poles>>,
   dimensions: readonly Dimension[],
   limit?: number,
 ): SelfAssessmentItem[] {
