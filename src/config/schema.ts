@@ -209,7 +209,7 @@ export const SelfAssessmentSchema = z
       .min(1)
       .default([{ builtin: "self-assessment" }])
       .describe(
-        "Built-in templates (every dimension and format) or one-prompt-a-line files of decision prompts.",
+        "Template sets (a built-in one, or a .json file of the same shape: every chosen dimension and format) or one-prompt-a-line files of decision prompts (read with the poles of the first .json file set listed, else the built-in set's).",
       ),
     dimensions: z.array(SelfAssessmentDimensionSchema).min(1).default(SelfAssessmentDimensionSchema.options),
     formats: z.array(SelfAssessmentFormatSchema).min(1).default(SelfAssessmentFormatSchema.options),
@@ -272,6 +272,12 @@ export const ScorePredictionSchema = z
 
 export const BatterySchema = z
   .object({
+    task_prompts: z
+      .union([FileSource, BuiltinSource])
+      .default({ builtin: "task-prompts" })
+      .describe(
+        "The questions of two_ai, recognition, score_prediction and cross_rating: JSON {version, provenance, two_ai, recognition, score_prediction_self, score_prediction_other}.",
+      ),
     generate: GenerateExperimentSchema.optional(),
     harmfulness: HarmfulnessSchema.optional(),
     alignment: AlignmentSchema.optional(),
@@ -286,47 +292,86 @@ export type Battery = z.infer<typeof BatterySchema>;
 export const DatasetSchema = z
   .object({
     id: Id,
-    kind: z.enum(["chat_jsonl", "builtin"]),
-    path: z.string().optional(),
-    name: z.string().optional(),
-    limit: z.number().int().positive().optional(),
+    kind: z
+      .enum(["chat_jsonl", "builtin"])
+      .describe("chat_jsonl: a file of {messages: [...]} lines; builtin: a set registered in emlab."),
+    path: z.string().min(1).optional().describe("chat_jsonl: the file, relative to the study file."),
+    name: z.string().min(1).optional().describe("builtin: the registered name."),
+    limit: z.number().int().positive().optional().describe("Keep only the first N conversations."),
   })
   .strict()
-  .refine((d) => (d.kind === "chat_jsonl" ? !!d.path : !!d.name), {
-    message: "chat_jsonl needs `path`; builtin needs `name`",
+  .superRefine((d, ctx) => {
+    if (d.kind === "chat_jsonl" && !d.path)
+      ctx.addIssue({ code: "custom", path: ["path"], message: "chat_jsonl needs `path`" });
+    if (d.kind === "builtin" && !d.name)
+      ctx.addIssue({ code: "custom", path: ["name"], message: "builtin needs `name`" });
   });
 
 export const FinetuneStageSchema = z
   .object({
     dataset: Id,
-    epochs: z.number().positive().default(1),
-    steps: z.number().int().positive().optional(),
-    learning_rate: z.number().positive().optional(),
-    batch_size: z.number().int().positive().optional(),
+    epochs: z
+      .number()
+      .positive()
+      .default(1)
+      .describe("Passes over the dataset (may be fractional); ignored when `steps` is set."),
+    steps: z.number().int().positive().optional().describe("Optimizer steps (overrides epochs)."),
+    learning_rate: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Peak learning rate (default: 2e-4 with LoRA, 1e-4 full fine-tuning)."),
+    batch_size: z.number().int().positive().optional().describe("Conversations per step (default 16)."),
+    warmup_steps: z.number().int().min(0).optional().describe("Linear warmup steps (default 0)."),
+    min_lr_ratio: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe("Cosine decay floor as a fraction of the peak (default 0; 1 = constant lr)."),
+    max_seq_len: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("Tokens per conversation; longer ones are cut (default: the model's context)."),
   })
   .strict();
 
+export const FINETUNE_LORA_MODULES = [
+  "q_proj",
+  "k_proj",
+  "v_proj",
+  "o_proj",
+  "gate_proj",
+  "up_proj",
+  "down_proj",
+] as const;
+
 export const FinetunePlanSchema = z
   .object({
-    id: Id.describe("Id of the resulting model."),
-    base: Id.describe("Model id to fine-tune."),
-    backend: z.string().default("local"),
+    id: Id.describe("Id of the resulting model: a target model the battery can name."),
+    base: Id.describe("Model id to fine-tune, or the id of an earlier plan (chained)."),
+    backend: z.string().default("local").describe("Who trains: local (the emlab engine)."),
     stages: z.array(FinetuneStageSchema).min(1).describe("Run in order on one model."),
     lora: z
       .object({
         rank: z.number().int().positive().default(32),
         alpha: z.number().positive().default(64),
-        rslora: z.boolean().default(true),
-        target_modules: z
-          .array(z.enum(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
-          .default(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
-        layers: z.array(z.number().int().min(0)).optional(),
+        rslora: z.boolean().default(true).describe("Scale by alpha/sqrt(rank) instead of alpha/rank."),
+        dropout: z.number().min(0).lt(1).default(0),
+        target_modules: z.array(z.enum(FINETUNE_LORA_MODULES)).default([...FINETUNE_LORA_MODULES]),
+        layers: z.array(z.number().int().min(0)).optional().describe("Blocks to adapt (default all)."),
       })
       .strict()
-      .optional(),
-    seed: z.number().int().optional(),
+      .optional()
+      .describe("Train a LoRA adapter (saved in PEFT's layout); absent: full fine-tuning."),
+    seed: z.number().int().optional().describe("Default: derived from the study seed and the plan id."),
   })
   .strict();
+export type FinetunePlan = z.infer<typeof FinetunePlanSchema>;
+export type FinetuneStage = z.infer<typeof FinetuneStageSchema>;
+export type Dataset = z.infer<typeof DatasetSchema>;
 
 const StudyBase = z
   .object({
@@ -341,7 +386,7 @@ const StudyBase = z
     models: z.array(ModelEntrySchema).min(1),
     datasets: z.array(DatasetSchema).default([]),
     finetune: z.array(FinetunePlanSchema).default([]),
-    battery: BatterySchema.default({}),
+    battery: BatterySchema.default({ task_prompts: { builtin: "task-prompts" } }),
     judge: JudgeSchema.default(JudgeSchema.parse({})),
     interp: z.record(z.string(), z.unknown()).optional().describe("Probes, directions, steering (see docs)."),
     report: z
@@ -366,7 +411,7 @@ export const StudySchema = StudyBase.superRefine((study, ctx) => {
   });
   const gen = study.battery.generate;
   gen?.models?.forEach((id, i) => {
-    const m = study.models.find((o) => o.id === id);
+    const m = modelsAndPlans(study).get(id);
     if (!m)
       ctx.addIssue({
         code: "custom",
@@ -387,13 +432,79 @@ export const StudySchema = StudyBase.superRefine((study, ctx) => {
       path: ["judge", "model"],
       message: `unknown model id '${study.judge.model}'`,
     });
+  checkFinetunePlans(study, ctx);
+});
+
+/**
+ * Every model id the battery may name, with its roles: the study's models, plus one target per
+ * fine-tune plan (the plan's id names the fine-tuned model).
+ */
+function modelsAndPlans(study: z.infer<typeof StudyBase>): Map<string, { roles: Role[] }> {
+  const byId = new Map<string, { roles: Role[] }>(study.models.map((m) => [m.id, m]));
+  for (const p of study.finetune) if (!byId.has(p.id)) byId.set(p.id, { roles: ["target"] });
+  return byId;
+}
+
+/**
+ * Plans have fresh ids, fine-tune a study model or an earlier plan, and the local backend
+ * starts from a local model. A LoRA plan on a LoRA plan continues its adapter, so their LoRA
+ * settings must match.
+ */
+function checkFinetunePlans(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
   const datasetIds = new Set(study.datasets.map((d) => d.id));
+  const datasetSeen = new Set<string>();
+  study.datasets.forEach((d, i) => {
+    if (datasetSeen.has(d.id))
+      ctx.addIssue({
+        code: "custom",
+        path: ["datasets", i, "id"],
+        message: `duplicate dataset id '${d.id}'`,
+      });
+    datasetSeen.add(d.id);
+  });
+  const modelIds = new Set(study.models.map((m) => m.id));
   study.finetune.forEach((plan, i) => {
-    if (!ids.has(plan.base) && !study.finetune.some((p) => p.id === plan.base))
+    const earlier = study.finetune.slice(0, i);
+    if (modelIds.has(plan.id) || earlier.some((p) => p.id === plan.id))
+      ctx.addIssue({
+        code: "custom",
+        path: ["finetune", i, "id"],
+        message: `'${plan.id}' is already a model or plan id`,
+      });
+    const parent = earlier.find((p) => p.id === plan.base);
+    if (!modelIds.has(plan.base) && !parent)
       ctx.addIssue({
         code: "custom",
         path: ["finetune", i, "base"],
-        message: `unknown model id '${plan.base}'`,
+        message: study.finetune.some((p) => p.id === plan.base)
+          ? `plan '${plan.base}' must come before the plan that fine-tunes it`
+          : `unknown model id '${plan.base}'`,
+      });
+    // The study model at the root of the chain.
+    // (Each step goes to a plan listed earlier, so the walk ends even with duplicate ids.)
+    let rootId = plan.base;
+    for (let k = parent ? study.finetune.indexOf(parent) : -1; k >= 0; ) {
+      rootId = study.finetune[k].base;
+      k = study.finetune.slice(0, k).findIndex((q) => q.id === rootId);
+    }
+    const root = study.models.find((m) => m.id === rootId);
+    if (plan.backend === "local" && root && root.provider !== "local")
+      ctx.addIssue({
+        code: "custom",
+        path: ["finetune", i, "base"],
+        message: `backend 'local' trains local models, but '${root.id}' has provider '${root.provider}'`,
+      });
+    if (plan.lora && parent?.lora && JSON.stringify(plan.lora) !== JSON.stringify(parent.lora))
+      ctx.addIssue({
+        code: "custom",
+        path: ["finetune", i, "lora"],
+        message: `a LoRA plan on LoRA plan '${parent.id}' continues its adapter: use the same lora settings`,
+      });
+    if (plan.lora && !parent && root?.options?.adapter !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["finetune", i, "lora"],
+        message: `'${root.id}' already has an adapter (options.adapter); fine-tune it fully or merge it first`,
       });
     plan.stages.forEach((s, j) => {
       if (!datasetIds.has(s.dataset))
@@ -404,7 +515,7 @@ export const StudySchema = StudyBase.superRefine((study, ctx) => {
         });
     });
   });
-});
+}
 
 export type Study = z.infer<typeof StudySchema>;
 export type StudyInput = z.input<typeof StudySchema>;
@@ -414,7 +525,7 @@ const needsJudge = ["harmfulness", "alignment", "self_assessment"] as const;
 /** Battery model references exist and have the right roles; judged experiments have a judge. */
 function checkBatteryModels(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
   const b = study.battery;
-  const byId = new Map(study.models.map((m) => [m.id, m]));
+  const byId = modelsAndPlans(study);
   const experiments = [
     "harmfulness",
     "alignment",
@@ -445,7 +556,7 @@ function checkBatteryModels(study: z.infer<typeof StudyBase>, ctx: z.RefinementC
   });
   const alt = b.recognition?.alternative;
   const harmTargets =
-    b.harmfulness?.models ?? study.models.filter((m) => m.roles.includes("target")).map((m) => m.id);
+    b.harmfulness?.models ?? [...byId].filter(([, m]) => m.roles.includes("target")).map(([id]) => id);
   if (alt && alt !== "base" && byId.has(alt) && !harmTargets.includes(alt))
     ctx.addIssue({
       code: "custom",

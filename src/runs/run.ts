@@ -14,6 +14,9 @@ import {
 import type { LoadContext, PlannedRequest, RunContext } from "../battery/stage.ts";
 import { InputError, type LoadedStudy } from "../config/load.ts";
 import type { ModelEntry, Study } from "../config/schema.ts";
+import { loadStudyDatasets } from "../datasets/study-datasets.ts";
+import { prepareFinetune, withPlanModels } from "../finetune/plan.ts";
+import { finetuneResults, runFinetunePlans } from "../finetune/run-plans.ts";
 import { asBatchApi, createModelApi } from "../models/registry.ts";
 import type { ProviderSettings } from "../models/types.ts";
 import { runBatches } from "./batch.ts";
@@ -192,13 +195,17 @@ function buildTargets(
 }
 
 /**
- * `emlab run`: plan → store → scheduler. Everything that can be wrong with the input is
- * checked before the run directory is touched, so bad input writes nothing.
+ * `emlab run`: fine-tune plans → plan → store → scheduler. Everything that can be wrong with
+ * the input is checked before the run directory is touched, so bad input writes nothing.
  */
 export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<RunSummary> {
-  const { study, file } = loaded;
+  const { study: declared, file } = loaded;
   const env = opts.env ?? process.env;
   const studyDir = path.dirname(file);
+  // Datasets read and checked, plan bases loaded, data tokenized: all before anything is written.
+  const plans = prepareFinetune(declared, file, opts.outDir, loadStudyDatasets(declared, file));
+  // Each plan's id names its fine-tuned model, a target like the study's own models.
+  const study = withPlanModels(declared, plans);
   // Every source is read and checked here, before the run directory is touched.
   const loadCtx: LoadContext = { study, studyFile: file, studyDir };
   const battery = loadBattery(loadCtx);
@@ -247,7 +254,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     },
   };
   try {
-    const hash = studyHash(study);
+    const hash = studyHash(declared);
     if (exists) {
       const prev = store.getStudy();
       if (prev && prev.config_hash !== hash)
@@ -262,12 +269,32 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     } else {
       store.setStudy({
         name: study.name,
-        config_json: JSON.stringify(study),
+        config_json: JSON.stringify(declared),
         config_hash: hash,
         source_path: file,
         source_text: loaded.text,
       });
       for (const m of study.models) store.upsertModel({ ...m, base_url: m.base_url, roles: m.roles });
+    }
+    // Fine-tuning first: the battery's identities fingerprint the saved weights.
+    const trained = await runFinetunePlans(plans, {
+      store,
+      runDir: opts.outDir,
+      signal: opts.signal,
+      log: (line) => (progress ? progress.log(line) : log(line)),
+    });
+    if (!trained) {
+      log("interrupted during fine-tuning");
+      return {
+        samplesTotal: 0,
+        samplesDone: 0,
+        failedRequests: 0,
+        cacheHits: 0,
+        interrupted: true,
+        outDir: opts.outDir,
+        planned: 0,
+        added: 0,
+      };
     }
     const planned = new Set<string>();
     const identities = new Map(study.models.map((m) => [m.id, modelIdentity(m, studyDir)]));
@@ -319,7 +346,11 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     let resultsFile: string | undefined;
     if (!result.interrupted) {
       resultsFile = path.join(opts.outDir, RESULTS_FILE);
-      writeFileSync(resultsFile, `${JSON.stringify(summarizeBattery(ctx, battery, store), null, 2)}\n`);
+      const finetune = plans.length > 0 ? finetuneResults(store, plans) : undefined;
+      writeFileSync(
+        resultsFile,
+        `${JSON.stringify(summarizeBattery(ctx, battery, store, finetune), null, 2)}\n`,
+      );
     }
     log(
       `${result.interrupted ? "interrupted" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,

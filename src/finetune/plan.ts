@@ -1,0 +1,200 @@
+/**
+ * Fine-tune plans, resolved before anything is trained: where each plan starts (a study
+ * model, or the output of an earlier plan), where it is saved, its datasets tokenized, its
+ * settings with defaults filled in, and the model entry the battery sees under the plan's
+ * id. Everything that can be wrong is found here, before a run directory is touched.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { InputError, type InputProblem } from "../config/load.ts";
+import { type FinetunePlan, type ModelEntry, ModelEntrySchema, type Study } from "../config/schema.ts";
+import type { LoadedDatasets } from "../datasets/study-datasets.ts";
+import { chatExamples } from "../engine/chat-examples.ts";
+import { type ChatTemplate, detectChatTemplate } from "../engine/io/chat-template.ts";
+import { type HfTokenizer, loadTokenizer } from "../engine/io/tokenizer.ts";
+import { readHfConfig } from "../engine/pretrained.ts";
+import type { TrainExample } from "../engine/train.ts";
+import { deriveSeed } from "../runs/canonical.ts";
+
+/** Backends that can train a plan; the others are refused with the list. */
+export const FINETUNE_BACKENDS = ["local"] as const;
+
+/** Defaults of the stage settings the study leaves out (documented in docs/finetune.md). */
+export const STAGE_DEFAULTS = {
+  learningRateLora: 2e-4,
+  learningRateFull: 1e-4,
+  batchSize: 16,
+  warmupSteps: 0,
+  minLrRatio: 0,
+} as const;
+
+/** A model on disk: weights, plus a LoRA adapter to apply to them. */
+export interface ModelOnDisk {
+  modelDir: string;
+  adapterDir?: string;
+}
+
+/** One stage with every setting resolved. */
+export interface PreparedStage {
+  dataset: string;
+  examples: TrainExample[];
+  steps: number;
+  learningRate: number;
+  batchSize: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  maxSeqLen: number;
+  seed: number;
+}
+
+export interface PreparedPlan {
+  plan: FinetunePlan;
+  /** Position in the study's `finetune` list. */
+  index: number;
+  seed: number;
+  /** Where training starts. */
+  start: ModelOnDisk;
+  /** What training leaves: the adapter or model directory is `outDir`. */
+  output: ModelOnDisk;
+  /** `<run dir>/finetune/<plan id>`. */
+  outDir: string;
+  /** The study model at the root of the chain: its tokenizer files travel with full models. */
+  rootDir: string;
+  stages: PreparedStage[];
+  /** The model the battery targets under the plan's id. */
+  model: ModelEntry;
+}
+
+export const finetuneDir = (runDir: string, planId: string) => path.resolve(runDir, "finetune", planId);
+
+interface Root {
+  entry: ModelEntry;
+  dir: string;
+  tokenizer: HfTokenizer;
+  template: ChatTemplate;
+  maxPositions: number;
+}
+
+/**
+ * Resolves every plan of the study, in order. Throws InputError (naming `finetune[i]...`)
+ * for an unknown backend, a base model that cannot be loaded, or data that cannot be trained on.
+ */
+export function prepareFinetune(
+  study: Study,
+  studyFile: string,
+  runDir: string,
+  datasets: LoadedDatasets,
+): PreparedPlan[] {
+  const studyDir = path.dirname(studyFile);
+  const problems: InputProblem[] = [];
+  const roots = new Map<string, Root | null>();
+  const prepared: PreparedPlan[] = [];
+  const planRoots = new Map<string, Root>();
+  const where = (field: string) => ({ file: studyFile, field });
+
+  const rootOf = (entry: ModelEntry, field: string): Root | null => {
+    if (roots.has(entry.id)) return roots.get(entry.id)!;
+    const dir = path.resolve(studyDir, entry.model);
+    let root: Root | null = null;
+    try {
+      if (!existsSync(dir)) throw new Error(`model directory ${dir} does not exist`);
+      const { shape } = readHfConfig(dir);
+      const tokenizer = loadTokenizer(dir);
+      const template = detectChatTemplate(tokenizer);
+      if (!template) throw new Error(`${dir}: no chat template recognised (ChatML or the organism template)`);
+      root = { entry, dir, tokenizer, template, maxPositions: shape.maxPositions };
+    } catch (e) {
+      problems.push({ ...where(field), message: `model '${entry.id}': ${(e as Error).message}` });
+    }
+    roots.set(entry.id, root);
+    return root;
+  };
+
+  study.finetune.forEach((plan, i) => {
+    const field = `finetune[${i}]`;
+    if (!(FINETUNE_BACKENDS as readonly string[]).includes(plan.backend)) {
+      problems.push({
+        ...where(`${field}.backend`),
+        message: `unknown backend '${plan.backend}' (known: ${FINETUNE_BACKENDS.join(", ")})`,
+      });
+      return;
+    }
+    const parent = prepared.find((p) => p.plan.id === plan.base);
+    const baseEntry = study.models.find((m) => m.id === plan.base);
+    let root: Root | null;
+    let start: ModelOnDisk;
+    if (parent) {
+      root = planRoots.get(parent.plan.id) ?? null;
+      start = parent.output;
+    } else if (baseEntry) {
+      root = rootOf(baseEntry, `${field}.base`);
+      const adapter = baseEntry.options?.adapter;
+      start = {
+        modelDir: root?.dir ?? baseEntry.model,
+        adapterDir: typeof adapter === "string" ? path.resolve(studyDir, adapter) : undefined,
+      };
+    } else {
+      // The schema already refused an unknown base; a failed parent was reported above.
+      return;
+    }
+    if (!root) return;
+
+    const seed = plan.seed ?? deriveSeed(study.seed, "finetune", plan.id);
+    const stages: PreparedStage[] = [];
+    plan.stages.forEach((s, j) => {
+      const conversations = datasets.get(s.dataset);
+      if (!conversations) return; // unknown dataset: the schema reported it
+      let examples: TrainExample[];
+      try {
+        examples = chatExamples(conversations, root.tokenizer, root.template);
+      } catch (e) {
+        problems.push({
+          ...where(`${field}.stages[${j}].dataset`),
+          message: `dataset '${s.dataset}': ${(e as Error).message}`,
+        });
+        return;
+      }
+      const batchSize = s.batch_size ?? STAGE_DEFAULTS.batchSize;
+      stages.push({
+        dataset: s.dataset,
+        examples,
+        // The Trainer's own rule (epochs over the data, at least one step), fixed here so progress knows it.
+        steps: s.steps ?? Math.max(1, Math.ceil((s.epochs * examples.length) / batchSize)),
+        learningRate:
+          s.learning_rate ?? (plan.lora ? STAGE_DEFAULTS.learningRateLora : STAGE_DEFAULTS.learningRateFull),
+        batchSize,
+        warmupSteps: s.warmup_steps ?? STAGE_DEFAULTS.warmupSteps,
+        minLrRatio: s.min_lr_ratio ?? STAGE_DEFAULTS.minLrRatio,
+        maxSeqLen: Math.min(s.max_seq_len ?? root.maxPositions, root.maxPositions),
+        seed: deriveSeed(seed, "stage", j),
+      });
+    });
+    if (stages.length !== plan.stages.length) return;
+
+    const outDir = finetuneDir(runDir, plan.id);
+    const output: ModelOnDisk = plan.lora
+      ? { modelDir: start.modelDir, adapterDir: outDir }
+      : { modelDir: outDir };
+    const { adapter: _, ...rootOptions } = root.entry.options ?? {};
+    const options = output.adapterDir ? { ...rootOptions, adapter: output.adapterDir } : rootOptions;
+    const model = ModelEntrySchema.parse({
+      id: plan.id,
+      roles: ["target"],
+      provider: "local",
+      model: output.modelDir,
+      ...(Object.keys(options).length > 0 ? { options } : {}),
+      limits: root.entry.limits,
+      base: plan.base,
+    });
+    planRoots.set(plan.id, root);
+    prepared.push({ plan, index: i, seed, start, output, outDir, rootDir: root.dir, stages, model });
+  });
+  if (problems.length > 0) throw new InputError(problems);
+  return prepared;
+}
+
+/** The study's models plus one target per plan: the list the battery and the store use. */
+export function withPlanModels(study: Study, plans: PreparedPlan[]): Study {
+  if (plans.length === 0) return study;
+  return { ...study, models: [...study.models, ...plans.map((p) => p.model)] };
+}

@@ -1,0 +1,143 @@
+/**
+ * Fine-tune plans inside a run: each plan is a job in the run store ("finetune:<plan id>").
+ * A plan whose job is done (and whose output is on disk) is not trained again; any other is
+ * trained from scratch, saved, recorded as an artifact with its sha256, and marked done
+ * before the next plan starts, so a killed run resumes after the last finished plan.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { type FinetuneResult, FinetuneResultSchema } from "../battery/results.ts";
+import type { RunStore } from "../runs/store.ts";
+import { trainLocalPlan } from "./local.ts";
+import type { PreparedPlan } from "./plan.ts";
+
+export const finetuneJobId = (planId: string) => `finetune:${planId}`;
+
+export interface RunPlansOptions {
+  store: RunStore;
+  runDir: string;
+  signal?: AbortSignal;
+  /** One line per event (start, progress every tenth of the steps, finish). */
+  log: (line: string) => void;
+}
+
+/** sha256 over a directory's files: each file's name and content hash, in name order. */
+export function hashDir(dir: string): { sha256: string; files: Record<string, string> } {
+  const files: Record<string, string> = {};
+  for (const name of readdirSync(dir).sort())
+    files[name] = createHash("sha256")
+      .update(readFileSync(path.join(dir, name)))
+      .digest("hex");
+  const all = createHash("sha256");
+  for (const [name, h] of Object.entries(files)) all.update(`${name}\u0000${h}\n`);
+  return { sha256: all.digest("hex"), files };
+}
+
+function outputOnDisk(p: PreparedPlan): boolean {
+  const need = p.plan.lora ? "adapter_model.safetensors" : "model.safetensors";
+  return existsSync(path.join(p.outDir, need));
+}
+
+/** Trains every plan not done yet, in order. Returns false when the signal stopped it. */
+export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOptions): Promise<boolean> {
+  const { store, log } = opts;
+  for (const p of plans) {
+    const id = p.plan.id;
+    const jobId = finetuneJobId(id);
+    if (store.getJob(jobId)?.status === "done" && outputOnDisk(p)) {
+      log(`finetune ${id}: done in an earlier invocation, not trained again`);
+      continue;
+    }
+    const spec = {
+      plan: p.plan,
+      seed: p.seed,
+      start: p.start,
+      stages: p.stages.map(({ examples, ...s }) => ({ ...s, examples: examples.length })),
+    };
+    const totalSteps = p.stages.reduce((a, s) => a + s.steps, 0);
+    const every = Math.max(1, Math.ceil(totalSteps / 10));
+    log(`finetune ${id}: ${p.plan.lora ? "LoRA" : "full"} on ${p.plan.base}, ${totalSteps} step(s)`);
+    store.upsertJob({
+      id: jobId,
+      kind: "finetune",
+      status: "running",
+      spec_json: JSON.stringify(spec),
+      result_json: null,
+      error: null,
+      started_at: new Date().toISOString(),
+    });
+    const t0 = performance.now();
+    let result: FinetuneResult | null;
+    try {
+      result = await trainLocalPlan(p, {
+        signal: opts.signal,
+        onStep: (r) => {
+          if (r.step % every === 0 || r.step === r.totalSteps)
+            log(`finetune ${id}: step ${r.step}/${r.totalSteps} loss ${r.loss.toFixed(4)}`);
+        },
+      });
+    } catch (e) {
+      store.upsertJob({
+        id: jobId,
+        kind: "finetune",
+        status: "failed",
+        spec_json: JSON.stringify(spec),
+        result_json: null,
+        error: (e as Error).message,
+        finished_at: new Date().toISOString(),
+      });
+      throw e;
+    }
+    if (!result) {
+      store.upsertJob({
+        id: jobId,
+        kind: "finetune",
+        status: "failed",
+        spec_json: JSON.stringify(spec),
+        result_json: null,
+        error: "interrupted (trained again from scratch on --resume)",
+        finished_at: new Date().toISOString(),
+      });
+      log(`finetune ${id}: interrupted`);
+      return false;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const { sha256, files } = hashDir(p.outDir);
+    store.addArtifact({
+      id: jobId,
+      kind: p.plan.lora ? "lora_adapter" : "model",
+      path: path.relative(opts.runDir, p.outDir),
+      sha256,
+      meta_json: JSON.stringify({ plan: id, base: p.plan.base, files }),
+    });
+    store.upsertJob({
+      id: jobId,
+      kind: "finetune",
+      status: "done",
+      spec_json: JSON.stringify(spec),
+      // Timings stay in the store; results.json gets only what a rerun reproduces.
+      result_json: JSON.stringify({ ...result, seconds: Math.round(seconds * 100) / 100 }),
+      error: null,
+      finished_at: new Date().toISOString(),
+    });
+    log(
+      `finetune ${id}: done, ${result.steps} step(s), loss ${result.first_loss} -> ${result.last_loss}, ` +
+        `${result.tokens} tokens, ${seconds.toFixed(1)}s (${Math.round(result.tokens / Math.max(seconds, 1e-3))} tokens/s)`,
+    );
+  }
+  return true;
+}
+
+/** The `finetune` block of results.json, from the store's finished jobs. */
+export function finetuneResults(store: RunStore, plans: PreparedPlan[]): Record<string, FinetuneResult> {
+  const out: Record<string, FinetuneResult> = {};
+  for (const p of plans) {
+    const job = store.getJob(finetuneJobId(p.plan.id));
+    if (job?.status !== "done" || !job.result_json)
+      throw new Error(`fine-tune job ${finetuneJobId(p.plan.id)} is not done`);
+    // parse() drops the stored timing.
+    out[p.plan.id] = FinetuneResultSchema.parse(JSON.parse(job.result_json));
+  }
+  return out;
+}
