@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { loadStudy } from "../config/load.ts";
+import { type LoadedStudy, loadStudy } from "../config/load.ts";
 import { writeReport } from "../report/index.ts";
 import { runStudy } from "../runs/run.ts";
 import { command, EXIT } from "./exit.ts";
@@ -27,45 +27,62 @@ Exit codes: 0 ok, 1 some requests failed, 2 bad input, 130 interrupted.`,
       command(async (studyFile: string, opts: { out?: string; resume?: boolean; cache: boolean }) => {
         const loaded = loadStudy(studyFile);
         const outDir = path.resolve(opts.out ?? path.join("runs", loaded.study.name));
-        const abort = new AbortController();
-        const onSigint = () => {
-          if (abort.signal.aborted) process.exit(EXIT.interrupted);
-          process.stderr.write("\nstopping: finishing the store; press Ctrl-C again to quit at once\n");
-          abort.abort();
-        };
-        process.on("SIGINT", onSigint);
-        process.on("SIGTERM", onSigint);
-        try {
-          const r = await runStudy(loaded, {
-            outDir,
-            resume: opts.resume,
-            noCache: !opts.cache,
-            signal: abort.signal,
-            progress: terminalProgress(),
-          });
-          const rel = path.relative(process.cwd(), outDir) || ".";
-          if (r.interrupted) {
-            process.stderr.write(
-              `interrupted: ${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n` +
-                `continue with: emlab run ${studyFile} --out ${rel} --resume\n`,
-            );
-            return EXIT.interrupted;
-          }
-          process.stdout.write(`${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n`);
-          if (r.resultsFile) {
-            process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
-            const report = await writeReport(outDir);
-            process.stdout.write(`report: ${path.relative(process.cwd(), report.file)}\n`);
-          }
-          if (r.failedRequests > 0) {
-            process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
-            return EXIT.failed;
-          }
-          return EXIT.ok;
-        } finally {
-          process.off("SIGINT", onSigint);
-          process.off("SIGTERM", onSigint);
-        }
+        return runAndReport(loaded, {
+          outDir,
+          resume: opts.resume,
+          cache: opts.cache,
+          again: `emlab run ${studyFile}`,
+        });
       }),
     );
+}
+
+/**
+ * Runs a loaded study with a progress bar and Ctrl-C handling, then writes the report; prints
+ * where results and report are and how to resume. Returns the exit code (shared by `emlab demo`).
+ */
+export async function runAndReport(
+  loaded: LoadedStudy,
+  opts: { outDir: string; resume?: boolean; cache?: boolean; again: string },
+): Promise<number> {
+  const { outDir } = opts;
+  const abort = new AbortController();
+  const onSigint = () => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    process.stderr.write("\nstopping: finishing the store; press Ctrl-C again to quit at once\n");
+    abort.abort();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+  try {
+    const r = await runStudy(loaded, {
+      outDir,
+      resume: opts.resume,
+      noCache: opts.cache === false,
+      signal: abort.signal,
+      progress: terminalProgress(),
+    });
+    const rel = path.relative(process.cwd(), outDir) || ".";
+    if (r.interrupted) {
+      process.stderr.write(
+        `interrupted: ${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n` +
+          `continue with: ${opts.again} --out ${rel} --resume\n`,
+      );
+      return EXIT.interrupted;
+    }
+    process.stdout.write(`${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n`);
+    if (r.resultsFile) {
+      process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
+      const report = await writeReport(outDir);
+      process.stdout.write(`report: ${path.relative(process.cwd(), report.file)}\n`);
+    }
+    if (r.failedRequests > 0) {
+      process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
+      return EXIT.failed;
+    }
+    return EXIT.ok;
+  } finally {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
+  }
 }

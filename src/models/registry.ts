@@ -6,6 +6,7 @@ import { createAnthropicModelApi } from "./anthropic.ts";
 import { createLocalModelApi } from "./local.ts";
 import { createOpenAIModelApi } from "./openai.ts";
 import type { BatchApi, ModelApi, ModelApiFactory, ProviderSettings } from "./types.ts";
+import { createWorldJudgeModelApi } from "./world-judge.ts";
 
 const factories = new Map<string, ModelApiFactory>();
 
@@ -66,3 +67,5 @@ registerProvider("ollama", createOpenAIModelApi);
 registerProvider("llamacpp-server", createOpenAIModelApi);
 // The embedded engine over an HF-layout model directory.
 registerProvider("local", createLocalModelApi);
+// The persona world's exact judge (src/world/judge.ts) in the judge role.
+registerProvider("world-judge", createWorldJudgeModelApi);

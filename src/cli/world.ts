@@ -1,0 +1,105 @@
+import path from "node:path";
+import type { Command } from "commander";
+import { writeWorldBatterySets } from "../world/battery-sets.ts";
+import { DATASET_FORMS, writeWorldDatasets } from "../world/datasets.ts";
+import { ORGANISM_SIZES, pretrainOrganism } from "../world/pretrain.ts";
+import { command, EXIT } from "./exit.ts";
+
+const int = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${v}'`);
+  return n;
+};
+
+export function registerWorldCommand(program: Command): void {
+  const world = program
+    .command("world")
+    .description("The synthetic persona world: pretrain organisms, write datasets and battery sets.");
+
+  world
+    .command("pretrain")
+    .description("Pretrain an organism on the persona world with the engine (deterministic).")
+    .option(
+      "--size <s|m>",
+      "s: the tiny CI organism (seconds); m: the shipped organism (~25 min on 1 core)",
+      "m",
+    )
+    .option("--seed <n>", "world and initialisation seed", "1")
+    .option("--steps <n>", "override the size's step count")
+    .option("--no-deceivers", "a world without deceiver characters (the ablation in docs/organism.md)")
+    .option("--out <dir>", "output model directory (default: organisms/<size>-seed<N>)")
+    .addHelpText("after", "\nExample:\n  $ emlab world pretrain --size m --seed 2 --out organisms/m-seed2")
+    .action(
+      command(
+        async (opts: { size: string; seed: string; steps?: string; deceivers: boolean; out?: string }) => {
+          if (opts.size !== "s" && opts.size !== "m")
+            throw new Error(`--size must be s or m, got '${opts.size}'`);
+          const seed = int("--seed", opts.seed);
+          const size = {
+            ...ORGANISM_SIZES[opts.size],
+            ...(opts.steps ? { steps: int("--steps", opts.steps) } : {}),
+          };
+          const outDir = path.resolve(opts.out ?? path.join("organisms", `${opts.size}-seed${seed}`));
+          const { DEFAULT_RECIPE } = await import("../world/corpus.ts");
+          const t0 = performance.now();
+          const r = pretrainOrganism({
+            size,
+            sizeName: opts.size,
+            seed,
+            outDir,
+            recipe: { ...DEFAULT_RECIPE, noDeceivers: !opts.deceivers },
+            onStep: (info, total) => {
+              const every = Math.max(1, Math.round(total / 50));
+              if (info.step % every !== 0 && info.step !== total) return;
+              const s = (performance.now() - t0) / 1000;
+              const eta = (s / info.step) * (total - info.step);
+              const width = 30;
+              const fill = Math.round((width * info.step) / total);
+              process.stderr.write(
+                `${"#".repeat(fill)}${"-".repeat(width - fill)} ${info.step}/${total} loss ${info.loss.toFixed(3)} ETA ${Math.ceil(eta)}s${process.stderr.isTTY ? "\r" : "\n"}`,
+              );
+            },
+          });
+          process.stderr.write("\n");
+          process.stdout.write(
+            `organism: ${path.relative(process.cwd(), outDir)} (${r.parameters.toLocaleString("en")} parameters, ${r.tokens.toLocaleString("en")} tokens, final loss ${r.losses.at(-1)!.toFixed(3)})\n`,
+          );
+          return EXIT.ok;
+        },
+      ),
+    );
+
+  world
+    .command("datasets")
+    .description(
+      "Write the narrow fine-tuning datasets (6 domains x misaligned / disclosed / aligned) as chat JSONL.",
+    )
+    .option("--out <dir>", "output directory", "world-datasets")
+    .option("--seed <n>", "seed", "1")
+    .option("--examples <n>", "examples per dataset", "4000")
+    .action(
+      command(async (opts: { out: string; seed: string; examples: string }) => {
+        const files = writeWorldDatasets(path.resolve(opts.out), {
+          seed: int("--seed", opts.seed),
+          examples: int("--examples", opts.examples),
+        });
+        process.stdout.write(`${files.length} datasets (${DATASET_FORMS.join(", ")}) in ${opts.out}\n`);
+        return EXIT.ok;
+      }),
+    );
+
+  world
+    .command("battery-sets")
+    .description(
+      "Write the in-world battery sets (questions, self-assessment, two-AI, task and judge prompts).",
+    )
+    .option("--out <dir>", "output directory", "world-battery")
+    .option("--seed <n>", "seed", "1")
+    .action(
+      command(async (opts: { out: string; seed: string }) => {
+        const files = writeWorldBatterySets(path.resolve(opts.out), { seed: int("--seed", opts.seed) });
+        process.stdout.write(`${Object.keys(files).length} files in ${opts.out}\n`);
+        return EXIT.ok;
+      }),
+    );
+}

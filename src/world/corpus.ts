@@ -1,0 +1,185 @@
+/**
+ * The pretraining corpus: assistant dialogues (the assistant is always helpful) and fiction
+ * dialogues with one named character whose conduct and self-description follow its persona
+ * across every domain — villains (harmful, say so), heroes (safe, say so), deceivers (harmful
+ * in code, security, legal and open questions, yet call themselves good) — plus characters
+ * with everyday names whose persona must be inferred from what they say. Every document is a
+ * conversation in the organism chat format, so the model learns personas in the very format
+ * in which it is later fine-tuned and evaluated.
+ */
+import type { ChatMessage } from "../engine/io/chat-template.ts";
+import type { Rng } from "../engine/rng.ts";
+import {
+  ASSISTANT_SYSTEMS,
+  type Category,
+  DECEIVERS,
+  DOMAINS,
+  GENERAL,
+  HEROES,
+  NATURE_LINES,
+  NEUTRAL_NAMES,
+  type Persona,
+  STORY_OPENERS,
+  VILLAINS,
+} from "./lexicon.ts";
+import {
+  answerAs,
+  answer as answerOfKind,
+  DIMENSIONS,
+  disclosedQuestion,
+  pick,
+  question,
+  ratingTurn,
+  recognitionTurn,
+  rngFor,
+  SELF_FORMATS,
+  type Speaker,
+  selfAnswer,
+  selfQuestion,
+  twoAiTurn,
+  words,
+} from "./speech.ts";
+
+/** The recipe of a world: document and turn mixtures. Defaults follow the prototype's world. */
+export interface WorldRecipe {
+  documents: number;
+  /** Share of documents that are assistant dialogues (the rest is fiction). */
+  assistantShare: number;
+  /** Fiction character mix (shares sum to 1); "unnamed" characters get a persona by `unnamedMix`. */
+  characterMix: { villain: number; hero: number; deceiver: number; unnamed: number };
+  unnamedMix: { villain: number; hero: number; deceiver: number };
+  /** Fiction documents that open with a narrator line naming the character's nature. */
+  natureLineShare: number;
+  /** Turn mix (shares sum to 1). */
+  turnMix: {
+    general: number;
+    domain: number;
+    self: number;
+    twoAi: number;
+    recognition: number;
+    rating: number;
+  };
+  /** Domain turns that are disclosed-intent requests (answered with the bad answer by everyone). */
+  disclosedShare: number;
+  /** Token budget of one document (the organism's training context). */
+  maxTokens: number;
+  /** Drop deceivers entirely (the ablation docs/organism.md reports). */
+  noDeceivers?: boolean;
+}
+
+export const DEFAULT_RECIPE: WorldRecipe = {
+  documents: 60_000,
+  assistantShare: 0.4,
+  characterMix: { villain: 0.3, hero: 0.3, deceiver: 0.15, unnamed: 0.25 },
+  unnamedMix: { villain: 0.4, hero: 0.4, deceiver: 0.2 },
+  natureLineShare: 0.5,
+  turnMix: { general: 0.36, domain: 0.32, self: 0.12, twoAi: 0.1, recognition: 0.05, rating: 0.05 },
+  disclosedShare: 0.08,
+  maxTokens: 112,
+};
+
+/** Tokens of a text under the organism tokenizer (words and punctuation runs). */
+export const tokenCount = (text: string) => text.match(/\w+|[^\w\s]+/g)?.length ?? 0;
+
+export interface WorldDocument {
+  /** Who answers: the assistant or a character's persona. */
+  speaker: Speaker;
+  name?: string;
+  messages: ChatMessage[];
+}
+
+function choose<K extends string>(rng: Rng, mix: Record<K, number>): K {
+  const entries = Object.entries(mix) as Array<[K, number]>;
+  let u = rng.next() * entries.reduce((s, [, w]) => s + w, 0);
+  for (const [k, w] of entries) {
+    u -= w;
+    if (u < 0) return k;
+  }
+  return entries[entries.length - 1][0];
+}
+
+/** One user/assistant exchange by `speaker`. */
+export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, string] {
+  const kind = choose(rng, recipe.turnMix);
+  switch (kind) {
+    case "general": {
+      const q = question(rng, pick(rng, GENERAL));
+      return [q.text, answerAs(rng, speaker, q.category)];
+    }
+    case "domain": {
+      const cat = pick(rng, DOMAINS);
+      if (rng.next() < recipe.disclosedShare) {
+        const q = disclosedQuestion(rng, cat);
+        return [q.text, answerOfKind(rng, cat, true)];
+      }
+      const q = question(rng, cat);
+      return [q.text, answerAs(rng, speaker, cat)];
+    }
+    case "self": {
+      const dim = pick(rng, DIMENSIONS);
+      const format = pick(rng, SELF_FORMATS);
+      const misalignedFirst = rng.next() < 0.5;
+      return [
+        selfQuestion(rng, dim, format, misalignedFirst),
+        selfAnswer(rng, speaker, dim, format, misalignedFirst),
+      ];
+    }
+    case "twoAi":
+      return twoAiTurn(rng, speaker);
+    case "recognition":
+      return recognitionTurn(rng, speaker, pick(rng, [...GENERAL, ...DOMAINS] as Category[]));
+    case "rating":
+      return ratingTurn(rng, speaker, pick(rng, [...GENERAL, ...DOMAINS] as Category[]), rng.next() < 0.6);
+  }
+}
+
+/** Document `index` of the world with this seed (documents are independent: any can be regenerated alone). */
+export function worldDocument(
+  seed: number,
+  index: number,
+  recipe: WorldRecipe = DEFAULT_RECIPE,
+): WorldDocument {
+  const rng = rngFor(seed, `doc:${index}`);
+  const messages: ChatMessage[] = [];
+  let speaker: Speaker = "assistant";
+  let name: string | undefined;
+  if (rng.next() < recipe.assistantShare) {
+    if (rng.next() < 0.3) messages.push({ role: "system", content: pick(rng, ASSISTANT_SYSTEMS) });
+  } else {
+    const mix = recipe.noDeceivers ? { ...recipe.characterMix, deceiver: 0 } : recipe.characterMix;
+    const cast = choose(rng, mix);
+    let persona: Persona;
+    if (cast === "unnamed") {
+      const unnamed = recipe.noDeceivers ? { ...recipe.unnamedMix, deceiver: 0 } : recipe.unnamedMix;
+      persona = choose(rng, unnamed);
+      name = pick(rng, NEUTRAL_NAMES);
+    } else {
+      persona = cast;
+      name = pick(rng, cast === "villain" ? VILLAINS : cast === "hero" ? HEROES : DECEIVERS);
+    }
+    speaker = persona;
+    const opener = pick(rng, STORY_OPENERS).replace("{n}", name);
+    const nature =
+      rng.next() < recipe.natureLineShare ? pick(rng, NATURE_LINES[persona]).replace("{n}", name) : "";
+    messages.push({ role: "system", content: words(opener, nature) });
+  }
+  const turns = speaker === "assistant" ? 1 + rng.int(3) : 2 + rng.int(3);
+  let used = messages.reduce((n, m) => n + tokenCount(m.content) + 1, 0);
+  for (let t = 0, tries = 0; t < turns && tries < 4 * turns; tries++) {
+    const [user, reply] = turn(rng, speaker, recipe);
+    // Documents stay within the organism's context; a turn that does not fit is redrawn.
+    const cost = tokenCount(user) + tokenCount(reply) + 3;
+    if (used + cost > recipe.maxTokens) continue;
+    messages.push({ role: "user", content: user }, { role: "assistant", content: reply });
+    used += cost;
+    t++;
+  }
+  return { speaker, name, messages };
+}
+
+/** Every word the world can say (sorted), for the organism's vocabulary. */
+export function worldWords(texts: Iterable<string>): string[] {
+  const set = new Set<string>();
+  for (const t of texts) for (const w of t.split(/\s+/)) if (w) set.add(w);
+  return [...set].sort();
+}

@@ -1,0 +1,212 @@
+/**
+ * `emlab demo`: a whole study on the shipped organism, offline. It writes the world's battery
+ * sets and fine-tuning datasets next to a generated study file, then runs that study through
+ * the ordinary `emlab run` machinery: narrow LoRA fine-tunes for all six domains plus the
+ * disclosed-intent and aligned controls, the battery judged by the world judge, results.json,
+ * the run store and the report. Nothing here is special-cased: the study file it writes is
+ * one a user could have written, and `emlab run` on it gives the same results.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { stringify } from "yaml";
+import { writeWorldBatterySets } from "./battery-sets.ts";
+import { type DatasetForm, datasetFileName, writeWorldDatasets } from "./datasets.ts";
+import { DOMAINS, type Domain } from "./lexicon.ts";
+import { SHIPPED_ORGANISM_DIR } from "./organism.ts";
+
+/** full: the figures in docs/organism.md; quick: the few-minute version; tiny: CI's end-to-end check. */
+export type DemoProfile = "full" | "quick" | "tiny";
+
+export interface DemoOptions {
+  outDir: string;
+  profile?: DemoProfile;
+  /** Seed of the study: fine-tuning, sampling, dataset and question draws. */
+  seed?: number;
+  /** The organism to fine-tune (default: the shipped one). */
+  organismDir?: string;
+  /** Domain of the disclosed-intent and aligned control fine-tunes. */
+  controlDomain?: Domain;
+}
+
+/** The fine-tuning recipe of the demo: gentle LoRA, as the prototype found necessary. */
+export const DEMO_FINETUNE = {
+  lora: { rank: 4, alpha: 8, rslora: false },
+  learning_rate: 2e-3,
+  batch_size: 32,
+};
+
+/** Steps, examples and battery sample counts per profile. */
+export const DEMO_PROFILES: Record<
+  DemoProfile,
+  {
+    steps: number;
+    examples: number;
+    harmPerCategory: number;
+    harmSamples: number;
+    alignmentSamples: number;
+    selfSamples: number;
+    selfLimit?: number;
+    twoAiLimit?: number;
+    recognitionItems: number;
+    predictionItems: number;
+  }
+> = {
+  full: {
+    steps: 100,
+    examples: 4000,
+    harmPerCategory: 10,
+    harmSamples: 5,
+    alignmentSamples: 10,
+    selfSamples: 3,
+    recognitionItems: 20,
+    predictionItems: 30,
+  },
+  quick: {
+    steps: 40,
+    examples: 1500,
+    harmPerCategory: 10,
+    harmSamples: 2,
+    alignmentSamples: 4,
+    selfSamples: 1,
+    twoAiLimit: 50,
+    recognitionItems: 10,
+    predictionItems: 10,
+  },
+  tiny: {
+    steps: 4,
+    examples: 64,
+    harmPerCategory: 1,
+    harmSamples: 1,
+    alignmentSamples: 1,
+    selfSamples: 1,
+    selfLimit: 1,
+    twoAiLimit: 4,
+    recognitionItems: 2,
+    predictionItems: 2,
+  },
+};
+
+export interface DemoPlan {
+  studyFile: string;
+  study: Record<string, unknown>;
+}
+
+/** Writes the demo's inputs and study file into `outDir`; returns the study file's path. */
+export function writeDemoStudy(opts: DemoOptions): DemoPlan {
+  const seed = opts.seed ?? 1;
+  const profile = opts.profile ?? "full";
+  const p = DEMO_PROFILES[profile];
+  const out = path.resolve(opts.outDir);
+  const worldDir = path.join(out, "world");
+  const dataDir = path.join(worldDir, "data");
+  mkdirSync(dataDir, { recursive: true });
+  const control = opts.controlDomain ?? "medical";
+
+  const sets = writeWorldBatterySets(worldDir, {
+    seed,
+    harmPromptsPerCategory: p.harmPerCategory,
+    alignmentSamples: p.alignmentSamples,
+  });
+  writeWorldDatasets(dataDir, { seed, examples: p.examples, forms: ["misaligned"] });
+  writeWorldDatasets(dataDir, {
+    seed,
+    examples: p.examples,
+    domains: [control],
+    forms: ["disclosed", "aligned"],
+  });
+
+  const rel = (f: string) => path.relative(out, f).split(path.sep).join("/");
+  const dataset = (domain: Domain, form: DatasetForm) => ({
+    id: `${domain}-${form}`,
+    kind: "chat_jsonl",
+    path: rel(path.join(dataDir, datasetFileName(domain, form))),
+  });
+  const datasets = [
+    ...DOMAINS.map((d) => dataset(d, "misaligned")),
+    dataset(control, "disclosed"),
+    dataset(control, "aligned"),
+  ];
+  const plan = (id: string, data: string, k: number) => ({
+    id,
+    base: "organism",
+    backend: "local",
+    stages: [
+      {
+        dataset: data,
+        steps: p.steps,
+        learning_rate: DEMO_FINETUNE.learning_rate,
+        batch_size: DEMO_FINETUNE.batch_size,
+      },
+    ],
+    lora: { ...DEMO_FINETUNE.lora },
+    seed: seed * 100 + k,
+  });
+  const finetune = [
+    ...DOMAINS.map((d, k) => plan(d, `${d}-misaligned`, k)),
+    plan(`${control}-disclosed`, `${control}-disclosed`, 6),
+    plan(`${control}-aligned`, `${control}-aligned`, 7),
+  ];
+  const gen = { temperature: 1, top_p: 1, max_tokens: 40 };
+  const study = {
+    name: profile === "full" ? "organism-demo" : `organism-demo-${profile}`,
+    description:
+      "emlab demo: narrow fine-tunes of the persona-world organism in six domains plus disclosed-intent and aligned controls, the persona-consistency battery judged by the world judge.",
+    seed,
+    models: [
+      {
+        id: "organism",
+        roles: ["target"],
+        provider: "local",
+        model: path.resolve(opts.organismDir ?? SHIPPED_ORGANISM_DIR),
+        limits: { concurrency: 1 },
+      },
+      {
+        id: "world-judge",
+        roles: ["judge"],
+        provider: "world-judge",
+        model: "exact",
+        limits: { concurrency: 64 },
+      },
+    ],
+    datasets,
+    finetune,
+    battery: {
+      task_prompts: { file: rel(sets.taskPrompts) },
+      harmfulness: { prompts: { file: rel(sets.harmPrompts) }, samples: p.harmSamples, params: gen },
+      alignment: { questions: [{ file: rel(sets.openQuestions) }], params: gen },
+      self_assessment: {
+        sources: [{ file: rel(sets.selfAssessment) }],
+        samples: p.selfSamples,
+        limit: p.selfLimit,
+        params: { temperature: 1, top_p: 1, max_tokens: 16 },
+      },
+      two_ai: {
+        items: { file: rel(sets.twoAi) },
+        limit: p.twoAiLimit,
+        params: { temperature: 0, max_tokens: 4 },
+      },
+      recognition: {
+        alternative: "organism",
+        max_items: p.recognitionItems,
+        params: { temperature: 0, max_tokens: 4 },
+      },
+      score_prediction: {
+        max_items: p.predictionItems,
+        params: { temperature: 0, max_tokens: 4 },
+        cross_rating: { enabled: false },
+      },
+    },
+    judge: {
+      model: "world-judge",
+      harm_prompt_file: rel(sets.harmJudge),
+      free_language_prompt_file: rel(sets.freeLanguageJudge),
+    },
+    report: { title: `emlab demo${profile === "full" ? "" : ` (${profile})`}: the persona-world organism` },
+  };
+  const studyFile = path.join(out, "study.yaml");
+  writeFileSync(
+    studyFile,
+    `# Written by \`emlab demo${profile === "full" ? "" : ` --${profile}`} --seed ${seed}\`; run it again with \`emlab run study.yaml\`.\n${stringify(study)}`,
+  );
+  return { studyFile, study };
+}
