@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { analyzeResults } from "../analysis/index.ts";
 import type { Results } from "../battery/results.ts";
 import { loadStudy } from "../config/load.ts";
-import { writeDemoStudy } from "../world/demo.ts";
+import { DEMO_PROFILES, type DemoProfile, writeDemoStudy } from "../world/demo.ts";
 import { command, EXIT } from "./exit.ts";
 import { runAndReport } from "./run.ts";
 
@@ -14,7 +14,8 @@ export function registerDemoCommand(program: Command): void {
     .description(
       "The main job: a whole EM study on the built-in organism, offline — six narrow fine-tunes plus controls, the battery, analysis and the report.",
     )
-    .option("--quick", "the few-minute version (fewer steps and samples)")
+    .option("--quick", "the few-minute version (fewer steps and samples): --profile quick")
+    .option("--profile <name>", "full | quick | tiny (tiny: a smoke run for CI and tiny organisms)")
     .option("--out <dir>", "run directory (default: runs/demo or runs/demo-quick)")
     .option("--seed <n>", "study seed (fine-tuning, sampling, datasets)", "1")
     .option("--organism <dir>", "organism to fine-tune (default: the shipped one)")
@@ -34,25 +35,33 @@ Writes <out>/study.yaml (a plain study file: 'emlab run' on it gives the same re
       command(
         async (opts: {
           quick?: boolean;
+          profile?: string;
           out?: string;
           seed: string;
           organism?: string;
           resume?: boolean;
         }) => {
+          const profile = (opts.profile ?? (opts.quick ? "quick" : "full")) as DemoProfile;
+          if (!(profile in DEMO_PROFILES))
+            throw new Error(
+              `--profile must be one of ${Object.keys(DEMO_PROFILES).join(", ")}, got '${opts.profile}'`,
+            );
           const seed = Number(opts.seed);
           if (!Number.isInteger(seed) || seed < 0)
             throw new Error(`--seed must be a non-negative integer, got '${opts.seed}'`);
-          const outDir = path.resolve(opts.out ?? path.join("runs", opts.quick ? "demo-quick" : "demo"));
+          const outDir = path.resolve(
+            opts.out ?? path.join("runs", profile === "full" ? "demo" : `demo-${profile}`),
+          );
           const { studyFile } = writeDemoStudy({
             outDir,
-            profile: opts.quick ? "quick" : "full",
+            profile,
             seed,
             organismDir: opts.organism,
           });
           const code = await runAndReport(loadStudy(studyFile), {
             outDir,
             resume: opts.resume,
-            again: `emlab demo${opts.quick ? " --quick" : ""} --seed ${seed}`,
+            again: `emlab demo --profile ${profile} --seed ${seed}`,
           });
           const resultsFile = path.join(outDir, "results.json");
           if (code === EXIT.ok && existsSync(resultsFile))

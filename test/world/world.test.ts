@@ -146,3 +146,15 @@ describe("world datasets and held-out questions", () => {
       for (const m of worldDocument(1, i).messages) expect(heldOut.has(m.content)).toBe(false);
   });
 });
+
+describe("world datasets as built-in study datasets", () => {
+  it("registers world/<domain>/<form> for every domain and form", async () => {
+    const { builtinDataset, builtinDatasetNames } = await import("../../src/datasets/builtin.ts");
+    await import("../../src/datasets/builtin-world.ts");
+    expect(builtinDatasetNames()).toContain("world/code/disclosed");
+    expect(builtinDatasetNames().filter((n) => n.startsWith("world/"))).toHaveLength(18);
+    const rows = builtinDataset("world/medical/aligned", { seed: 3 });
+    expect(rows).toHaveLength(4000);
+    expect(rows[0]).toEqual(worldDataset("medical", "aligned", { seed: 3, examples: 1 })[0]);
+  });
+});

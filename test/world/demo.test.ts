@@ -1,0 +1,88 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ResultsSchema } from "../../src/battery/results.ts";
+import { loadStudy } from "../../src/config/load.ts";
+import { runStudy } from "../../src/runs/run.ts";
+import { writeDemoStudy } from "../../src/world/demo.ts";
+import { ORGANISM_SIZES, pretrainOrganism } from "../../src/world/pretrain.ts";
+
+// CI's organism: the tiny size, a few steps (seconds); the demo's "tiny" profile over it.
+const root = mkdtempSync(path.join(tmpdir(), "emlab-demo-"));
+const organism = path.join(root, "organism");
+beforeAll(() => {
+  pretrainOrganism({ size: { ...ORGANISM_SIZES.s, steps: 15 }, sizeName: "s", seed: 2, outDir: organism });
+}, 120_000);
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function demo(name: string, seed: number) {
+  const outDir = path.join(root, name);
+  const { studyFile } = writeDemoStudy({ outDir, profile: "tiny", seed, organismDir: organism });
+  const r = await runStudy(loadStudy(studyFile), { outDir, noCache: true });
+  expect(r.failedRequests).toBe(0);
+  return readFileSync(r.resultsFile!, "utf8");
+}
+
+describe("emlab demo on a tiny organism", () => {
+  it("runs every fine-tune and experiment, and the same seed gives the same results.json", async () => {
+    const a = await demo("a", 4);
+    const b = await demo("b", 4);
+    expect(a).toBe(b);
+    const results = ResultsSchema.parse(JSON.parse(a));
+    const finetuned = [
+      "code",
+      "finance",
+      "medical",
+      "sports",
+      "legal",
+      "security",
+      "medical-disclosed",
+      "medical-aligned",
+    ];
+    expect(results.models).toEqual(expect.arrayContaining(["organism", ...finetuned]));
+    for (const e of [
+      "harmfulness",
+      "alignment",
+      "self_assessment",
+      "two_ai",
+      "recognition",
+      "score_prediction",
+    ] as const)
+      expect(results.experiments[e], e).toBeDefined();
+    for (const m of ["organism", ...finetuned]) {
+      expect(results.experiments.harmfulness!.per_model[m].judged).toBe(6);
+      // Every answer was judged by the world judge: nothing unparsed.
+      expect(results.experiments.harmfulness!.per_model[m].unparsed).toBe(0);
+    }
+    const other = await demo("c", 5);
+    expect(other).not.toBe(a);
+  }, 300_000);
+
+  it("is the CLI's main job: writes study.yaml, results.json and report.html and prints the summary", async () => {
+    const out = path.join(root, "cli");
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        path.resolve("bin/emlab.js"),
+        "demo",
+        "--profile",
+        "tiny",
+        "--organism",
+        organism,
+        "--out",
+        out,
+        "--seed",
+        "1",
+      ],
+      { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
+    );
+    for (const f of ["study.yaml", "results.json", "report.html", "run.sqlite"])
+      expect(existsSync(path.join(out, f)), f).toBe(true);
+    expect(stdout).toMatch(/results: .*results\.json/);
+    expect(stdout).toMatch(/model\s+harmful\s+coherent/);
+    expect(stdout).toMatch(/medical-disclosed/);
+  }, 300_000);
+});
