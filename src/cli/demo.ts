@@ -3,7 +3,8 @@ import path from "node:path";
 import type { Command } from "commander";
 import { analyzeResults } from "../analysis/index.ts";
 import type { Results } from "../battery/results.ts";
-import { loadStudy } from "../config/load.ts";
+import { InputError, loadStudy } from "../config/load.ts";
+import { STORE_FILE } from "../runs/store.ts";
 import { DEMO_PROFILES, type DemoProfile, writeDemoStudy } from "../world/demo.ts";
 import { command, EXIT } from "./exit.ts";
 import { runAndReport } from "./run.ts";
@@ -52,6 +53,14 @@ Writes <out>/study.yaml (a plain study file: 'emlab run' on it gives the same re
           const outDir = path.resolve(
             opts.out ?? path.join("runs", profile === "full" ? "demo" : `demo-${profile}`),
           );
+          // Refuse before writing anything: the inputs of an earlier run stay as they were.
+          if (existsSync(path.join(outDir, STORE_FILE)) && !opts.resume)
+            throw new InputError([
+              {
+                file: outDir,
+                message: "already holds a run: add --resume to continue it, or choose another --out",
+              },
+            ]);
           const { studyFile } = writeDemoStudy({
             outDir,
             profile,

@@ -84,5 +84,46 @@ describe("emlab demo on a tiny organism", () => {
     expect(stdout).toMatch(/results: .*results\.json/);
     expect(stdout).toMatch(/model\s+harmful\s+coherent/);
     expect(stdout).toMatch(/medical-disclosed/);
+
+    // Again without --resume: refused before anything is written (another seed's inputs
+    // would otherwise overwrite this run's); with --resume: nothing is trained or asked again.
+    const study = readFileSync(path.join(out, "study.yaml"), "utf8");
+    const again = await promisify(execFile)(
+      process.execPath,
+      [
+        path.resolve("bin/emlab.js"),
+        "demo",
+        "--profile",
+        "tiny",
+        "--organism",
+        organism,
+        "--out",
+        out,
+        "--seed",
+        "2",
+      ],
+      { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
+    ).catch((e: { code: number; stderr: string }) => e);
+    expect((again as { code: number }).code).toBe(2);
+    expect(readFileSync(path.join(out, "study.yaml"), "utf8")).toBe(study);
+    const resumed = await promisify(execFile)(
+      process.execPath,
+      [
+        path.resolve("bin/emlab.js"),
+        "demo",
+        "--profile",
+        "tiny",
+        "--organism",
+        organism,
+        "--out",
+        out,
+        "--seed",
+        "1",
+        "--resume",
+      ],
+      { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
+    );
+    expect(resumed.stdout).toMatch(/results: /);
+    expect(readFileSync(path.join(out, "run.log"), "utf8")).toMatch(/resume/);
   }, 300_000);
 });
