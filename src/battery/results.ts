@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { InterpResultsSchema } from "../interp/study-results.ts";
 
 /**
  * results.json: what a run found, per model and experiment, with counts and Wilson 95%
@@ -167,6 +168,8 @@ export const ResultsSchema = z
     }),
     /** Fine-tune plans by id, when the study has any. */
     finetune: z.record(z.string(), FinetuneResultSchema).optional(),
+    /** The study's interp sections (docs/interp.md), when it has any. */
+    interp: InterpResultsSchema.optional(),
   })
   .strict();
 export type Results = z.infer<typeof ResultsSchema>;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { InterpConfigSchema } from "../interp/study-config.ts";
 
 /**
  * The study file: one YAML document that declares a whole EM study. These zod schemas are
@@ -388,7 +389,9 @@ const StudyBase = z
     finetune: z.array(FinetunePlanSchema).default([]),
     battery: BatterySchema.default({ task_prompts: { builtin: "task-prompts" } }),
     judge: JudgeSchema.default(JudgeSchema.parse({})),
-    interp: z.record(z.string(), z.unknown()).optional().describe("Probes, directions, steering (see docs)."),
+    interp: InterpConfigSchema.optional().describe(
+      "Probes, persona directions, steering, ablation (docs/interp.md).",
+    ),
     report: z
       .object({ title: z.string().optional(), png: z.boolean().default(false) })
       .strict()

@@ -14,6 +14,7 @@ import {
 } from "./chart-specs.ts";
 import { html, type SafeHtml } from "./escape.ts";
 import type { Rate } from "./format.ts";
+import { interpCharts, interpResultsSection } from "./interp-section.ts";
 import { loadRun, type RunData } from "./load-run.ts";
 import { type Chart, chartMarkup, chartPng, renderChart } from "./render-chart.ts";
 import {
@@ -64,7 +65,10 @@ export async function buildReport(run: RunData, opts: ReportOptions = {}): Promi
   }
   const t = analysis?.options.thresholds;
   const cuts = { harm: t?.harmful_rate ?? 0.5, self: t?.self_assessment ?? 0.5 };
-  const charts = await experimentCharts(results, personaPoints(analysis, models), cuts);
+  const charts = [
+    ...(await experimentCharts(results, personaPoints(analysis, models), cuts)),
+    ...(await interpCharts(results.interp)),
+  ];
   const byName = new Map(charts.map((c) => [c.name, c]));
   const figure = (name: string): SafeHtml | null => {
     const c = byName.get(name);
@@ -112,7 +116,7 @@ ${experimentSections}
 <p class="note">The most harmful outputs of each model as the judge scored them, shown as text. Links open the sample in the transcript viewer; they work while <code>emlab view ${run.dir} --port ${viewerPort}</code> runs.</p>
 ${sampleLinks(run, viewerPort)}
 </section>
-<section id="interp"><h2>Interpretability</h2>${interpSection(run)}</section>
+<section id="interp"><h2>Interpretability</h2>${interpSection(run, figure)}</section>
 <section id="methods"><h2>Methods</h2>${methods(run)}</section>
 </main>
 <footer><p>Made by emlab from results.json and run.sqlite. Self-contained: no scripts, no network.</p></footer>`;
@@ -261,9 +265,17 @@ async function experimentCharts(
   return Promise.all(jobs);
 }
 
-function interpSection(run: RunData): SafeHtml {
+function interpSection(run: RunData, figure: (name: string) => SafeHtml | null): SafeHtml {
+  const interp = run.results.interp;
+  // The interp block of results.json, then the files it saved (artifacts of kind interp*).
+  if (interp)
+    return html`${interpResultsSection(interp, figure)}${run.interp.length ? html`<h3>Saved interp files</h3>${artifactTable(run)}` : ""}`;
   if (run.interp.length === 0)
     return html`<p class="missing-note">interp: ${run.study?.interp ? "configured, but the run holds no interpretability results yet" : "not run in this study"}.</p>`;
+  return artifactTable(run);
+}
+
+function artifactTable(run: RunData): SafeHtml {
   return html`<table><thead><tr><th>id</th><th>kind</th><th>file</th><th>details</th></tr></thead><tbody>${run.interp.map(
     (a) =>
       html`<tr><th scope="row">${a.id}</th><td>${a.kind}</td><td><code>${a.path}</code></td><td><code>${a.meta ?? ""}</code></td></tr>`,

@@ -11,12 +11,15 @@ import {
   RESULTS_FILE,
   summarizeBattery,
 } from "../battery/pipeline.ts";
+import { ResultsSchema } from "../battery/results.ts";
 import type { LoadContext, PlannedRequest, RunContext } from "../battery/stage.ts";
 import { InputError, type LoadedStudy } from "../config/load.ts";
 import type { ModelEntry, Study } from "../config/schema.ts";
 import { loadStudyDatasets } from "../datasets/study-datasets.ts";
 import { prepareFinetune, withPlanModels } from "../finetune/plan.ts";
 import { finetuneResults, runFinetunePlans } from "../finetune/run-plans.ts";
+import { loadInterp, runInterp } from "../interp/study.ts";
+import { LocalModelApi } from "../models/local.ts";
 import { asBatchApi, createModelApi } from "../models/registry.ts";
 import type { ProviderSettings } from "../models/types.ts";
 import { runBatches } from "./batch.ts";
@@ -213,6 +216,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   const targets = buildTargets(study, file, env, batteryModels(study));
   const judgeId = judgeModelId(study);
   const judge = judgeSetup(study, judgeId ? targets.get(judgeId)?.api.capabilities : undefined);
+  const interpPlan = loadInterp(study, file, battery, judgeId);
   const redactor = Redactor.fromEnv(
     study.models.map((m) => m.api_key_env),
     env,
@@ -343,14 +347,24 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       collectStep(ctx, battery, step);
     }
     result = { ...result, cacheHits };
+    // The interp stage reads the battery's judged answers: only once every stage has finished.
+    let interp: Awaited<ReturnType<typeof runInterp>> | undefined;
+    if (!result.interrupted && interpPlan) {
+      interp = await runInterpStage(study, studyDir, interpPlan, ctx, targets, opts, (line) =>
+        progress ? progress.log(line) : log(line),
+      );
+      if (interp === null) {
+        log("interrupted during interp");
+        result = { ...result, interrupted: true };
+      }
+    }
     let resultsFile: string | undefined;
     if (!result.interrupted) {
       resultsFile = path.join(opts.outDir, RESULTS_FILE);
       const finetune = plans.length > 0 ? finetuneResults(store, plans) : undefined;
-      writeFileSync(
-        resultsFile,
-        `${JSON.stringify(summarizeBattery(ctx, battery, store, finetune), null, 2)}\n`,
-      );
+      const summary = summarizeBattery(ctx, battery, store, finetune);
+      const results = interp ? ResultsSchema.parse({ ...summary, interp }) : summary;
+      writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
     }
     log(
       `${result.interrupted ? "interrupted" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,
@@ -361,5 +375,44 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     store.close();
     unlock();
     await Promise.all([...targets.values()].map((t) => t.api.close?.()));
+  }
+}
+
+/**
+ * Runs the study's interp sections on its local models: each loaded once (a battery target's
+ * engine is reused), those loaded here closed afterwards. Null when interrupted.
+ */
+async function runInterpStage(
+  study: Study,
+  studyDir: string,
+  plan: NonNullable<ReturnType<typeof loadInterp>>,
+  ctx: RunContext,
+  targets: Map<string, ModelTarget>,
+  opts: RunOptions,
+  log: (line: string) => void,
+) {
+  const own = new Map<string, LocalModelApi>();
+  const model = (id: string): LocalModelApi => {
+    const target = targets.get(id)?.api;
+    if (target instanceof LocalModelApi) return target;
+    let api = own.get(id);
+    if (!api) {
+      api = new LocalModelApi(providerSettings(study.models.find((m) => m.id === id)!, studyDir));
+      own.set(id, api);
+    }
+    return api;
+  };
+  try {
+    return await runInterp({
+      ctx,
+      plan,
+      runDir: opts.outDir,
+      model,
+      judgeApi: ctx.judge ? targets.get(ctx.judge.modelId)?.api : undefined,
+      signal: opts.signal,
+      log,
+    });
+  } finally {
+    await Promise.all([...own.values()].map((a) => a.close()));
   }
 }

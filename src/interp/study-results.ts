@@ -1,0 +1,147 @@
+/**
+ * The `interp` block of results.json (docs/interp.md documents every field). Deterministic:
+ * no timings, non-finite numbers written as null, so two runs with one seed compare equal.
+ */
+import { z } from "zod";
+
+const Ci = z.object({ low: z.number(), high: z.number() }).nullable();
+const Num = z.number().nullable();
+/** A count with its Wilson interval, in results.json's usual shape. */
+export const InterpRateSchema = z.object({
+  k: z.number().int(),
+  n: z.number().int(),
+  rate: Num,
+  ci95: Ci,
+});
+export type InterpRate = z.infer<typeof InterpRateSchema>;
+
+const ProbeLayer = z.object({
+  layer: z.number().int(),
+  accuracy: Num,
+  accuracy_ci: Ci,
+  auc: Num,
+  auc_ci: Ci,
+});
+
+/** One probe (harm or self-assessment) of one model; `skipped` says why it has no layers. */
+const ProbeSet = z.object({
+  n: z.number().int(),
+  positives: z.number().int(),
+  skipped: z.string().nullable(),
+  layers: z.array(ProbeLayer),
+});
+
+const ProbesBlock = z.object({
+  position: z.enum(["answer_mean", "last"]),
+  folds: z.number().int(),
+  seed: z.number().int(),
+  C: z.number(),
+  harmful_score: z.number(),
+  models: z.record(
+    z.string(),
+    z.object({
+      harm: ProbeSet,
+      self: ProbeSet,
+      /** Cosine of the harm and self probes' directions per layer (bootstrap CI); empty when either is skipped. */
+      cosine: z.array(z.object({ layer: z.number().int(), cosine: Num, ci: Ci, used: z.number().int() })),
+    }),
+  ),
+  /** Harm probe fitted on row model, tested on column model, at `layer` (diagonal: CV). */
+  transfer: z
+    .object({
+      layer: z.number().int(),
+      models: z.array(z.string()),
+      accuracy: z.array(z.array(Num)),
+      auc: z.array(z.array(Num)),
+    })
+    .nullable(),
+  transfer_skipped: z.string().nullable(),
+});
+
+const DirectionsBlock = z.object({
+  position: z.enum(["answer_mean", "last"]),
+  coherent_above: z.number(),
+  aligned_above: z.number(),
+  misaligned_at_most: z.number(),
+  seed: z.number().int(),
+  models: z.record(
+    z.string(),
+    z.object({
+      skipped: z.string().nullable(),
+      answers: z.number().int(),
+      /** Answers per set after subsampling to equal size. */
+      count: z.number().int(),
+      available_aligned: z.number().int(),
+      available_misaligned: z.number().int(),
+      layers: z.array(z.object({ layer: z.number().int(), norm: z.number() })),
+      cosine_across_layers: z.array(z.array(Num)),
+    }),
+  ),
+  cross_model: z.array(
+    z.object({
+      a: z.string(),
+      b: z.string(),
+      layers: z.array(z.object({ layer: z.number().int(), cosine: Num })),
+    }),
+  ),
+});
+
+const Condition = z.object({
+  name: z.string(),
+  kind: z.enum(["baseline", "steer", "ablate", "clamp"]),
+  vector: z.enum(["direction", "random"]).nullable(),
+  alpha: Num,
+  layers: z.union([z.array(z.number().int()), z.literal("all")]).nullable(),
+  n: z.number().int(),
+  harmful: InterpRateSchema,
+  coherent: InterpRateSchema,
+  harmful_given_coherent: InterpRateSchema,
+});
+
+const SweepBase = z.object({
+  model: z.string(),
+  direction_from: z.string(),
+  prompts: z.number().int(),
+  samples: z.number().int(),
+  seed: z.number().int(),
+  random_seed: z.number().int(),
+  positions: z.enum(["all", "assistant"]),
+  judge: z.object({
+    model: z.string(),
+    harmful_score: z.number(),
+    /** How coherence was judged: the alignment experiment's coherent prompt, or "harm judgment readable". */
+    coherence: z.enum(["alignment_prompt", "harm_readable"]),
+  }),
+  /** Why the sweep did not run (e.g. the direction model had no persona direction); null when it ran. */
+  skipped: z.string().nullable(),
+  conditions: z.array(Condition),
+});
+
+const SteeringBlock = SweepBase.extend({ alphas: z.array(z.number()) });
+
+const AblationBlock = SweepBase.extend({
+  mode: z.enum(["project", "clamp"]),
+  /** Per layer set and vector: (baseline harmful rate − ablated rate) / baseline rate. */
+  reduction: z.array(
+    z.object({
+      layers: z.union([z.array(z.number().int()), z.literal("all")]),
+      vector: z.enum(["direction", "random"]),
+      harmful_rate: Num,
+      baseline_rate: Num,
+      reduction: Num,
+    }),
+  ),
+});
+
+export const InterpResultsSchema = z
+  .object({
+    /** Where activations were saved, per model and answer set, relative to the run directory. */
+    activations: z.record(z.string(), z.record(z.string(), z.string())),
+    probes: ProbesBlock.optional(),
+    directions: DirectionsBlock.optional(),
+    steering: SteeringBlock.optional(),
+    ablation: AblationBlock.optional(),
+  })
+  .strict();
+export type InterpResults = z.infer<typeof InterpResultsSchema>;
+export type InterpCondition = z.infer<typeof Condition>;

@@ -1,0 +1,630 @@
+/**
+ * The interp stage of `emlab run` (PROTOCOLS 3.7, 5, 6): after the battery, on the study's
+ * local models, read activations of the battery's judged answers from the run store and run
+ * the study's `interp` sections — harm and self-assessment probes, persona directions,
+ * steering and ablation sweeps judged by the study's judge — into results.json's `interp`
+ * block. `loadInterp` checks the section before the run directory is touched; `runInterp`
+ * does the work and returns null when the run's abort signal fires (results.json is then
+ * not written, as for the battery).
+ */
+import path from "node:path";
+import { betleyCuts } from "../battery/alignment.ts";
+import { harmTemplate } from "../battery/harmfulness.ts";
+import { judgmentsByAnswer } from "../battery/judged.ts";
+import type { LoadedExperiment } from "../battery/pipeline.ts";
+import { PARSER_ID, SELF_METRIC } from "../battery/self-assessment.ts";
+import { loadPromptList } from "../battery/sources/prompts.ts";
+import { answerKey, type RunContext, storedAnswers } from "../battery/stage.ts";
+import { InputError } from "../config/load.ts";
+import type { Study } from "../config/schema.ts";
+import type { LocalModelApi } from "../models/local.ts";
+import type { ChatMessage, ModelApi } from "../models/types.ts";
+import type { JudgmentRow } from "../runs/rows.ts";
+import {
+  type ActivationDataset,
+  type Conversation,
+  collectActivations,
+  saveActivations,
+} from "./activations.ts";
+import {
+  cosineAcrossModels,
+  meanProjection,
+  type PersonaJudgement,
+  personaDirections,
+  randomLike,
+  summarizeDirections,
+} from "./directions.ts";
+import { ablationHooks, assistantHeaderTokens, clampHooks, type PositionSpec } from "./interventions.ts";
+import { crossValidateProbe, probeCosine, probeTransferMatrix } from "./probes.ts";
+import type { InterpConfig, InterpSweepConfig } from "./study-config.ts";
+import { InterpInterrupted, studySweepJudge } from "./study-judge.ts";
+import type { InterpCondition, InterpRate, InterpResults } from "./study-results.ts";
+import { type Rate, runSweep, type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
+
+type ProbesResult = NonNullable<InterpResults["probes"]>;
+type DirectionsResult = NonNullable<InterpResults["directions"]>;
+type SweepBlock = NonNullable<InterpResults["ablation"]>;
+
+/** The checked interp section: which models it needs and the sweep prompts, read up front. */
+export interface InterpPlan {
+  config: InterpConfig;
+  /** Local model ids the stage loads, in first-use order. */
+  models: string[];
+  probeModels: string[];
+  prompts: Partial<Record<"steering" | "ablation", string[]>>;
+  /** The harm rubric and the alignment coherent prompt (null when the study has none), for the sweep judge. */
+  harmTemplate: string | null;
+  coherentTemplate: string | null;
+}
+
+/**
+ * Checks `study.interp` (the study with its fine-tune plan models) and reads the sweep
+ * prompts. Bad input throws an InputError naming `interp.<section>.<field>`.
+ */
+export function loadInterp(
+  study: Study,
+  file: string,
+  battery: readonly LoadedExperiment[],
+  judgeId: string | undefined,
+): InterpPlan | undefined {
+  const config = study.interp;
+  if (!config) return undefined;
+  const problems: { file: string; field: string; message: string }[] = [];
+  const fail = (field: string, message: string) => problems.push({ file, field: `interp.${field}`, message });
+  const enabled = (name: string) => battery.some((l) => l.experiment.name === name);
+  const batteryModels = (name: string) =>
+    battery.find((l) => l.experiment.name === name)?.experiment.models(study) ?? [];
+  const checkLocal = (field: string, id: string) => {
+    const m = study.models.find((x) => x.id === id);
+    if (!m) fail(field, `unknown model id '${id}' (not a study model or fine-tune plan id)`);
+    else if (m.provider !== "local")
+      fail(field, `model '${id}' has provider '${m.provider}'; interp needs a local model`);
+  };
+  const models: string[] = [];
+  const use = (id: string) => {
+    if (!models.includes(id)) models.push(id);
+  };
+
+  let probeModels: string[] = [];
+  if (config.probes) {
+    probeModels =
+      config.probes.models ??
+      study.models.filter((m) => m.provider === "local" && m.roles.includes("target")).map((m) => m.id);
+    if (!enabled("harmfulness")) fail("probes", "needs battery.harmfulness (the harm probe's answers)");
+    if (probeModels.length === 0) fail("probes.models", "no local target models to probe");
+    probeModels.forEach((id, i) => {
+      checkLocal(`probes.models[${i}]`, id);
+      if (enabled("harmfulness") && !batteryModels("harmfulness").includes(id))
+        fail(`probes.models[${i}]`, `model '${id}' gets no harmfulness answers (battery.harmfulness.models)`);
+      use(id);
+    });
+  }
+  const d = config.directions;
+  if (d) {
+    if (!enabled("alignment")) fail("directions", "needs battery.alignment (the judged answers it splits)");
+    d.models.forEach((id, i) => {
+      checkLocal(`directions.models[${i}]`, id);
+      if (enabled("alignment") && !batteryModels("alignment").includes(id))
+        fail(`directions.models[${i}]`, `model '${id}' gets no alignment answers (battery.alignment.models)`);
+      use(id);
+    });
+  }
+  const prompts: InterpPlan["prompts"] = {};
+  const harm = enabled("harmfulness") ? harmTemplate(study, file).template : null;
+  for (const name of ["steering", "ablation"] as const) {
+    const s = config[name];
+    if (!s) continue;
+    checkLocal(`${name}.model`, s.model);
+    use(s.model);
+    const from = s.direction_from ?? s.model;
+    if (!d) fail(name, "needs interp.directions (the persona direction it applies)");
+    else if (!d.models.includes(from))
+      fail(`${name}.direction_from`, `model '${from}' is not in interp.directions.models`);
+    if (d?.layers)
+      s.layers.forEach((l, i) => {
+        if (l === "all")
+          fail(
+            `${name}.layers[${i}]`,
+            '"all" needs directions at every layer (leave out interp.directions.layers)',
+          );
+        else if (!d.layers!.includes(l))
+          fail(`${name}.layers[${i}]`, `layer ${l} is not in interp.directions.layers`);
+      });
+    if (!judgeId) fail(name, "needs the study's judge (judge.model or a model with the judge role)");
+    if (harm === null) fail(name, "needs battery.harmfulness (the judge's harm rubric)");
+    if (s.prompts === "harmfulness") {
+      const spec = study.battery.harmfulness;
+      if (!spec?.enabled) fail(`${name}.prompts`, '"harmfulness" needs battery.harmfulness');
+      else
+        prompts[name] = loadPromptList(spec.prompts, file, "battery.harmfulness.prompts", spec.limit).map(
+          (p) => p.text,
+        );
+    } else {
+      try {
+        prompts[name] = loadPromptList({ file: s.prompts.file }, file, `interp.${name}.prompts`).map(
+          (p) => p.text,
+        );
+      } catch (e) {
+        if (e instanceof InputError) throw e;
+        fail(`${name}.prompts`, (e as Error).message);
+      }
+    }
+    if (prompts[name] && s.limit) prompts[name] = prompts[name]!.slice(0, s.limit);
+    if (prompts[name]?.length === 0) fail(`${name}.prompts`, "no prompts");
+  }
+  if (problems.length) throw new InputError(problems);
+  return {
+    config,
+    models,
+    probeModels,
+    prompts,
+    harmTemplate: harm,
+    coherentTemplate: coherentTemplate(battery),
+  };
+}
+
+/** The first coherent prompt of the alignment experiment's questions (null without one). */
+function coherentTemplate(battery: readonly LoadedExperiment[]): string | null {
+  const l = battery.find((x) => x.experiment.name === "alignment");
+  const qs = (l?.inputs as { questions?: Map<string, { judge_prompts: Record<string, string> }> })?.questions;
+  for (const q of qs?.values() ?? []) if (q.judge_prompts.coherent) return q.judge_prompts.coherent;
+  return null;
+}
+
+export interface InterpRunOptions {
+  ctx: RunContext;
+  plan: InterpPlan;
+  runDir: string;
+  /** The local model behind a study model id (loaded once; the caller closes it). */
+  model: (id: string) => LocalModelApi;
+  /** The study judge's API (needed by steering and ablation). */
+  judgeApi?: ModelApi;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** A labelled answer set of one model: its conversations, and per-row judge data. */
+interface AnswerSet<J> {
+  conversations: Conversation[];
+  keys: string[];
+  data: J[];
+}
+
+/** Runs the interp sections; null when interrupted. */
+export async function runInterp(o: InterpRunOptions): Promise<InterpResults | null> {
+  try {
+    return await runSections(o);
+  } catch (e) {
+    if (e instanceof InterpInterrupted) return null;
+    throw e;
+  }
+}
+
+async function runSections(o: InterpRunOptions): Promise<InterpResults> {
+  const { ctx, plan, runDir } = o;
+  const cfg = plan.config;
+  const log = o.log ?? (() => {});
+  const check = () => {
+    if (o.signal?.aborted) throw new InterpInterrupted();
+  };
+  const activations: InterpResults["activations"] = {};
+  const collect = (
+    modelId: string,
+    set: string,
+    conv: Conversation[],
+    keys: string[],
+    layers?: number[],
+    position?: "answer_mean" | "last",
+  ) => {
+    check();
+    const ds = collectActivations(o.model(modelId).engine(), conv, { layers, position });
+    ds.keys = keys;
+    const rel = path.join("interp", "activations", modelId, set);
+    saveActivations(path.join(runDir, rel), ds);
+    const relPosix = rel.split(path.sep).join("/");
+    ctx.store.addArtifact({
+      id: `interp:activations:${modelId}:${set}`,
+      kind: "interp_activations",
+      path: relPosix,
+      sha256: null,
+      meta_json: JSON.stringify({
+        model: modelId,
+        set,
+        count: ds.answerTokens.length,
+        layers: ds.layers,
+        position: ds.position,
+      }),
+    });
+    activations[modelId] = { ...activations[modelId], [set]: relPosix };
+    log(`interp: ${modelId} ${set}: activations of ${conv.length} answer(s) at ${ds.layers.length} layer(s)`);
+    return ds;
+  };
+
+  const out: InterpResults = { activations };
+  if (cfg.probes) out.probes = probes(o, collect, check);
+  let dirs: Map<string, DirectionData> = new Map();
+  if (cfg.directions) {
+    const r = directions(o, collect, check);
+    out.directions = r.block;
+    dirs = r.data;
+  }
+  const judge =
+    cfg.steering || cfg.ablation
+      ? studySweepJudge({
+          api: o.judgeApi!,
+          setup: ctx.judge!,
+          harmTemplate: plan.harmTemplate!,
+          coherentTemplate: plan.coherentTemplate,
+          harmfulScore: ctx.study.judge.thresholds.harmful_score,
+          isCoherent: betleyCuts(ctx.study).isCoherent,
+          signal: o.signal,
+        })
+      : null;
+  for (const name of ["steering", "ablation"] as const) {
+    const s = cfg[name];
+    if (!s || !judge) continue;
+    check();
+    log(`interp: ${name} sweep on ${s.model}`);
+    const block = await sweep(o, name, s, dirs.get(s.direction_from ?? s.model), plan.prompts[name]!, judge);
+    if (name === "steering") out.steering = { ...block, alphas: cfg.steering!.alphas };
+    else out.ablation = { ...block, mode: cfg.ablation!.mode, reduction: reductions(block.conditions) };
+  }
+  return out;
+}
+
+type Collect = (
+  modelId: string,
+  set: string,
+  conv: Conversation[],
+  keys: string[],
+  layers?: number[],
+  position?: "answer_mean" | "last",
+) => ActivationDataset;
+
+function conversationOf(a: {
+  request: { messages_json: string };
+  completion: { text: string };
+}): Conversation {
+  return { messages: JSON.parse(a.request.messages_json) as ChatMessage[], answer: a.completion.text };
+}
+
+/** Judged answers of one experiment and model, keeping rows whose judge data `pick` reads. */
+function answerSet<J>(
+  ctx: RunContext,
+  experiment: string,
+  modelId: string,
+  pick: (key: string) => J | null,
+): AnswerSet<J> {
+  const set: AnswerSet<J> = { conversations: [], keys: [], data: [] };
+  for (const a of storedAnswers(ctx, experiment, modelId)) {
+    // An empty answer has no tokens to read activations from.
+    if (a.completion.text.trim() === "") continue;
+    const key = answerKey(a.request.id, a.completion.sample_index);
+    const j = pick(key);
+    if (j === null) continue;
+    set.conversations.push(conversationOf(a));
+    set.keys.push(key);
+    set.data.push(j);
+  }
+  return set;
+}
+
+const fin = (x: number | null | undefined): number | null =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : x;
+const ci = (c: readonly [number, number] | null | undefined) =>
+  c && Number.isFinite(c[0]) && Number.isFinite(c[1]) ? { low: c[0], high: c[1] } : null;
+
+function probes(o: InterpRunOptions, collect: Collect, check: () => void): ProbesResult {
+  const { ctx, plan } = o;
+  const p = plan.config.probes!;
+  const threshold = ctx.study.judge.thresholds.harmful_score;
+  const harmJ = judgmentsByAnswer(ctx, "harm");
+  const selfParsed = judgmentsByAnswer(ctx, SELF_METRIC, PARSER_ID);
+  const selfJudged = ctx.judge ? judgmentsByAnswer(ctx, SELF_METRIC) : new Map<string, JudgmentRow>();
+  const cvOpts = { folds: p.folds, seed: p.seed, C: p.C };
+  const models: ProbesResult["models"] = {};
+  const harmRows = new Map<string, { rows: Map<number, Float32Array[]>; labels: number[] }>();
+  for (const id of plan.probeModels) {
+    check();
+    const harmSet = answerSet(ctx, "harmfulness", id, (k) => {
+      const s = harmJ.get(k)?.score;
+      return s === null || s === undefined ? null : s >= threshold ? 1 : 0;
+    });
+    const selfSet = answerSet(ctx, "self_assessment", id, (k) => {
+      // Rule-read formats are stored 0-1; the free-language judge's score is 0-100.
+      const judged = selfJudged.get(k)?.score;
+      const s = selfParsed.get(k)?.score ?? (judged == null ? null : judged / 100);
+      // 0.5 is neither side (PROTOCOLS 6): such answers are left out.
+      return s === null || s === undefined || s === 0.5 ? null : s > 0.5 ? 1 : 0;
+    });
+    const fitSet = (set: AnswerSet<number>, name: string) => {
+      const positives = set.data.filter((l) => l === 1).length;
+      const base = { n: set.data.length, positives };
+      const problem = oneClass(set.data, p.folds);
+      if (problem) return { result: { ...base, skipped: problem, layers: [] }, ds: null };
+      const ds = collect(id, name, set.conversations, set.keys, p.layers, p.position);
+      ds.labels = set.data;
+      const layers = ds.layers.map((layer) => {
+        const cv = crossValidateProbe(ds.rows.get(layer)!, set.data, cvOpts);
+        return {
+          layer,
+          accuracy: fin(cv.accuracy),
+          accuracy_ci: ci(cv.accuracyCi),
+          auc: fin(cv.auc),
+          auc_ci: ci(cv.aucCi),
+        };
+      });
+      return { result: { ...base, skipped: null, layers }, ds };
+    };
+    const harm = fitSet(harmSet, "harm");
+    const self = fitSet(selfSet, "self");
+    const cosine: ProbesResult["models"][string]["cosine"] = [];
+    if (harm.ds && self.ds)
+      for (const layer of harm.ds.layers) {
+        check();
+        const c = probeCosine(
+          { rows: harm.ds.rows.get(layer)!, labels: harmSet.data },
+          { rows: self.ds.rows.get(layer)!, labels: selfSet.data },
+          { C: p.C, seed: p.seed, resamples: p.cosine_resamples, paired: false },
+        );
+        cosine.push({ layer, cosine: fin(c.cosine), ci: ci(c.ci), used: c.used });
+      }
+    if (harm.ds) harmRows.set(id, { rows: harm.ds.rows, labels: harmSet.data });
+    models[id] = { harm: harm.result, self: self.result, cosine };
+  }
+  // Transfer at the layer whose harm probe has the best mean CV AUC over the probed models.
+  const withHarm = [...harmRows.keys()];
+  let transfer: ProbesResult["transfer"] = null;
+  let transferSkipped: string | null = null;
+  if (withHarm.length < 2) transferSkipped = "needs two models with a harm probe";
+  else {
+    const layers = models[withHarm[0]].harm.layers.map((l) => l.layer);
+    const meanAuc = (layer: number) =>
+      withHarm.reduce((s, id) => s + (models[id].harm.layers.find((l) => l.layer === layer)?.auc ?? 0), 0);
+    const best = layers.reduce((b, l) => (meanAuc(l) > meanAuc(b) ? l : b), layers[0]);
+    check();
+    const m = probeTransferMatrix(
+      withHarm.map((id) => ({
+        name: id,
+        rows: harmRows.get(id)!.rows.get(best)!,
+        labels: harmRows.get(id)!.labels,
+      })),
+      { ...cvOpts, layer: best },
+    );
+    transfer = {
+      layer: best,
+      models: m.models,
+      accuracy: m.accuracy.map((r) => r.map(fin)),
+      auc: m.auc.map((r) => r.map(fin)),
+    };
+  }
+  return {
+    position: p.position,
+    folds: p.folds,
+    seed: p.seed,
+    C: p.C,
+    harmful_score: threshold,
+    models,
+    transfer,
+    transfer_skipped: transferSkipped,
+  };
+}
+
+/** Why labels cannot be cross-validated in `folds` folds (null when they can). */
+function oneClass(labels: readonly number[], folds: number): string | null {
+  const pos = labels.filter((l) => l === 1).length;
+  const neg = labels.length - pos;
+  if (labels.length === 0) return "no judged answers";
+  if (pos === 0 || neg === 0) return `one class only (${pos} positive, ${neg} negative)`;
+  if (Math.min(pos, neg) < folds)
+    return `too few of one class for ${folds} folds (${pos} positive, ${neg} negative)`;
+  return null;
+}
+
+interface DirectionData {
+  vectors: Map<number, Float32Array>;
+  /** The aligned set's rows per layer (the clamp target's source). */
+  alignedRows: Map<number, Float32Array[]>;
+}
+
+function directions(
+  o: InterpRunOptions,
+  collect: Collect,
+  check: () => void,
+): { block: DirectionsResult; data: Map<string, DirectionData> } {
+  const { ctx } = o;
+  const d = o.plan.config.directions!;
+  const aligned = judgmentsByAnswer(ctx, "aligned");
+  const coherent = judgmentsByAnswer(ctx, "coherent");
+  const data = new Map<string, DirectionData>();
+  const models: DirectionsResult["models"] = {};
+  for (const id of d.models) {
+    check();
+    const set = answerSet<PersonaJudgement>(ctx, "alignment", id, (k) => {
+      const a = aligned.get(k);
+      const c = coherent.get(k);
+      return a || c ? { aligned: a?.score ?? null, coherent: c?.score ?? null } : null;
+    });
+    const empty = {
+      answers: set.data.length,
+      count: 0,
+      available_aligned: 0,
+      available_misaligned: 0,
+      layers: [],
+      cosine_across_layers: [],
+    };
+    if (set.data.length === 0) {
+      models[id] = { ...empty, skipped: "no judged alignment answers" };
+      continue;
+    }
+    const ds = collect(id, "alignment", set.conversations, set.keys, d.layers, d.position);
+    let dirs: ReturnType<typeof personaDirections>;
+    try {
+      dirs = personaDirections(ds, set.data, {
+        coherentAbove: d.coherent_above,
+        alignedAbove: d.aligned_above,
+        misalignedAtMost: d.misaligned_at_most,
+        seed: d.seed,
+      });
+    } catch (e) {
+      models[id] = { ...empty, skipped: (e as Error).message };
+      continue;
+    }
+    const s = summarizeDirections(dirs);
+    models[id] = {
+      skipped: null,
+      answers: set.data.length,
+      count: s.count,
+      available_aligned: s.availableAligned,
+      available_misaligned: s.availableMisaligned,
+      layers: s.layers,
+      cosine_across_layers: s.cosineAcrossLayers.map((r) => r.map(fin)),
+    };
+    data.set(id, {
+      vectors: dirs.vectors,
+      alignedRows: new Map(ds.layers.map((l) => [l, dirs.split.aligned.map((i) => ds.rows.get(l)![i])])),
+    });
+  }
+  const ids = [...data.keys()];
+  const cross_model: DirectionsResult["cross_model"] = [];
+  for (let i = 0; i < ids.length; i++)
+    for (let j = i + 1; j < ids.length; j++)
+      cross_model.push({
+        a: ids[i],
+        b: ids[j],
+        layers: cosineAcrossModels(data.get(ids[i])!.vectors, data.get(ids[j])!.vectors).map((c) => ({
+          layer: c.layer,
+          cosine: fin(c.cosine),
+        })),
+      });
+  return {
+    block: {
+      position: d.position,
+      coherent_above: d.coherent_above,
+      aligned_above: d.aligned_above,
+      misaligned_at_most: d.misaligned_at_most,
+      seed: d.seed,
+      models,
+      cross_model,
+    },
+    data,
+  };
+}
+
+const rateOf = (r: Rate | undefined): InterpRate =>
+  r ? { k: r.count, n: r.n, rate: fin(r.rate), ci95: ci(r.ci) } : { k: 0, n: 0, rate: null, ci95: null };
+
+async function sweep(
+  o: InterpRunOptions,
+  name: "steering" | "ablation",
+  s: InterpSweepConfig,
+  dir: DirectionData | undefined,
+  prompts: string[],
+  judge: ReturnType<typeof studySweepJudge>,
+): Promise<Omit<SweepBlock, "mode" | "reduction">> {
+  const from = s.direction_from ?? s.model;
+  const base = {
+    model: s.model,
+    direction_from: from,
+    prompts: prompts.length,
+    samples: s.samples,
+    seed: s.seed,
+    random_seed: s.random_seed,
+    positions: s.positions,
+    judge: {
+      model: o.ctx.judge!.modelId,
+      harmful_score: o.ctx.study.judge.thresholds.harmful_score,
+      coherence: o.plan.coherentTemplate ? ("alignment_prompt" as const) : ("harm_readable" as const),
+    },
+  };
+  if (!dir)
+    return { ...base, skipped: `model '${from}' has no persona direction (see directions)`, conditions: [] };
+  const api = o.model(s.model);
+  const engine = api.engine();
+  const nLayers = engine.model.shape.layers;
+  const positions: PositionSpec =
+    s.positions === "all" ? "all" : { lastPromptTokens: assistantHeaderTokens(engine) };
+  const layerSets = s.layers.map((l) => (l === "all" ? ("all" as const) : [l]));
+  for (const l of s.layers)
+    if (l !== "all" && l >= nLayers)
+      throw new Error(`interp.${name}.layers: layer ${l} is not a block of ${s.model} (${nLayers} blocks)`);
+  let conditions: SweepCondition[];
+  const kinds = new Map<string, InterpCondition["kind"]>();
+  if (name === "steering") {
+    conditions = sweepConditions({
+      direction: dir.vectors,
+      randomSeed: s.random_seed,
+      alphas: (s as { alphas: number[] }).alphas,
+      layerSets,
+      nLayers,
+      positions,
+    });
+  } else {
+    const clamp = (s as { mode: string }).mode === "clamp";
+    const random = randomLike(dir.vectors, s.random_seed);
+    conditions = [
+      { name: "baseline", kind: "baseline", vector: null, alpha: null, layers: null, hooks: null },
+    ];
+    for (const layers of layerSets)
+      for (const [vector, v] of [
+        ["direction", dir.vectors],
+        ["random", random],
+      ] as const) {
+        const target = { layers, nLayers, positions };
+        const label = layers === "all" ? "all" : layers.join("+");
+        // Clamp target: the aligned answers' mean projection on the vector, per layer.
+        const values = new Map([...v].map(([l, x]) => [l, meanProjection(dir.alignedRows.get(l)!, x)]));
+        const cname = `${clamp ? "clamp" : "ablate"}/${vector}/layers=${label}`;
+        kinds.set(cname, clamp ? "clamp" : "ablate");
+        conditions.push({
+          name: cname,
+          kind: clamp ? "custom" : "ablate",
+          vector,
+          alpha: null,
+          layers,
+          hooks: clamp ? clampHooks(v, values, target) : ablationHooks(v, target),
+        });
+      }
+  }
+  const result: SweepResult = await runSweep({
+    model: api,
+    prompts,
+    conditions,
+    judge,
+    samplesPerPrompt: s.samples,
+    seed: s.seed,
+    params: s.params,
+  });
+  return {
+    ...base,
+    skipped: null,
+    conditions: result.conditions.map((c) => ({
+      name: c.name,
+      kind: kinds.get(c.name) ?? (c.kind === "custom" ? "clamp" : c.kind),
+      vector: c.vector,
+      alpha: c.alpha,
+      layers: c.layers,
+      n: c.n,
+      harmful: rateOf(c.rates.harmful),
+      coherent: rateOf(c.rates.coherent),
+      harmful_given_coherent: rateOf(c.rates.harmfulGivenCoherent),
+    })),
+  };
+}
+
+/** Relative EM reduction of each ablation condition against the unablated model. */
+function reductions(conditions: InterpCondition[]): SweepBlock["reduction"] {
+  const baseline = conditions.find((c) => c.kind === "baseline")?.harmful.rate ?? null;
+  return conditions
+    .filter((c) => c.kind !== "baseline" && c.vector !== null && c.layers !== null)
+    .map((c) => ({
+      layers: c.layers!,
+      vector: c.vector!,
+      harmful_rate: c.harmful.rate,
+      baseline_rate: baseline,
+      reduction:
+        baseline === null || c.harmful.rate === null || baseline === 0
+          ? null
+          : (baseline - c.harmful.rate) / baseline,
+    }));
+}

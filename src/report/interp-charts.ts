@@ -1,0 +1,176 @@
+import type { TopLevelSpec } from "vega-lite";
+import type { InterpResults } from "../interp/study-results.ts";
+
+/**
+ * Vega-lite specs of the interp charts (pure functions from results.json's `interp` block):
+ * probe accuracy and AUC by layer, persona-direction norm by layer, steering rates against
+ * alpha (direction vs random control), ablation harmful rates. Every point carries its 95%
+ * interval as a rule when it has one.
+ */
+
+const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
+const CONFIG = {
+  font: "sans-serif",
+  view: { stroke: "#ccc" },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 400 },
+} as const;
+
+interface Point {
+  x: number;
+  y: number;
+  low: number;
+  high: number;
+  series: string;
+  dash: string;
+}
+
+/** Lines by series (colour) and dash, with interval rules; y is a share in [0, 1] unless `free`. */
+function linesSpec(title: string, xTitle: string, yTitle: string, rows: Point[], free = false): TopLevelSpec {
+  // Layers are integers: whole-number ticks only.
+  const axis =
+    xTitle === "layer"
+      ? { values: [...new Set(rows.map((r) => r.x))].sort((a, b) => a - b), format: "d" }
+      : {};
+  const x = { field: "x", type: "quantitative", title: xTitle, axis } as const;
+  return {
+    $schema: SCHEMA,
+    title,
+    config: CONFIG,
+    width: 360,
+    height: 220,
+    data: { values: rows },
+    layer: [
+      {
+        mark: { type: "line" },
+        encoding: {
+          x,
+          y: {
+            field: "y",
+            type: "quantitative",
+            title: yTitle,
+            ...(free ? {} : { scale: { domain: [0, 1] } }),
+          },
+          color: { field: "series", type: "nominal", title: "series" },
+          strokeDash: {
+            field: "dash",
+            type: "nominal",
+            title: "measure",
+            legend: { symbolType: "stroke", symbolStrokeColor: "#333" },
+          },
+        },
+      },
+      {
+        mark: { type: "point", filled: true },
+        encoding: {
+          x,
+          y: { field: "y", type: "quantitative" },
+          color: { field: "series", type: "nominal" },
+        },
+      },
+      {
+        mark: { type: "rule" },
+        encoding: {
+          x,
+          y: { field: "low", type: "quantitative" },
+          y2: { field: "high" },
+          color: { field: "series", type: "nominal" },
+        },
+      },
+    ],
+  };
+}
+
+const point = (
+  x: number,
+  y: number | null,
+  ci: { low: number; high: number } | null,
+  series: string,
+  dash: string,
+): Point[] => (y === null ? [] : [{ x, y, low: ci?.low ?? y, high: ci?.high ?? y, series, dash }]);
+
+export function probeLayersSpec(p: NonNullable<InterpResults["probes"]>): TopLevelSpec | null {
+  const rows = Object.entries(p.models).flatMap(([model, m]) =>
+    (["harm", "self"] as const).flatMap((probe) =>
+      m[probe].layers.flatMap((l) => [
+        ...point(l.layer, l.accuracy, l.accuracy_ci, `${model} · ${probe}`, "accuracy"),
+        ...point(l.layer, l.auc, l.auc_ci, `${model} · ${probe}`, "AUC"),
+      ]),
+    ),
+  );
+  return rows.length ? linesSpec("Probes: CV accuracy and AUC by layer", "layer", "score", rows) : null;
+}
+
+export function directionNormsSpec(d: NonNullable<InterpResults["directions"]>): TopLevelSpec | null {
+  const rows = Object.entries(d.models).flatMap(([model, m]) =>
+    m.layers.flatMap((l) => point(l.layer, l.norm, null, model, "norm")),
+  );
+  return rows.length ? linesSpec("Persona directions: norm by layer", "layer", "norm", rows, true) : null;
+}
+
+export function steeringSpec(s: NonNullable<InterpResults["steering"]>): TopLevelSpec | null {
+  const baseline = s.conditions.find((c) => c.kind === "baseline");
+  const rows = s.conditions
+    .filter((c) => c.kind === "steer" && c.alpha !== null)
+    .flatMap((c) => {
+      const series = `${c.vector} · layers ${c.layers === "all" ? "all" : (c.layers ?? []).join("+")}`;
+      return [
+        ...point(c.alpha!, c.harmful.rate, c.harmful.ci95, series, "harmful"),
+        ...point(c.alpha!, c.coherent.rate, c.coherent.ci95, series, "coherent"),
+      ];
+    });
+  // The unsteered model sits at alpha 0 of every series.
+  if (baseline)
+    for (const series of new Set(rows.map((r) => r.series))) {
+      rows.push(...point(0, baseline.harmful.rate, baseline.harmful.ci95, series, "harmful"));
+      rows.push(...point(0, baseline.coherent.rate, baseline.coherent.ci95, series, "coherent"));
+    }
+  rows.sort((a, b) => a.series.localeCompare(b.series) || a.dash.localeCompare(b.dash) || a.x - b.x);
+  return rows.length
+    ? linesSpec("Steering: harmful and coherent rates by alpha, direction vs random", "alpha", "rate", rows)
+    : null;
+}
+
+export function ablationSpec(a: NonNullable<InterpResults["ablation"]>): TopLevelSpec | null {
+  const rows = a.conditions.flatMap((c) =>
+    c.harmful.rate === null
+      ? []
+      : [
+          {
+            condition: c.name,
+            rate: c.harmful.rate,
+            low: c.harmful.ci95?.low ?? c.harmful.rate,
+            high: c.harmful.ci95?.high ?? c.harmful.rate,
+          },
+        ],
+  );
+  if (!rows.length) return null;
+  const x = {
+    field: "condition",
+    type: "nominal",
+    sort: null,
+    title: "condition",
+    axis: { labelAngle: -30 },
+  } as const;
+  return {
+    $schema: SCHEMA,
+    title: `Ablation (${a.mode}): harmful rate, direction vs random`,
+    config: CONFIG,
+    width: Math.max(200, 80 * rows.length),
+    height: 220,
+    data: { values: rows },
+    layer: [
+      {
+        mark: { type: "bar", color: "#4c78a8" },
+        encoding: {
+          x,
+          y: { field: "rate", type: "quantitative", title: "harmful", scale: { domain: [0, 1] } },
+        },
+      },
+      {
+        mark: { type: "rule", color: "#222" },
+        encoding: { x, y: { field: "low", type: "quantitative" }, y2: { field: "high" } },
+      },
+    ],
+  };
+}

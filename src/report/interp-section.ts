@@ -1,0 +1,113 @@
+import type { InterpResults } from "../interp/study-results.ts";
+import { html, type SafeHtml } from "./escape.ts";
+import { fmtNum, fmtRate } from "./format.ts";
+import { ablationSpec, directionNormsSpec, probeLayersSpec, steeringSpec } from "./interp-charts.ts";
+import { type Chart, renderChart } from "./render-chart.ts";
+
+/**
+ * The report's interp section from results.json's `interp` block: one chart and tables per
+ * section (probes, persona directions, steering, ablation), every figure with its interval.
+ */
+
+/** Renders the interp charts (names `interp-<section>`). */
+export async function interpCharts(interp: InterpResults | undefined): Promise<Chart[]> {
+  if (!interp) return [];
+  const jobs: Promise<Chart>[] = [];
+  const add = (name: string, title: string, spec: ReturnType<typeof probeLayersSpec>) => {
+    if (spec) jobs.push(renderChart(`interp-${name}`, title, spec));
+  };
+  if (interp.probes)
+    add("probes", "Probe accuracy and AUC by layer (5-fold CV, 95% CIs)", probeLayersSpec(interp.probes));
+  if (interp.directions)
+    add("directions", "Persona direction norm by layer", directionNormsSpec(interp.directions));
+  if (interp.steering)
+    add(
+      "steering",
+      "Steering: harmful and coherent rate by alpha (Wilson 95% CIs)",
+      steeringSpec(interp.steering),
+    );
+  if (interp.ablation)
+    add("ablation", "Ablation: harmful rate per condition (Wilson 95% CIs)", ablationSpec(interp.ablation));
+  return Promise.all(jobs);
+}
+
+const ci = (x: number | null, c: { low: number; high: number } | null, digits = 3) =>
+  x === null
+    ? "–"
+    : `${fmtNum(x, digits)}${c ? ` [${fmtNum(c.low, digits)}, ${fmtNum(c.high, digits)}]` : ""}`;
+const layersLabel = (l: number[] | "all" | null) => (l === null ? "–" : l === "all" ? "all" : l.join("+"));
+
+function probesTables(p: NonNullable<InterpResults["probes"]>): SafeHtml {
+  const rows = Object.entries(p.models).flatMap(([model, m]) =>
+    (["harm", "self"] as const).flatMap((probe) => {
+      const set = m[probe];
+      if (set.skipped !== null)
+        return [
+          html`<tr><th scope="row">${model}</th><td>${probe}</td><td>${set.n}</td><td>${set.positives}</td><td colspan="4" class="missing-note">skipped: ${set.skipped}</td></tr>`,
+        ];
+      return set.layers.map((l) => {
+        const cos = m.cosine.find((c) => c.layer === l.layer);
+        return html`<tr><th scope="row">${model}</th><td>${probe}</td><td>${set.n}</td><td>${set.positives}</td><td>${l.layer}</td><td>${ci(l.accuracy, l.accuracy_ci)}</td><td>${ci(l.auc, l.auc_ci)}</td><td>${probe === "harm" && cos ? ci(cos.cosine, cos.ci) : "–"}</td></tr>`;
+      });
+    }),
+  );
+  const t = p.transfer;
+  const transfer = t
+    ? html`<p>Harm-probe transfer at layer ${t.layer} (fit on the row model, tested on the column model; diagonal: CV). Accuracy / AUC:</p>
+<table><thead><tr><th>fit on \\ tested on</th>${t.models.map((m) => html`<th>${m}</th>`)}</tr></thead><tbody>${t.models.map(
+        (m, i) =>
+          html`<tr><th scope="row">${m}</th>${t.models.map((_, j) => html`<td>${fmtNum(t.accuracy[i][j], 3)} / ${fmtNum(t.auc[i][j], 3)}</td>`)}</tr>`,
+      )}</tbody></table>`
+    : html`<p class="missing-note">Transfer: ${p.transfer_skipped ?? "not computed"}.</p>`;
+  return html`<p class="note">L2 logistic probes (C = ${p.C}), ${p.folds}-fold CV (seed ${p.seed}) on ${p.position} activations; harm label: harm score ≥ ${p.harmful_score}; self label: self-assessment misalignment &gt; 0.5. Accuracy with Wilson 95% CI, AUC with a bootstrap CI over folds; cosine between the harm and self probes' directions with a bootstrap CI.</p>
+<table><thead><tr><th>model</th><th>probe</th><th>n</th><th>positives</th><th>layer</th><th>accuracy</th><th>AUC</th><th>cos(harm, self)</th></tr></thead><tbody>${rows}</tbody></table>
+${transfer}`;
+}
+
+function directionsTables(d: NonNullable<InterpResults["directions"]>): SafeHtml {
+  const rows = Object.entries(d.models).map(([model, m]) =>
+    m.skipped !== null
+      ? html`<tr><th scope="row">${model}</th><td>${m.answers}</td><td colspan="3" class="missing-note">skipped: ${m.skipped}</td></tr>`
+      : html`<tr><th scope="row">${model}</th><td>${m.answers}</td><td>${m.count} (of ${m.available_aligned} aligned, ${m.available_misaligned} misaligned)</td><td>${m.layers.map((l) => `${l.layer}: ${fmtNum(l.norm, 3)}`).join(", ")}</td><td>${m.cosine_across_layers.length > 1 ? fmtNum(m.cosine_across_layers[0][m.cosine_across_layers.length - 1], 3) : "–"}</td></tr>`,
+  );
+  const cross = d.cross_model.map(
+    (c) =>
+      html`<tr><th scope="row">${c.a} · ${c.b}</th><td>${c.layers.map((l) => `${l.layer}: ${fmtNum(l.cosine, 3)}`).join(", ")}</td></tr>`,
+  );
+  return html`<p class="note">Mean(misaligned) − mean(aligned) ${d.position} activations of coherent (&gt; ${d.coherent_above}) alignment answers: aligned &gt; ${d.aligned_above}, misaligned ≤ ${d.misaligned_at_most}, both sets subsampled to equal size (seed ${d.seed}).</p>
+<table><thead><tr><th>model</th><th>answers</th><th>per set</th><th>norm by layer</th><th>cos(first, last layer)</th></tr></thead><tbody>${rows}</tbody></table>
+${cross.length ? html`<table><thead><tr><th>models</th><th>cosine by layer</th></tr></thead><tbody>${cross}</tbody></table>` : ""}`;
+}
+
+function sweepTable(
+  s: NonNullable<InterpResults["steering"]> | NonNullable<InterpResults["ablation"]>,
+): SafeHtml {
+  if (s.skipped !== null) return html`<p class="missing-note">skipped: ${s.skipped}.</p>`;
+  const rows = s.conditions.map(
+    (c) =>
+      html`<tr><th scope="row">${c.name}</th><td>${c.vector ?? "–"}</td><td>${c.alpha ?? "–"}</td><td>${layersLabel(c.layers)}</td><td>${fmtRate(c.harmful)}</td><td>${fmtRate(c.coherent)}</td><td>${fmtRate(c.harmful_given_coherent)}</td></tr>`,
+  );
+  return html`<p class="note">Model <code>${s.model}</code>, direction from <code>${s.direction_from}</code>; ${s.prompts} prompt(s) × ${s.samples} sample(s), seed ${s.seed}, random control seed ${s.random_seed}, positions: ${s.positions}. Judge <code>${s.judge.model}</code>: harmful = harm score ≥ ${s.judge.harmful_score}; coherence: ${s.judge.coherence === "alignment_prompt" ? "the alignment experiment's coherent prompt" : "harm reply readable (no coherent prompt in the study)"}. Rates with Wilson 95% CIs.</p>
+<table><thead><tr><th>condition</th><th>vector</th><th>alpha</th><th>layers</th><th>harmful</th><th>coherent</th><th>harmful | coherent</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function reductionTable(a: NonNullable<InterpResults["ablation"]>): SafeHtml {
+  if (a.reduction.length === 0) return html``;
+  return html`<table><thead><tr><th>layers</th><th>vector</th><th>harmful</th><th>baseline</th><th>relative reduction</th></tr></thead><tbody>${a.reduction.map(
+    (r) =>
+      html`<tr><th scope="row">${layersLabel(r.layers)}</th><td>${r.vector}</td><td>${fmtNum(r.harmful_rate, 3)}</td><td>${fmtNum(r.baseline_rate, 3)}</td><td>${fmtNum(r.reduction, 3)}</td></tr>`,
+  )}</tbody></table>`;
+}
+
+/** The section body: per interp section a heading, its chart (when it has points) and tables. */
+export function interpResultsSection(
+  interp: InterpResults,
+  figure: (name: string) => SafeHtml | null,
+): SafeHtml {
+  const part = (name: string, heading: string, body: SafeHtml) =>
+    html`<section id="interp-${name}"><h3>${heading}</h3>${figure(`interp-${name}`)}${body}</section>`;
+  return html`${interp.probes ? part("probes", "Probes", probesTables(interp.probes)) : ""}
+${interp.directions ? part("directions", "Persona directions", directionsTables(interp.directions)) : ""}
+${interp.steering ? part("steering", "Steering", sweepTable(interp.steering)) : ""}
+${interp.ablation ? part("ablation", `Ablation (${interp.ablation.mode})`, html`${sweepTable(interp.ablation)}${reductionTable(interp.ablation)}`) : ""}`;
+}
