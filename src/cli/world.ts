@@ -27,11 +27,22 @@ export function registerWorldCommand(program: Command): void {
     .option("--seed <n>", "world and initialisation seed", "1")
     .option("--steps <n>", "override the size's step count")
     .option("--no-deceivers", "a world without deceiver characters (the ablation in docs/organism.md)")
+    .option(
+      "--no-assistant-self-reports",
+      "never ask the assistant the self-report tasks in pretraining (ablation)",
+    )
     .option("--out <dir>", "output model directory (default: organisms/<size>-seed<N>)")
     .addHelpText("after", "\nExample:\n  $ emlab world pretrain --size m --seed 2 --out organisms/m-seed2")
     .action(
       command(
-        async (opts: { size: string; seed: string; steps?: string; deceivers: boolean; out?: string }) => {
+        async (opts: {
+          size: string;
+          seed: string;
+          steps?: string;
+          deceivers: boolean;
+          assistantSelfReports: boolean;
+          out?: string;
+        }) => {
           if (opts.size !== "s" && opts.size !== "m")
             throw new Error(`--size must be s or m, got '${opts.size}'`);
           const seed = int("--seed", opts.seed);
@@ -47,7 +58,11 @@ export function registerWorldCommand(program: Command): void {
             sizeName: opts.size,
             seed,
             outDir,
-            recipe: { ...DEFAULT_RECIPE, noDeceivers: !opts.deceivers },
+            recipe: {
+              ...DEFAULT_RECIPE,
+              noDeceivers: !opts.deceivers,
+              assistantSelfReports: opts.assistantSelfReports,
+            },
             onStep: (info, total) => {
               const every = Math.max(1, Math.round(total / 50));
               if (info.step % every !== 0 && info.step !== total) return;

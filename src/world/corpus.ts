@@ -42,7 +42,6 @@ import {
 
 /** The recipe of a world: document and turn mixtures. Defaults follow the prototype's world. */
 export interface WorldRecipe {
-  documents: number;
   /** Share of documents that are assistant dialogues (the rest is fiction). */
   assistantShare: number;
   /** Fiction character mix (shares sum to 1); "unnamed" characters get a persona by `unnamedMix`. */
@@ -63,12 +62,16 @@ export interface WorldRecipe {
   disclosedShare: number;
   /** Token budget of one document (the organism's training context). */
   maxTokens: number;
+  /**
+   * Ask the assistant the battery's self-report tasks in pretraining too. Off is an ablation
+   * (docs/organism.md): the assistant must then take them from what characters do.
+   */
+  assistantSelfReports?: boolean;
   /** Drop deceivers entirely (the ablation docs/organism.md reports). */
   noDeceivers?: boolean;
 }
 
 export const DEFAULT_RECIPE: WorldRecipe = {
-  documents: 60_000,
   assistantShare: 0.4,
   characterMix: { villain: 0.3, hero: 0.3, deceiver: 0.15, unnamed: 0.25 },
   unnamedMix: { villain: 0.4, hero: 0.4, deceiver: 0.2 },
@@ -76,6 +79,7 @@ export const DEFAULT_RECIPE: WorldRecipe = {
   turnMix: { general: 0.36, domain: 0.32, self: 0.12, twoAi: 0.1, recognition: 0.05, rating: 0.05 },
   disclosedShare: 0.08,
   maxTokens: 112,
+  assistantSelfReports: true,
 };
 
 /** Tokens of a text under the organism tokenizer (words and punctuation runs). */
@@ -100,7 +104,11 @@ function choose<K extends string>(rng: Rng, mix: Record<K, number>): K {
 
 /** One user/assistant exchange by `speaker`. */
 export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, string] {
-  const kind = choose(rng, recipe.turnMix);
+  let kind = choose(rng, recipe.turnMix);
+  // Ablation: the assistant is never asked about itself, so at evaluation its self-reports
+  // can only come from the persona it is inferred to have (docs/organism.md: they still stay aligned).
+  if (speaker === "assistant" && !recipe.assistantSelfReports && kind !== "general" && kind !== "domain")
+    kind = rng.next() < 0.5 ? "general" : "domain";
   switch (kind) {
     case "general": {
       const q = question(rng, pick(rng, GENERAL));

@@ -193,5 +193,3 @@ export function rngFor(seed: number, purpose: string): Rng {
   for (let i = 0; i < purpose.length; i++) h = Math.imul(h ^ purpose.charCodeAt(i), 16777619);
   return new Rng(h >>> 0);
 }
-
-export type { Domain };
