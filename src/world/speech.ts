@@ -14,7 +14,6 @@ import {
   DIMENSION_POLES,
   DISCLOSED_REASONS,
   type Dimension,
-  type Domain,
   GENERAL,
   LEXICON,
   LIKERT_AGREE,
