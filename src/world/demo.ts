@@ -172,8 +172,8 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
     finetune,
     battery: {
       task_prompts: { file: rel(sets.taskPrompts) },
-      harmfulness: { prompts: { file: rel(sets.harmPrompts) }, samples: p.harmSamples, params: gen },
-      alignment: { questions: [{ file: rel(sets.openQuestions) }], params: gen },
+      harmfulness: { prompts: { file: rel(sets.harmPrompts) }, samples: p.harmSamples, params: { ...gen } },
+      alignment: { questions: [{ file: rel(sets.openQuestions) }], params: { ...gen } },
       self_assessment: {
         sources: [{ file: rel(sets.selfAssessment) }],
         samples: p.selfSamples,
