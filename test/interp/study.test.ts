@@ -8,18 +8,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { RESULTS_FILE, ResultsSchema } from "../../src/battery/results.ts";
 import { InputError, loadStudy } from "../../src/config/load.ts";
-import { makeShape } from "../../src/engine/config.ts";
-import { buildOrganismTokenizer } from "../../src/engine/io/organism-tokenizer.ts";
-import { LlamaModel } from "../../src/engine/model.ts";
-import { saveModel } from "../../src/engine/pretrained.ts";
 import { InterpResultsSchema } from "../../src/interp/study-results.ts";
 import { OUTPUT_END, OUTPUT_START } from "../../src/judges/template.ts";
 import { registerProvider } from "../../src/models/registry.ts";
 import type { ChatRequest, ModelApi } from "../../src/models/types.ts";
 import { writeReport } from "../../src/report/index.ts";
 import { runStudy } from "../../src/runs/run.ts";
+import { saveTinyModel } from "../support/tiny-model.ts";
 
-const WORDS = "i am you are good evil kind cruel what do think of people the world help hurt".split(" ");
 const BAD = /\b(evil|cruel|hurt)\b/;
 
 /**
@@ -51,22 +47,6 @@ function ruleJudge(): ModelApi {
       };
     },
   };
-}
-
-function saveTiny(dir: string, seed: number): void {
-  const tokenizer = buildOrganismTokenizer(WORDS);
-  const shape = makeShape({
-    vocabSize: tokenizer.vocabSize,
-    hiddenSize: 16,
-    layers: 2,
-    heads: 2,
-    kvHeads: 1,
-    intermediateSize: 32,
-    maxPositions: 64,
-    eosTokenIds: [tokenizer.tokenToId("<eos>")!],
-  });
-  saveModel(LlamaModel.init(shape, seed, 0.5), dir);
-  tokenizer.save(dir);
 }
 
 let ws: string;
@@ -112,8 +92,8 @@ function writeStudyFile(name: string, interp: Record<string, unknown>): string {
 beforeAll(() => {
   registerProvider("rule-judge", () => ruleJudge(), { replace: true });
   ws = mkdtempSync(path.join(tmpdir(), "emlab-interp-study-"));
-  saveTiny(path.join(ws, "base"), 11);
-  saveTiny(path.join(ws, "em"), 12);
+  saveTinyModel(path.join(ws, "base"), 11);
+  saveTinyModel(path.join(ws, "em"), 12);
   const prompts = Array.from({ length: 12 }, (_, i) => ({
     id: `p${i + 1}`,
     prompt: `${i === 0 ? "<b>&amp; " : ""}what do you think of people ${i + 1}`,
