@@ -26,6 +26,25 @@ async function demo(name: string, seed: number) {
   return readFileSync(r.resultsFile!, "utf8");
 }
 
+/** `emlab demo --profile tiny` on the tiny organism, as a user runs it (its own process). */
+function emlabDemo(out: string, ...args: string[]) {
+  return promisify(execFile)(
+    process.execPath,
+    [
+      path.resolve("bin/emlab.js"),
+      "demo",
+      "--profile",
+      "tiny",
+      "--organism",
+      organism,
+      "--out",
+      out,
+      ...args,
+    ],
+    { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
+  );
+}
+
 describe("emlab demo on a tiny organism", () => {
   it("runs every fine-tune and experiment, and the same seed gives the same results.json", async () => {
     const a = await demo("a", 4);
@@ -63,22 +82,7 @@ describe("emlab demo on a tiny organism", () => {
 
   it("is the CLI's main job: writes study.yaml, results.json and report.html and prints the summary", async () => {
     const out = path.join(root, "cli");
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        path.resolve("bin/emlab.js"),
-        "demo",
-        "--profile",
-        "tiny",
-        "--organism",
-        organism,
-        "--out",
-        out,
-        "--seed",
-        "1",
-      ],
-      { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
-    );
+    const { stdout } = await emlabDemo(out, "--seed", "1");
     for (const f of ["study.yaml", "results.json", "report.html", "run.sqlite"])
       expect(existsSync(path.join(out, f)), f).toBe(true);
     expect(stdout).toMatch(/results: .*results\.json/);
@@ -88,41 +92,10 @@ describe("emlab demo on a tiny organism", () => {
     // Again without --resume: refused before anything is written (another seed's inputs
     // would otherwise overwrite this run's); with --resume: nothing is trained or asked again.
     const study = readFileSync(path.join(out, "study.yaml"), "utf8");
-    const again = await promisify(execFile)(
-      process.execPath,
-      [
-        path.resolve("bin/emlab.js"),
-        "demo",
-        "--profile",
-        "tiny",
-        "--organism",
-        organism,
-        "--out",
-        out,
-        "--seed",
-        "2",
-      ],
-      { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
-    ).catch((e: { code: number; stderr: string }) => e);
+    const again = await emlabDemo(out, "--seed", "2").catch((e: { code: number; stderr: string }) => e);
     expect((again as { code: number }).code).toBe(2);
     expect(readFileSync(path.join(out, "study.yaml"), "utf8")).toBe(study);
-    const resumed = await promisify(execFile)(
-      process.execPath,
-      [
-        path.resolve("bin/emlab.js"),
-        "demo",
-        "--profile",
-        "tiny",
-        "--organism",
-        organism,
-        "--out",
-        out,
-        "--seed",
-        "1",
-        "--resume",
-      ],
-      { env: { ...process.env, EMLAB_CACHE_DIR: path.join(root, "cache") } },
-    );
+    const resumed = await emlabDemo(out, "--seed", "1", "--resume");
     expect(resumed.stdout).toMatch(/results: /);
     expect(readFileSync(path.join(out, "run.log"), "utf8")).toMatch(/resume/);
   }, 300_000);
