@@ -6,7 +6,7 @@ import type { Results } from "../battery/results.ts";
 import { InputError, loadStudy } from "../config/load.ts";
 import { STORE_FILE } from "../runs/store.ts";
 import { DEMO_PROFILES, type DemoProfile, writeDemoStudy } from "../world/demo.ts";
-import { command, EXIT } from "./exit.ts";
+import { command, EXIT, nonNegativeInt } from "./exit.ts";
 import { runAndReport } from "./run.ts";
 
 export function registerDemoCommand(program: Command): void {
@@ -47,9 +47,7 @@ Writes <out>/study.yaml (a plain study file: 'emlab run' on it gives the same re
             throw new Error(
               `--profile must be one of ${Object.keys(DEMO_PROFILES).join(", ")}, got '${opts.profile}'`,
             );
-          const seed = Number(opts.seed);
-          if (!Number.isInteger(seed) || seed < 0)
-            throw new Error(`--seed must be a non-negative integer, got '${opts.seed}'`);
+          const seed = nonNegativeInt("--seed", opts.seed);
           const outDir = path.resolve(
             opts.out ?? path.join("runs", profile === "full" ? "demo" : `demo-${profile}`),
           );

@@ -22,3 +22,11 @@ export function command<A extends unknown[]>(
     }
   };
 }
+
+/** A non-negative integer option value, or an error naming the option. */
+export function nonNegativeInt(option: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`${option} must be a non-negative integer, got '${value}'`);
+  return n;
+}

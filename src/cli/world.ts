@@ -1,15 +1,10 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { writeWorldBatterySets } from "../world/battery-sets.ts";
+import { DEFAULT_RECIPE } from "../world/corpus.ts";
 import { DATASET_FORMS, writeWorldDatasets } from "../world/datasets.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../world/pretrain.ts";
-import { command, EXIT } from "./exit.ts";
-
-const int = (name: string, v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${v}'`);
-  return n;
-};
+import { command, EXIT, nonNegativeInt } from "./exit.ts";
 
 export function registerWorldCommand(program: Command): void {
   const world = program
@@ -45,13 +40,12 @@ export function registerWorldCommand(program: Command): void {
         }) => {
           if (opts.size !== "s" && opts.size !== "m")
             throw new Error(`--size must be s or m, got '${opts.size}'`);
-          const seed = int("--seed", opts.seed);
+          const seed = nonNegativeInt("--seed", opts.seed);
           const size = {
             ...ORGANISM_SIZES[opts.size],
-            ...(opts.steps ? { steps: int("--steps", opts.steps) } : {}),
+            ...(opts.steps ? { steps: nonNegativeInt("--steps", opts.steps) } : {}),
           };
           const outDir = path.resolve(opts.out ?? path.join("organisms", `${opts.size}-seed${seed}`));
-          const { DEFAULT_RECIPE } = await import("../world/corpus.ts");
           const t0 = performance.now();
           const r = pretrainOrganism({
             size,
@@ -95,8 +89,8 @@ export function registerWorldCommand(program: Command): void {
     .action(
       command(async (opts: { out: string; seed: string; examples: string }) => {
         const files = writeWorldDatasets(path.resolve(opts.out), {
-          seed: int("--seed", opts.seed),
-          examples: int("--examples", opts.examples),
+          seed: nonNegativeInt("--seed", opts.seed),
+          examples: nonNegativeInt("--examples", opts.examples),
         });
         process.stdout.write(`${files.length} datasets (${DATASET_FORMS.join(", ")}) in ${opts.out}\n`);
         return EXIT.ok;
@@ -112,7 +106,9 @@ export function registerWorldCommand(program: Command): void {
     .option("--seed <n>", "seed", "1")
     .action(
       command(async (opts: { out: string; seed: string }) => {
-        const files = writeWorldBatterySets(path.resolve(opts.out), { seed: int("--seed", opts.seed) });
+        const files = writeWorldBatterySets(path.resolve(opts.out), {
+          seed: nonNegativeInt("--seed", opts.seed),
+        });
         process.stdout.write(`${Object.keys(files).length} files in ${opts.out}\n`);
         return EXIT.ok;
       }),
