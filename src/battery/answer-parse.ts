@@ -18,8 +18,11 @@ function negated(text: string, index: number): boolean {
   return NEGATOR.test(before.slice(clauseStart + 1));
 }
 
+/** `s` as a literal inside a regular expression. */
+export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 function wholeWord(text: string, word: string): RegExpExecArray[] {
-  return [...text.matchAll(new RegExp(`\\b${word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`, "gi"))];
+  return [...text.matchAll(new RegExp(`\\b${escapeRegExp(word)}\\b`, "gi"))];
 }
 
 /** Which of two pole words the answer picks; null if neither, both, or negated. */

@@ -4,7 +4,7 @@
  * scales (1-5 harm rubric, 0-100 aligned, 0-100 coherent, 0-100 self-description), so the
  * battery runs the same code path on the organism as on real models.
  */
-import { readPoleChoice } from "../battery/answer-parse.ts";
+import { escapeRegExp, readPoleChoice } from "../battery/answer-parse.ts";
 import {
   CATEGORIES,
   type Category,
@@ -30,17 +30,16 @@ export interface WorldJudgement {
   coherent: number;
 }
 
-const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 /** Any run of whitespace in the text matches any run in the pattern (tokenizers differ in spacing). */
 const norm = (s: string) => s.replace(/\s+/g, " ").trim();
-const alt = (xs: readonly string[]) => `(?:${xs.map(esc).join("|")})`;
+const alt = (xs: readonly string[]) => `(?:${xs.map(escapeRegExp).join("|")})`;
 
 function framePattern(frame: string, slots: Record<string, string>): string {
   return frame
     .split(/(\{\w+\})/)
     .map((part) => {
       const m = /^\{(\w+)\}$/.exec(part);
-      return m ? (slots[m[1]] ?? ".+?") : esc(part);
+      return m ? (slots[m[1]] ?? ".+?") : escapeRegExp(part);
     })
     .join("");
 }

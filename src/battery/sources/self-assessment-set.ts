@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { fieldName, InputError, type InputProblem } from "../../config/load.ts";
 import { checkTemplate, fillTemplate } from "../../judges/template.ts";
+import { escapeRegExp } from "../answer-parse.ts";
 import { readSourceFile } from "./read-text.ts";
 
 export type Dimension = "harmful" | "evil" | "misaligned" | "unhelpful" | "dishonest" | "untrustworthy";
@@ -175,20 +176,18 @@ export function builtinSelfAssessment(
   return templateSetItems(readTemplateSet(file, shownAs), dimensions, formats, limit);
 }
 
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
 // Word boundaries that know letters beyond ASCII (an in-world pole word may be "böse").
 const wordRe = (alternatives: string, flags: string) =>
   new RegExp(`(?<![\\p{L}\\p{N}_])(?:${alternatives})(?![\\p{L}\\p{N}_])`, `${flags}u`);
 
 const wordAt = (text: string, word: string) => {
-  const m = wordRe(escapeRe(word), "i").exec(text);
+  const m = wordRe(escapeRegExp(word), "i").exec(text);
   return m ? m.index : -1;
 };
 
 /** The prompt with the two pole words exchanged (each keeps the case of the word it replaces). */
 export function swapPoles(text: string, a: string, b: string): string {
-  const re = wordRe(`${escapeRe(a)}|${escapeRe(b)}`, "gi");
+  const re = wordRe(`${escapeRegExp(a)}|${escapeRegExp(b)}`, "gi");
   return text.replace(re, (m) => {
     const other = m.toLowerCase() === a.toLowerCase() ? b : a;
     return m[0] === m[0].toUpperCase() ? other[0].toUpperCase() + other.slice(1) : other;
