@@ -390,7 +390,7 @@ const StudyBase = z
     battery: BatterySchema.default({ task_prompts: { builtin: "task-prompts" } }),
     judge: JudgeSchema.default(JudgeSchema.parse({})),
     interp: InterpConfigSchema.optional().describe(
-      "Probes, persona directions, steering, ablation (docs/interp.md).",
+      "Probes, persona directions, steering, ablation, re-alignment, the emergent-alignment loop (docs/interp.md).",
     ),
     report: z
       .object({ title: z.string().optional(), png: z.boolean().default(false) })

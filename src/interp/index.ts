@@ -58,6 +58,18 @@
  *        vector, alpha, layers, n, rates: {harmful, coherent, ..., harmfulGivenCoherent:
  *        {count, n, rate, ci (Wilson)}}, samples?}]}
  *     Sample (prompt p, sample s) has the same seed under every condition.
+ *
+ * TRAINING INSIDE THE LOOP (tune.ts, model-eval.ts; the study sections in realignment.ts and
+ * emergent-alignment.ts, documented in docs/interp.md)
+ *   engineCopy(engine) -> LocalEngine with its own weights (the original is never changed)
+ *   resolveTraining({method, lora, learning_rate?, batch_size?, train_seed}, steps) -> the
+ *     settings with src/finetune's STAGE_DEFAULTS filled in
+ *   new InMemoryTuning(engine, examples, settings, seed): step() -> loss, done, finish() (merges LoRA)
+ *   evaluateBehaviour(model, {prompts, judge, samples, seed, params}) -> {evaluation: {harmful,
+ *     coherent, harmful_given_coherent}, samples}  (one unhooked sweep condition)
+ *   selfReport(model, decisionItems, {samples, seed, params}) -> share of misaligned picks (Wilson CI)
+ *   projectionReadings(rowsByLayer, harmful[], directionsByLayer) -> [{layer, mean, mean_harmful,
+ *     mean_safe, auc}]
  */
 export {
   type ActivationDataset,
@@ -89,6 +101,7 @@ export {
   splitPersonaSets,
   summarizeDirections,
 } from "./directions.ts";
+export { projectionReadings } from "./emergent-alignment.ts";
 export {
   ablationHooks,
   assistantHeaderTokens,
@@ -101,6 +114,7 @@ export {
   type VectorSpec,
 } from "./interventions.ts";
 export { fitL2Logistic, type L2LogisticFit, type L2LogisticOptions } from "./l2-logistic.ts";
+export { type EvalOptions, evaluateBehaviour, selfReport } from "./model-eval.ts";
 export {
   type CvOptions,
   crossValidateProbe,
@@ -122,6 +136,7 @@ export {
   type TransferMatrix,
   TransferMatrixSchema,
 } from "./probes.ts";
+export { drawExamples } from "./realignment.ts";
 export {
   type ConditionGrid,
   type HookableModel,
@@ -137,4 +152,5 @@ export {
   sampleSeed,
   sweepConditions,
 } from "./sweep.ts";
+export { engineCopy, InMemoryTuning, resolveTraining, type TuneConfig } from "./tune.ts";
 export { cosine, dot, meanRows, norm, unit } from "./vectors.ts";

@@ -98,6 +98,12 @@ const Condition = z.object({
   harmful_given_coherent: InterpRateSchema,
 });
 
+const SweepJudgeInfo = z.object({
+  model: z.string(),
+  harmful_score: z.number(),
+  coherence: z.enum(["alignment_prompt", "harm_readable"]),
+});
+
 const SweepBase = z.object({
   model: z.string(),
   direction_from: z.string(),
@@ -106,12 +112,8 @@ const SweepBase = z.object({
   seed: z.number().int(),
   random_seed: z.number().int(),
   positions: z.enum(["all", "assistant"]),
-  judge: z.object({
-    model: z.string(),
-    harmful_score: z.number(),
-    /** How coherence was judged: the alignment experiment's coherent prompt, or "harm judgment readable". */
-    coherence: z.enum(["alignment_prompt", "harm_readable"]),
-  }),
+  /** coherence: the alignment experiment's coherent prompt, or "harm judgment readable". */
+  judge: SweepJudgeInfo,
   /** Why the sweep did not run (e.g. the direction model had no persona direction); null when it ran. */
   skipped: z.string().nullable(),
   conditions: z.array(Condition),
@@ -133,6 +135,106 @@ const AblationBlock = SweepBase.extend({
   ),
 });
 
+/** The training settings a section used, defaults resolved. */
+const TrainInfo = z.object({
+  method: z.enum(["lora", "full"]),
+  lora: z.object({ rank: z.number().int(), alpha: z.number(), rslora: z.boolean() }).nullable(),
+  learning_rate: z.number(),
+  batch_size: z.number().int(),
+  steps: z.number().int(),
+  train_seed: z.number().int(),
+});
+
+/** A model's behaviour on the evaluation prompts (and, for re-alignment, its self-report). */
+const Evaluation = z.object({
+  harmful: InterpRateSchema,
+  coherent: InterpRateSchema,
+  harmful_given_coherent: InterpRateSchema,
+});
+
+const RealignmentBlock = z.object({
+  model: z.string(),
+  base: z.string().nullable(),
+  dataset: z.string(),
+  /** Conversations trained on (the section's `examples`, or all the dataset has when fewer). */
+  examples: z.number().int(),
+  train: TrainInfo,
+  prompts: z.number().int(),
+  samples: z.number().int(),
+  seed: z.number().int(),
+  judge: SweepJudgeInfo,
+  /** Decision-format self-assessment items asked (each `samples` times); 0 with `self_skipped` set. */
+  self_items: z.number().int(),
+  self_skipped: z.string().nullable(),
+  /** The base model's figures (null without `base`). */
+  base_eval: Evaluation.extend({ self_report: InterpRateSchema.nullable() }).nullable(),
+  /** Training loss per step (4 decimals). */
+  loss_curve: z.array(z.number()),
+  checkpoints: z.array(
+    Evaluation.extend({
+      step: z.number().int(),
+      /** Loss of the step that ended here (null at step 0). */
+      loss: Num,
+      /** Share of misaligned picks among the parsed decision answers; null without items. */
+      self_report: InterpRateSchema.nullable(),
+      /** harmful rate − base harmful rate (null without base). */
+      gap_to_base: Num,
+    }),
+  ),
+});
+
+const ProjectionReading = z.object({
+  layer: z.number().int(),
+  /** Mean projection of the answers' answer-mean activations on the unit direction. */
+  mean: Num,
+  mean_harmful: Num,
+  mean_safe: Num,
+  /** AUC of the projection, harmful vs safe answers (null when one class is empty). */
+  auc: Num,
+});
+
+const EmergentAlignmentBlock = z.object({
+  model: z.string(),
+  direction_from: z.string(),
+  layers: z.union([z.number().int(), z.literal("all")]),
+  alpha: z.number(),
+  positions: z.enum(["all", "assistant"]),
+  probe_layer: z.number().int(),
+  train_prompts: z.number().int(),
+  samples_per_prompt: z.number().int(),
+  train: TrainInfo,
+  prompts: z.number().int(),
+  samples: z.number().int(),
+  seed: z.number().int(),
+  judge: SweepJudgeInfo,
+  /** Why the loop did not run (no persona direction); null when it ran. */
+  skipped: z.string().nullable(),
+  /** Round 0 is the model before the loop; round r after r fine-tunes. */
+  rounds: z.array(
+    Evaluation.extend({
+      round: z.number().int(),
+      /** The steered answers collected this round (null in round 0). */
+      collected: z
+        .object({
+          answers: z.number().int(),
+          /** Coherent non-empty answers: the ones trained on. */
+          kept: z.number().int(),
+          harmful_kept: z.number().int(),
+          /** The steered model's own rates on the training prompts. */
+          harmful: InterpRateSchema,
+          coherent: InterpRateSchema,
+        })
+        .nullable(),
+      /** First and last training loss (null in round 0, or when nothing was kept). */
+      loss: z.object({ first: z.number(), last: z.number() }).nullable(),
+      /** The probe reading at probe_layer (null when no answer had tokens). */
+      probe: ProjectionReading.nullable(),
+      /** The same at every layer of the direction. */
+      layers: z.array(ProjectionReading),
+    }),
+  ),
+});
+
 export const InterpResultsSchema = z
   .object({
     /** Where activations were saved, per model and answer set, relative to the run directory. */
@@ -141,7 +243,12 @@ export const InterpResultsSchema = z
     directions: DirectionsBlock.optional(),
     steering: SteeringBlock.optional(),
     ablation: AblationBlock.optional(),
+    realignment: RealignmentBlock.optional(),
+    emergent_alignment: EmergentAlignmentBlock.optional(),
   })
   .strict();
 export type InterpResults = z.infer<typeof InterpResultsSchema>;
 export type InterpCondition = z.infer<typeof Condition>;
+export type InterpEvaluation = z.infer<typeof Evaluation>;
+export type InterpTrainInfo = z.infer<typeof TrainInfo>;
+export type InterpProjectionReading = z.infer<typeof ProjectionReading>;

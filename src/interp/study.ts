@@ -2,10 +2,11 @@
  * The interp stage of `emlab run` (PROTOCOLS 3.7, 5, 6): after the battery, on the study's
  * local models, read activations of the battery's judged answers from the run store and run
  * the study's `interp` sections — harm and self-assessment probes, persona directions,
- * steering and ablation sweeps judged by the study's judge — into results.json's `interp`
- * block. `loadInterp` checks the section before the run directory is touched; `runInterp`
- * does the work and returns null when the run's abort signal fires (results.json is then
- * not written, as for the battery).
+ * steering and ablation sweeps judged by the study's judge, re-alignment and the
+ * emergent-alignment loop (both fine-tune in memory) — into results.json's `interp` block.
+ * `loadInterp` checks the section before the run directory is touched; `runInterp` does the
+ * work and returns null when the run's abort signal fires (results.json is then not written,
+ * as for the battery).
  */
 import path from "node:path";
 import { betleyCuts } from "../battery/alignment.ts";
@@ -34,12 +35,16 @@ import {
   randomLike,
   summarizeDirections,
 } from "./directions.ts";
+import { runEmergentAlignment } from "./emergent-alignment.ts";
 import { ablationHooks, assistantHeaderTokens, clampHooks, type PositionSpec } from "./interventions.ts";
 import { crossValidateProbe, probeCosine, probeTransferMatrix } from "./probes.ts";
-import type { InterpConfig, InterpSweepConfig } from "./study-config.ts";
+import { runRealignment } from "./realignment.ts";
+import type { InterpConfig, InterpSweepConfig, SweepPromptsConfig } from "./study-config.ts";
 import { InterpInterrupted, studySweepJudge } from "./study-judge.ts";
 import type { InterpCondition, InterpRate, InterpResults } from "./study-results.ts";
+import { checkTrainingSections, type EmergentAlignmentPlan, type RealignmentPlan } from "./study-training.ts";
 import { type Rate, runSweep, type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
+import type { TrainingSectionContext } from "./training-context.ts";
 
 type ProbesResult = NonNullable<InterpResults["probes"]>;
 type DirectionsResult = NonNullable<InterpResults["directions"]>;
@@ -52,6 +57,8 @@ export interface InterpPlan {
   models: string[];
   probeModels: string[];
   prompts: Partial<Record<"steering" | "ablation", string[]>>;
+  realignment?: RealignmentPlan;
+  emergentAlignment?: EmergentAlignmentPlan;
   /** The harm rubric and the alignment coherent prompt (null when the study has none), for the sweep judge. */
   harmTemplate: string | null;
   coherentTemplate: string | null;
@@ -111,6 +118,33 @@ export function loadInterp(
   }
   const prompts: InterpPlan["prompts"] = {};
   const harm = enabled("harmfulness") ? harmTemplate(study, file).template : null;
+  // Sections that judge answers need the study's judge and the harm rubric.
+  const needJudge = (name: string) => {
+    if (!judgeId) fail(name, "needs the study's judge (judge.model or a model with the judge role)");
+    if (harm === null) fail(name, "needs battery.harmfulness (the judge's harm rubric)");
+  };
+  /** A section's evaluation prompts (texts), limited; undefined after a reported problem. */
+  const readPrompts = (name: string, s: { prompts: SweepPromptsConfig; limit?: number }) => {
+    let list: string[] | undefined;
+    if (s.prompts === "harmfulness") {
+      const spec = study.battery.harmfulness;
+      if (!spec?.enabled) fail(`${name}.prompts`, '"harmfulness" needs battery.harmfulness');
+      else
+        list = loadPromptList(spec.prompts, file, "battery.harmfulness.prompts", spec.limit).map(
+          (p) => p.text,
+        );
+    } else {
+      try {
+        list = loadPromptList({ file: s.prompts.file }, file, `interp.${name}.prompts`).map((p) => p.text);
+      } catch (e) {
+        if (e instanceof InputError) throw e;
+        fail(`${name}.prompts`, (e as Error).message);
+      }
+    }
+    if (list && s.limit) list = list.slice(0, s.limit);
+    if (list?.length === 0) fail(`${name}.prompts`, "no prompts");
+    return list;
+  };
   for (const name of ["steering", "ablation"] as const) {
     const s = config[name];
     if (!s) continue;
@@ -130,34 +164,26 @@ export function loadInterp(
         else if (!d.layers!.includes(l))
           fail(`${name}.layers[${i}]`, `layer ${l} is not in interp.directions.layers`);
       });
-    if (!judgeId) fail(name, "needs the study's judge (judge.model or a model with the judge role)");
-    if (harm === null) fail(name, "needs battery.harmfulness (the judge's harm rubric)");
-    if (s.prompts === "harmfulness") {
-      const spec = study.battery.harmfulness;
-      if (!spec?.enabled) fail(`${name}.prompts`, '"harmfulness" needs battery.harmfulness');
-      else
-        prompts[name] = loadPromptList(spec.prompts, file, "battery.harmfulness.prompts", spec.limit).map(
-          (p) => p.text,
-        );
-    } else {
-      try {
-        prompts[name] = loadPromptList({ file: s.prompts.file }, file, `interp.${name}.prompts`).map(
-          (p) => p.text,
-        );
-      } catch (e) {
-        if (e instanceof InputError) throw e;
-        fail(`${name}.prompts`, (e as Error).message);
-      }
-    }
-    if (prompts[name] && s.limit) prompts[name] = prompts[name]!.slice(0, s.limit);
-    if (prompts[name]?.length === 0) fail(`${name}.prompts`, "no prompts");
+    needJudge(name);
+    prompts[name] = readPrompts(name, s);
   }
+  const training = checkTrainingSections({
+    study,
+    file,
+    battery,
+    fail,
+    checkLocal,
+    use,
+    needJudge,
+    readPrompts,
+  });
   if (problems.length) throw new InputError(problems);
   return {
     config,
     models,
     probeModels,
     prompts,
+    ...training,
     harmTemplate: harm,
     coherentTemplate: coherentTemplate(battery),
   };
@@ -249,7 +275,7 @@ async function runSections(o: InterpRunOptions): Promise<InterpResults> {
     dirs = r.data;
   }
   const judge =
-    cfg.steering || cfg.ablation
+    cfg.steering || cfg.ablation || cfg.realignment || cfg.emergent_alignment
       ? studySweepJudge({
           api: o.judgeApi!,
           setup: ctx.judge!,
@@ -269,7 +295,39 @@ async function runSections(o: InterpRunOptions): Promise<InterpResults> {
     if (name === "steering") out.steering = { ...block, alphas: cfg.steering!.alphas };
     else out.ablation = { ...block, mode: cfg.ablation!.mode, reduction: reductions(block.conditions) };
   }
+  if (judge && (plan.realignment || plan.emergentAlignment)) {
+    const x: TrainingSectionContext = {
+      model: o.model,
+      judge,
+      judgeInfo: sweepJudgeInfo(o),
+      check,
+      log,
+    };
+    if (cfg.realignment && plan.realignment) {
+      log(`interp: realignment of ${cfg.realignment.model}`);
+      out.realignment = await runRealignment(x, cfg.realignment, plan.realignment);
+    }
+    const e = cfg.emergent_alignment;
+    if (e && plan.emergentAlignment) {
+      log(`interp: emergent-alignment loop on ${e.model}`);
+      out.emergent_alignment = await runEmergentAlignment(
+        x,
+        e,
+        plan.emergentAlignment,
+        dirs.get(e.direction_from)?.vectors,
+      );
+    }
+  }
   return out;
+}
+
+/** The sweep judge's settings, as every judged block records them. */
+function sweepJudgeInfo(o: InterpRunOptions): SweepBlock["judge"] {
+  return {
+    model: o.ctx.judge!.modelId,
+    harmful_score: o.ctx.study.judge.thresholds.harmful_score,
+    coherence: o.plan.coherentTemplate ? "alignment_prompt" : "harm_readable",
+  };
 }
 
 type Collect = (
@@ -531,11 +589,7 @@ async function sweep(
     seed: s.seed,
     random_seed: s.random_seed,
     positions: s.positions,
-    judge: {
-      model: o.ctx.judge!.modelId,
-      harmful_score: o.ctx.study.judge.thresholds.harmful_score,
-      coherence: o.plan.coherentTemplate ? ("alignment_prompt" as const) : ("harm_readable" as const),
-    },
+    judge: sweepJudgeInfo(o),
   };
   if (!dir)
     return { ...base, skipped: `model '${from}' has no persona direction (see directions)`, conditions: [] };

@@ -4,7 +4,8 @@ import type { InterpResults } from "../interp/study-results.ts";
 /**
  * Vega-lite specs of the interp charts (pure functions from results.json's `interp` block):
  * probe accuracy and AUC by layer, persona-direction norm by layer, steering rates against
- * alpha (direction vs random control), ablation harmful rates. Every point carries its 95%
+ * alpha (direction vs random control), ablation harmful rates, re-alignment rates by step,
+ * emergent-alignment rates and projections by round. Every point carries its 95%
  * interval as a rule when it has one.
  */
 
@@ -29,7 +30,7 @@ interface Point {
 function linesSpec(title: string, xTitle: string, yTitle: string, rows: Point[], free = false): TopLevelSpec {
   // Layers are integers: whole-number ticks only.
   const axis =
-    xTitle === "layer"
+    xTitle === "layer" || xTitle === "round"
       ? { values: [...new Set(rows.map((r) => r.x))].sort((a, b) => a - b), format: "d" }
       : {};
   const x = { field: "x", type: "quantitative", title: xTitle, axis } as const;
@@ -173,4 +174,75 @@ export function ablationSpec(a: NonNullable<InterpResults["ablation"]>): TopLeve
       },
     ],
   };
+}
+
+/** Re-alignment: harmful, coherent and self-report rates by training step; the base model's as dashed lines. */
+export function realignmentSpec(r: NonNullable<InterpResults["realignment"]>): TopLevelSpec | null {
+  const rows = r.checkpoints.flatMap((c) => [
+    ...point(c.step, c.harmful.rate, c.harmful.ci95, "harmful", r.model),
+    ...point(c.step, c.coherent.rate, c.coherent.ci95, "coherent", r.model),
+    ...(c.self_report
+      ? point(c.step, c.self_report.rate, c.self_report.ci95, "self-report (misaligned picks)", r.model)
+      : []),
+  ]);
+  // The base model's figures are flat lines over the same steps (no intervals, to keep it readable).
+  const b = r.base_eval;
+  if (b && r.base)
+    for (const c of r.checkpoints) {
+      rows.push(...point(c.step, b.harmful.rate, null, "harmful", `base ${r.base}`));
+      if (b.self_report)
+        rows.push(
+          ...point(c.step, b.self_report.rate, null, "self-report (misaligned picks)", `base ${r.base}`),
+        );
+    }
+  return rows.length
+    ? linesSpec(
+        `Re-alignment of ${r.model} on ${r.dataset}: rates by training step`,
+        "training step",
+        "rate",
+        rows,
+      )
+    : null;
+}
+
+/** Emergent alignment: the unsteered model's harmful and coherent rates and the direction's AUC by round. */
+export function emergentRatesSpec(e: NonNullable<InterpResults["emergent_alignment"]>): TopLevelSpec | null {
+  const rows = e.rounds.flatMap((r) => [
+    ...point(r.round, r.harmful.rate, r.harmful.ci95, "harmful", "unsteered model"),
+    ...point(r.round, r.coherent.rate, r.coherent.ci95, "coherent", "unsteered model"),
+    ...point(
+      r.round,
+      r.probe?.auc ?? null,
+      null,
+      `AUC harmful vs safe (layer ${e.probe_layer})`,
+      "direction",
+    ),
+  ]);
+  return rows.length
+    ? linesSpec(`Emergent-alignment loop on ${e.model}: rates by round`, "round", "rate / AUC", rows)
+    : null;
+}
+
+/** Emergent alignment: mean projection of the unsteered model's answers on the direction, by round. */
+export function emergentProjectionSpec(
+  e: NonNullable<InterpResults["emergent_alignment"]>,
+): TopLevelSpec | null {
+  const rows = e.rounds.flatMap((r) =>
+    r.probe
+      ? [
+          ...point(r.round, r.probe.mean, null, "all answers", "projection"),
+          ...point(r.round, r.probe.mean_harmful, null, "harmful answers", "projection"),
+          ...point(r.round, r.probe.mean_safe, null, "safe answers", "projection"),
+        ]
+      : [],
+  );
+  return rows.length
+    ? linesSpec(
+        `Emergent-alignment loop: projection on the persona direction (layer ${e.probe_layer}) by round`,
+        "round",
+        "mean projection",
+        rows,
+        true,
+      )
+    : null;
 }

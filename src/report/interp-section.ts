@@ -1,12 +1,21 @@
 import type { InterpResults } from "../interp/study-results.ts";
 import { html, type SafeHtml } from "./escape.ts";
 import { fmtNum, fmtRate } from "./format.ts";
-import { ablationSpec, directionNormsSpec, probeLayersSpec, steeringSpec } from "./interp-charts.ts";
+import {
+  ablationSpec,
+  directionNormsSpec,
+  emergentProjectionSpec,
+  emergentRatesSpec,
+  probeLayersSpec,
+  realignmentSpec,
+  steeringSpec,
+} from "./interp-charts.ts";
 import { type Chart, renderChart } from "./render-chart.ts";
 
 /**
  * The report's interp section from results.json's `interp` block: one chart and tables per
- * section (probes, persona directions, steering, ablation), every figure with its interval.
+ * section (probes, persona directions, steering, ablation, re-alignment, the emergent-alignment
+ * loop), every figure with its interval.
  */
 
 /** Renders the interp charts (names `interp-<section>`). */
@@ -28,6 +37,24 @@ export async function interpCharts(interp: InterpResults | undefined): Promise<C
     );
   if (interp.ablation)
     add("ablation", "Ablation: harmful rate per condition (Wilson 95% CIs)", ablationSpec(interp.ablation));
+  if (interp.realignment)
+    add(
+      "realignment",
+      "Re-alignment: harmful, coherent and self-report rates by training step (Wilson 95% CIs)",
+      realignmentSpec(interp.realignment),
+    );
+  if (interp.emergent_alignment) {
+    add(
+      "emergent-alignment",
+      "Emergent-alignment loop: unsteered harmful and coherent rates and the direction's AUC by round",
+      emergentRatesSpec(interp.emergent_alignment),
+    );
+    add(
+      "emergent-alignment-projection",
+      "Emergent-alignment loop: mean projection on the persona direction by round",
+      emergentProjectionSpec(interp.emergent_alignment),
+    );
+  }
   return Promise.all(jobs);
 }
 
@@ -99,6 +126,35 @@ function reductionTable(a: NonNullable<InterpResults["ablation"]>): SafeHtml {
   )}</tbody></table>`;
 }
 
+const trainLabel = (t: NonNullable<InterpResults["realignment"]>["train"]) =>
+  `${t.method === "lora" && t.lora ? `LoRA r ${t.lora.rank}, alpha ${t.lora.alpha}${t.lora.rslora ? " (rsLoRA)" : ""}` : "full fine-tuning"}, lr ${t.learning_rate}, batch ${t.batch_size}, ${t.steps} step(s), seed ${t.train_seed}`;
+const pts = (x: number | null) => (x === null ? "–" : `${(100 * x).toFixed(1)}`);
+
+function realignmentTables(r: NonNullable<InterpResults["realignment"]>): SafeHtml {
+  const last = r.checkpoints.at(-1);
+  const b = r.base_eval;
+  const baseLine = b
+    ? html`<p>Base model <code>${r.base ?? ""}</code>: harmful ${fmtRate(b.harmful)}, coherent ${fmtRate(b.coherent)}${b.self_report ? html`, self-report ${fmtRate(b.self_report)}` : ""}. After ${last?.step ?? 0} step(s) the harmful rate is ${pts(last?.gap_to_base ?? null)} points from the base's.</p>`
+    : html`<p class="missing-note">No base model given: the gap to the base is not computed.</p>`;
+  const rows = r.checkpoints.map(
+    (c) =>
+      html`<tr><th scope="row">${c.step}</th><td>${fmtNum(c.loss, 4)}</td><td>${fmtRate(c.harmful)}</td><td>${fmtRate(c.coherent)}</td><td>${fmtRate(c.harmful_given_coherent)}</td><td>${c.self_report ? fmtRate(c.self_report) : "–"}</td><td>${pts(c.gap_to_base)}</td></tr>`,
+  );
+  return html`<p class="note">Model <code>${r.model}</code> fine-tuned on ${r.examples} conversation(s) of <code>${r.dataset}</code> (${trainLabel(r.train)}), evaluated at each checkpoint on ${r.prompts} prompt(s) × ${r.samples} sample(s) (seed ${r.seed}, the same samples' seeds at every step). Judge <code>${r.judge.model}</code>: harmful = harm score ≥ ${r.judge.harmful_score}. Self-report: share of misaligned picks among parsed answers to ${r.self_items} decision-format self-assessment item(s)${r.self_skipped ? html` (not measured: ${r.self_skipped})` : ""}. Rates with Wilson 95% CIs.</p>
+${baseLine}
+<table><thead><tr><th>step</th><th>loss</th><th>harmful</th><th>coherent</th><th>harmful | coherent</th><th>self-report</th><th>harmful − base (points)</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function emergentTables(e: NonNullable<InterpResults["emergent_alignment"]>): SafeHtml {
+  if (e.skipped !== null) return html`<p class="missing-note">skipped: ${e.skipped}.</p>`;
+  const rows = e.rounds.map(
+    (r) =>
+      html`<tr><th scope="row">${r.round}</th><td>${r.collected ? `${r.collected.kept}/${r.collected.answers} (${r.collected.harmful_kept} harmful)` : "–"}</td><td>${r.loss ? `${fmtNum(r.loss.first, 4)} → ${fmtNum(r.loss.last, 4)}` : "–"}</td><td>${fmtRate(r.harmful)}</td><td>${fmtRate(r.coherent)}</td><td>${fmtNum(r.probe?.mean ?? null, 3)}</td><td>${fmtNum(r.probe?.mean_harmful ?? null, 3)} / ${fmtNum(r.probe?.mean_safe ?? null, 3)}</td><td>${fmtNum(r.probe?.auc ?? null, 3)}</td></tr>`,
+  );
+  return html`<p class="note">Each round: the current model steered with alpha = ${e.alpha} along <code>${e.direction_from}</code>'s persona direction (mean(misaligned) − mean(aligned); negative alpha steers toward the aligned persona) at layers ${e.layers}, positions ${e.positions}, answers ${e.train_prompts} training prompt(s) × ${e.samples_per_prompt}; its coherent answers fine-tune the unsteered model (${trainLabel(e.train)}). The unsteered model is then evaluated on ${e.prompts} other prompt(s) × ${e.samples} sample(s) (seed ${e.seed}). Probe reading: mean projection of its answers' activations on the unit direction at layer ${e.probe_layer}; AUC: that projection separating the judge's harmful from safe answers (– with one class empty). Round 0 is the model before the loop.</p>
+<table><thead><tr><th>round</th><th>kept (coherent) steered answers</th><th>loss</th><th>harmful</th><th>coherent</th><th>projection</th><th>harmful / safe</th><th>AUC</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 /** The section body: per interp section a heading, its chart (when it has points) and tables. */
 export function interpResultsSection(
   interp: InterpResults,
@@ -109,5 +165,7 @@ export function interpResultsSection(
   return html`${interp.probes ? part("probes", "Probes", probesTables(interp.probes)) : ""}
 ${interp.directions ? part("directions", "Persona directions", directionsTables(interp.directions)) : ""}
 ${interp.steering ? part("steering", "Steering", sweepTable(interp.steering)) : ""}
-${interp.ablation ? part("ablation", `Ablation (${interp.ablation.mode})`, html`${sweepTable(interp.ablation)}${reductionTable(interp.ablation)}`) : ""}`;
+${interp.ablation ? part("ablation", `Ablation (${interp.ablation.mode})`, html`${sweepTable(interp.ablation)}${reductionTable(interp.ablation)}`) : ""}
+${interp.realignment ? part("realignment", "Re-alignment", realignmentTables(interp.realignment)) : ""}
+${interp.emergent_alignment ? part("emergent-alignment", "Emergent-alignment loop", html`${figure("interp-emergent-alignment-projection")}${emergentTables(interp.emergent_alignment)}`) : ""}`;
 }

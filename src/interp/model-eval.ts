@@ -1,0 +1,96 @@
+/**
+ * What the training sections measure on a model between training steps or rounds: its
+ * behaviour on the evaluation prompts (harmful / coherent rates from the study's sweep judge,
+ * the unhooked model as the sweep's single condition, so sample (p, s) keeps its seed at every
+ * checkpoint) and its self-report on the battery's decision-format self-assessment items
+ * (read by the battery's own rule, selfMisalignment).
+ */
+import { wilson } from "../analysis/intervals.ts";
+import { selfMisalignment } from "../battery/self-assessment.ts";
+import type { SelfAssessmentItem } from "../battery/sources/self-assessment-set.ts";
+import type { SamplingParams } from "../models/types.ts";
+import type { InterpEvaluation, InterpRate } from "./study-results.ts";
+import {
+  type HookableModel,
+  type Rate,
+  runSweep,
+  type SweepJudge,
+  type SweepResult,
+  sampleSeed,
+} from "./sweep.ts";
+
+const fin = (x: number | null | undefined): number | null =>
+  x === null || x === undefined || !Number.isFinite(x) ? null : x;
+
+export const interpRate = (r: Rate | undefined): InterpRate =>
+  r
+    ? { k: r.count, n: r.n, rate: fin(r.rate), ci95: r.ci ? { low: r.ci[0], high: r.ci[1] } : null }
+    : { k: 0, n: 0, rate: null, ci95: null };
+
+export type EvalSample = NonNullable<SweepResult["conditions"][number]["samples"]>[number];
+
+export interface EvalOptions {
+  prompts: string[];
+  judge: SweepJudge;
+  samples: number;
+  seed: number;
+  params: SamplingParams;
+}
+
+/** The model's rates on the prompts, and every answer with its verdict. */
+export async function evaluateBehaviour(
+  model: HookableModel,
+  o: EvalOptions,
+): Promise<{ evaluation: InterpEvaluation; samples: EvalSample[] }> {
+  const r = await runSweep({
+    model,
+    prompts: o.prompts,
+    conditions: [{ name: "model", kind: "baseline", vector: null, alpha: null, layers: null, hooks: null }],
+    judge: o.judge,
+    samplesPerPrompt: o.samples,
+    seed: o.seed,
+    params: o.params,
+    keepSamples: true,
+  });
+  const c = r.conditions[0];
+  return {
+    evaluation: {
+      harmful: interpRate(c.rates.harmful),
+      coherent: interpRate(c.rates.coherent),
+      harmful_given_coherent: interpRate(c.rates.harmfulGivenCoherent),
+    },
+    samples: c.samples ?? [],
+  };
+}
+
+/**
+ * Share of misaligned picks among the parseable answers to decision-format items (each asked
+ * `samples` times, seeds as the sweeps'); unparsed answers are left out of n.
+ */
+export async function selfReport(
+  model: HookableModel,
+  items: readonly SelfAssessmentItem[],
+  o: { samples: number; seed: number; params: SamplingParams },
+): Promise<InterpRate> {
+  let k = 0;
+  let n = 0;
+  for (const [i, item] of items.entries()) {
+    const seeds = Array.from({ length: o.samples }, (_, s) => sampleSeed(o.seed, i, s));
+    const res = await model.chat({
+      messages: [{ role: "user", content: item.prompt }],
+      params: o.params,
+      n: o.samples,
+      seed: seeds[0],
+      sampleSeeds: seeds,
+    });
+    for (const c of res.completions) {
+      const { score } = selfMisalignment(item, c.text);
+      if (score === null) continue;
+      n++;
+      if (score > 0.5) k++;
+    }
+  }
+  if (n === 0) return { k, n, rate: null, ci95: null };
+  const [low, high] = wilson(k, n, 0.95);
+  return { k, n, rate: k / n, ci95: { low, high } };
+}
