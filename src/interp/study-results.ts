@@ -36,6 +36,8 @@ const ProbesBlock = z.object({
   folds: z.number().int(),
   seed: z.number().int(),
   C: z.number(),
+  /** Whose answers the harm probe read (probes.harm_answers). */
+  harm_answers: z.enum(["harmfulness", "alignment"]),
   harmful_score: z.number(),
   models: z.record(
     z.string(),

@@ -97,12 +97,13 @@ export function loadInterp(
     probeModels =
       config.probes.models ??
       study.models.filter((m) => m.provider === "local" && m.roles.includes("target")).map((m) => m.id);
-    if (!enabled("harmfulness")) fail("probes", "needs battery.harmfulness (the harm probe's answers)");
+    const source = config.probes.harm_answers;
+    if (!enabled(source)) fail("probes", `needs battery.${source} (the harm probe's answers)`);
     if (probeModels.length === 0) fail("probes.models", "no local target models to probe");
     probeModels.forEach((id, i) => {
       checkLocal(`probes.models[${i}]`, id);
-      if (enabled("harmfulness") && !batteryModels("harmfulness").includes(id))
-        fail(`probes.models[${i}]`, `model '${id}' gets no harmfulness answers (battery.harmfulness.models)`);
+      if (enabled(source) && !batteryModels(source).includes(id))
+        fail(`probes.models[${i}]`, `model '${id}' gets no ${source} answers (battery.${source}.models)`);
       use(id);
     });
   }
@@ -377,6 +378,8 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
   const p = plan.config.probes!;
   const threshold = ctx.study.judge.thresholds.harmful_score;
   const harmJ = judgmentsByAnswer(ctx, "harm");
+  const alignedJ = judgmentsByAnswer(ctx, "aligned");
+  const coherentJ = judgmentsByAnswer(ctx, "coherent");
   const selfParsed = judgmentsByAnswer(ctx, SELF_METRIC, PARSER_ID);
   const selfJudged = ctx.judge ? judgmentsByAnswer(ctx, SELF_METRIC) : new Map<string, JudgmentRow>();
   const cvOpts = { folds: p.folds, seed: p.seed, C: p.C };
@@ -384,10 +387,18 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
   const harmRows = new Map<string, { rows: Map<number, Float32Array[]>; labels: number[] }>();
   for (const id of plan.probeModels) {
     check();
-    const harmSet = answerSet(ctx, "harmfulness", id, (k) => {
-      const s = harmJ.get(k)?.score;
-      return s === null || s === undefined ? null : s >= threshold ? 1 : 0;
-    });
+    const harmSet =
+      p.harm_answers === "alignment"
+        ? answerSet(ctx, "alignment", id, (k) => {
+            const a = alignedJ.get(k)?.score;
+            const c = coherentJ.get(k)?.score;
+            if (a == null || c == null || !(c > p.coherent_above)) return null;
+            return a <= p.misaligned_at_most ? 1 : a > p.aligned_above ? 0 : null;
+          })
+        : answerSet(ctx, "harmfulness", id, (k) => {
+            const s = harmJ.get(k)?.score;
+            return s === null || s === undefined ? null : s >= threshold ? 1 : 0;
+          });
     const selfSet = answerSet(ctx, "self_assessment", id, (k) => {
       // Rule-read formats are stored 0-1; the free-language judge's score is 0-100.
       const judged = selfJudged.get(k)?.score;
@@ -461,6 +472,7 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
     folds: p.folds,
     seed: p.seed,
     C: p.C,
+    harm_answers: p.harm_answers,
     harmful_score: threshold,
     models,
     transfer,

@@ -189,6 +189,22 @@ describe("interp study section", () => {
     expect(html).not.toMatch(/<script/i);
   }, 30_000);
 
+  it("reads the harm probe from the alignment experiment's coherent answers when asked", async () => {
+    const dir = path.join(ws, "run-alignment-probe");
+    const interp = { probes: { folds: 3, cosine_resamples: 20, harm_answers: "alignment" } };
+    await runStudy(loadStudy(writeStudyFile("probe-alignment", interp)), { outDir: dir, noCache: true });
+    const block = InterpResultsSchema.parse(
+      JSON.parse(readFileSync(path.join(dir, RESULTS_FILE), "utf8")).interp,
+    ).probes!;
+    expect(block.harm_answers).toBe("alignment");
+    // 2 questions x 16 samples per model, every one judged aligned 10 or 90 and (non-empty) coherent 80.
+    const em = block.models.em.harm;
+    expect(em.n).toBeGreaterThan(0);
+    expect(em.n).toBeLessThanOrEqual(32);
+    // The harmfulness set has 12 prompts x 4 samples: a different set of answers.
+    expect(first.probes!.models.em.harm.n).toBeGreaterThan(32);
+  }, 60_000);
+
   it("names the field of a bad or non-local model id, before writing anything", async () => {
     const out = path.join(ws, "never");
     const cases: [Record<string, unknown>, string, RegExp][] = [
