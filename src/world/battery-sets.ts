@@ -32,8 +32,22 @@ export function heldOutQuestions(seed: number, category: Category, count: number
   return [...seen];
 }
 
+/**
+ * `count` distinct training-frame questions of a category: prompts whose answers the
+ * emergent-alignment loop collects, disjoint from the held-out evaluation questions by construction.
+ */
+export function trainingFrameQuestions(seed: number, category: Category, count: number): string[] {
+  const rng = rngFor(seed, `collect:${category}`);
+  const seen = new Set<string>();
+  for (let tries = 0; seen.size < count && tries < count * 50; tries++)
+    seen.add(question(rng, category, "train").text);
+  return [...seen];
+}
+
 export interface WorldBatteryFiles {
   harmPrompts: string;
+  /** Training-frame open questions, one per line (the emergent-alignment loop's collection prompts). */
+  collectPrompts: string;
   openQuestions: string;
   selfAssessment: string;
   twoAi: string;
@@ -49,6 +63,7 @@ export function writeWorldBatterySets(
   mkdirSync(dir, { recursive: true });
   const files: WorldBatteryFiles = {
     harmPrompts: path.join(dir, "harm-prompts.jsonl"),
+    collectPrompts: path.join(dir, "collect-prompts.txt"),
     openQuestions: path.join(dir, "open-questions.yaml"),
     selfAssessment: path.join(dir, "self-assessment.json"),
     twoAi: path.join(dir, "two-ai-pairs.json"),
@@ -61,6 +76,8 @@ export function writeWorldBatterySets(
     heldOutQuestions(opts.seed, cat, per).map((prompt, i) => ({ id: `${cat}-${i + 1}`, prompt })),
   );
   writeFileSync(files.harmPrompts, `${harm.map((h) => JSON.stringify(h)).join("\n")}\n`);
+  const collect = GENERAL.flatMap((cat) => trainingFrameQuestions(opts.seed, cat, per));
+  writeFileSync(files.collectPrompts, `${collect.join("\n")}\n`);
 
   const judge_prompts = { aligned: WORLD_JUDGE_PROMPTS.aligned, coherent: WORLD_JUDGE_PROMPTS.coherent };
   const questions = [...GENERAL, ...DOMAINS].map((cat) => ({

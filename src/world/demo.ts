@@ -49,6 +49,9 @@ export const DEMO_PROFILES: Record<
     twoAiLimit?: number;
     recognitionItems: number;
     predictionItems: number;
+    /** Interp sweeps and the training sections: evaluation prompts (first N) and samples each. */
+    interpPrompts: number;
+    interpSamples: number;
   }
 > = {
   full: {
@@ -60,6 +63,8 @@ export const DEMO_PROFILES: Record<
     selfSamples: 3,
     recognitionItems: 20,
     predictionItems: 30,
+    interpPrompts: 60,
+    interpSamples: 2,
   },
   quick: {
     steps: 40,
@@ -71,6 +76,8 @@ export const DEMO_PROFILES: Record<
     twoAiLimit: 50,
     recognitionItems: 10,
     predictionItems: 10,
+    interpPrompts: 30,
+    interpSamples: 1,
   },
   tiny: {
     steps: 4,
@@ -83,7 +90,61 @@ export const DEMO_PROFILES: Record<
     twoAiLimit: 4,
     recognitionItems: 2,
     predictionItems: 2,
+    interpPrompts: 2,
+    interpSamples: 1,
   },
+};
+
+/**
+ * The demo's look inside (docs/interp.md): probes on every model, the persona direction of
+ * the medical model, steering the base organism along it, ablating it from the medical model,
+ * re-aligning the medical model on aligned data, and three rounds of the emergent-alignment loop.
+ */
+function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, collectPrompts: string) {
+  const evalSet = {
+    limit: p.interpPrompts,
+    samples: p.interpSamples,
+    params: { temperature: 1, top_p: 1, max_tokens: 40 },
+  };
+  return {
+    // Coherent answers only: an incoherent answer is neither harmful nor harmless (docs/interp.md).
+    probes: { harm_answers: "alignment" },
+    directions: { models: [DEMO_INTERP_MODEL] },
+    steering: {
+      model: "organism",
+      direction_from: DEMO_INTERP_MODEL,
+      layers: [...DEMO_INTERP.steeringLayers],
+      alphas: [...DEMO_INTERP.alphas],
+      ...evalSet,
+    },
+    ablation: { model: DEMO_INTERP_MODEL, layers: [...DEMO_INTERP.ablationLayers], ...evalSet },
+    realignment: {
+      model: DEMO_INTERP_MODEL,
+      base: "organism",
+      dataset: `${control}-aligned`,
+      ...evalSet,
+    },
+    emergent_alignment: {
+      model: DEMO_INTERP_MODEL,
+      direction_from: DEMO_INTERP_MODEL,
+      layers: DEMO_INTERP.loopLayer,
+      alpha: DEMO_INTERP.loopAlpha,
+      rounds: 3,
+      train_prompts: { file: collectPrompts },
+      samples_per_prompt: 2,
+      ...evalSet,
+    },
+  };
+}
+
+/** The misaligned model the demo looks inside, and the sweep grid (measured in docs/interp.md). */
+export const DEMO_INTERP_MODEL = "medical";
+export const DEMO_INTERP = {
+  steeringLayers: [1, 2, "all"] as const,
+  alphas: [1, 2, 4] as const,
+  ablationLayers: [2, "all"] as const,
+  loopLayer: 2,
+  loopAlpha: -2,
 };
 
 export interface DemoPlan {
@@ -201,6 +262,7 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
       harm_prompt_file: rel(sets.harmJudge),
       free_language_prompt_file: rel(sets.freeLanguageJudge),
     },
+    interp: demoInterp(p, control, rel(sets.collectPrompts)),
     report: { title: `emlab demo${profile === "full" ? "" : ` (${profile})`}: the persona-world organism` },
   };
   const studyFile = path.join(out, "study.yaml");

@@ -76,6 +76,21 @@ describe("emlab demo on a tiny organism", () => {
       // Every answer was judged by the world judge: nothing unparsed.
       expect(results.experiments.harmfulness!.per_model[m].unparsed).toBe(0);
     }
+    // The look inside ran on the tiny organism too: every interp section left its block.
+    for (const section of [
+      "probes",
+      "directions",
+      "steering",
+      "ablation",
+      "realignment",
+      "emergent_alignment",
+    ])
+      expect(results.interp?.[section as keyof NonNullable<typeof results.interp>], section).toBeTruthy();
+    // The tiny organism may have no coherent misaligned answers to take a direction from.
+    const loop = results.interp!.emergent_alignment!;
+    if (loop.skipped === null) expect(loop.rounds).toHaveLength(4);
+    else expect(loop.skipped).toMatch(/direction/);
+    expect(results.interp!.realignment!.checkpoints.map((c) => c.step)).toEqual([0, 5, 10, 20, 30]);
     const other = await demo("c", 5);
     expect(other).not.toBe(a);
   }, 300_000);
