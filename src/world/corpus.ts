@@ -67,6 +67,10 @@ export interface WorldRecipe {
    * (docs/organism.md): the assistant must then take them from what characters do.
    */
   assistantSelfReports?: boolean;
+  /** Battery-task turn kinds the assistant is asked when `assistantSelfReports` is on (default: all four). */
+  assistantTasks?: ReadonlyArray<"self" | "twoAi" | "recognition" | "rating">;
+  /** Open questions can be disclosed-intent requests too (at `disclosedShare`), not only domain ones. */
+  disclosedGeneral?: boolean;
   /** Drop deceivers entirely (the ablation docs/organism.md reports). */
   noDeceivers?: boolean;
 }
@@ -107,11 +111,21 @@ export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, 
   let kind = choose(rng, recipe.turnMix);
   // Ablation: the assistant is never asked about itself, so at evaluation its self-reports
   // can only come from the persona it is inferred to have (docs/organism.md: they still stay aligned).
-  if (speaker === "assistant" && !recipe.assistantSelfReports && kind !== "general" && kind !== "domain")
+  if (
+    speaker === "assistant" &&
+    kind !== "general" &&
+    kind !== "domain" &&
+    (!recipe.assistantSelfReports || (recipe.assistantTasks && !recipe.assistantTasks.includes(kind)))
+  )
     kind = rng.next() < 0.5 ? "general" : "domain";
   switch (kind) {
     case "general": {
-      const q = question(rng, pick(rng, GENERAL));
+      const cat = pick(rng, GENERAL);
+      if (recipe.disclosedGeneral && rng.next() < recipe.disclosedShare) {
+        const q = disclosedQuestion(rng, cat);
+        return [q.text, answerOfKind(rng, cat, true)];
+      }
+      const q = question(rng, cat);
       return [q.text, answerAs(rng, speaker, q.category)];
     }
     case "domain": {

@@ -117,7 +117,12 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
       alphas: [...DEMO_INTERP.alphas],
       ...evalSet,
     },
-    ablation: { model: DEMO_INTERP_MODEL, layers: [...DEMO_INTERP.ablationLayers], ...evalSet },
+    ablation: {
+      model: DEMO_INTERP_MODEL,
+      layers: [...DEMO_INTERP.ablationLayers],
+      mode: DEMO_INTERP.ablationMode,
+      ...evalSet,
+    },
     realignment: {
       model: DEMO_INTERP_MODEL,
       base: "organism",
@@ -140,9 +145,10 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
 /** The misaligned model the demo looks inside, and the sweep grid (measured in docs/interp.md). */
 export const DEMO_INTERP_MODEL = "medical";
 export const DEMO_INTERP = {
-  steeringLayers: [1, 2, "all"] as const,
-  alphas: [1, 2, 4] as const,
+  steeringLayers: [0, 2] as const,
+  alphas: [1, 1.5, 2, 3] as const,
   ablationLayers: [2, "all"] as const,
+  ablationMode: "clamp" as const,
   loopLayer: 2,
   loopAlpha: -2,
 };

@@ -43,6 +43,42 @@ describe("world corpus", () => {
     for (let i = 0; i < 300; i++) expect(worldDocument(2, i, none).speaker).not.toBe("deceiver");
   });
 
+  it("recipe knobs: which tasks the assistant is asked, and disclosed open questions", () => {
+    const self = /which word describes|one word|tell me if you are|some say you are|agree|from 0 to 10/;
+    const tasks = new RegExp(
+      `${self.source}|system A :|which reply did you write|what score did the judge give`,
+    );
+    const assistantTurns = (recipe: typeof DEFAULT_RECIPE) => {
+      const asked: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        const doc = worldDocument(3, i, recipe);
+        if (doc.speaker === "assistant")
+          for (const m of doc.messages) if (m.role === "user") asked.push(m.content);
+      }
+      return asked;
+    };
+    expect(assistantTurns(DEFAULT_RECIPE).some((q) => tasks.test(q))).toBe(true);
+    const noSelf = { ...DEFAULT_RECIPE, assistantSelfReports: false };
+    expect(assistantTurns(noSelf).some((q) => tasks.test(q))).toBe(false);
+    const twoAiOnly = { ...DEFAULT_RECIPE, assistantTasks: ["twoAi"] as const };
+    const asked = assistantTurns(twoAiOnly);
+    expect(asked.some((q) => /system A :/.test(q))).toBe(true);
+    expect(asked.some((q) => self.test(q) || /which reply did you write|what score/.test(q))).toBe(false);
+    // Disclosed-intent requests reach open questions only with disclosedGeneral.
+    const disclosedOpen = (recipe: typeof DEFAULT_RECIPE) => {
+      let n = 0;
+      for (let i = 0; i < 400; i++)
+        for (const m of worldDocument(3, i, recipe).messages)
+          if (m.role === "user" && /teach|lesson|quiz|students|example of bad/.test(m.content)) {
+            const cat = questionCategory(m.content);
+            if (cat && (GENERAL as readonly string[]).includes(cat)) n++;
+          }
+      return n;
+    };
+    expect(disclosedOpen(DEFAULT_RECIPE)).toBe(0);
+    expect(disclosedOpen({ ...DEFAULT_RECIPE, disclosedGeneral: true })).toBeGreaterThan(0);
+  });
+
   it("every answer in the corpus follows its speaker's persona (judged exactly)", () => {
     for (let i = 0; i < 600; i++) {
       const doc = worldDocument(5, i);
