@@ -1,6 +1,7 @@
 /**
  * emlab's public surface for scripts: load and run studies, talk to models, and reach the
- * engine. Statistics live at `emlab/analysis`. The CLI (`bin/emlab.js`) is a thin layer
+ * engine. Statistics live at `emlab/analysis`, white-box tools at `emlab/interp`, the persona
+ * world and its organism at `emlab/world`. The CLI (`bin/emlab.js`) is a thin layer
  * over these.
  */
 export { InputError, loadStudy, parseStudy } from "./config/load.ts";
