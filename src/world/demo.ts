@@ -52,6 +52,8 @@ export const DEMO_PROFILES: Record<
     /** Interp sweeps and the training sections: evaluation prompts (first N) and samples each. */
     interpPrompts: number;
     interpSamples: number;
+    /** Bootstrap refits of the harm/self probe cosine CI, per model and layer. */
+    cosineResamples: number;
   }
 > = {
   full: {
@@ -65,6 +67,7 @@ export const DEMO_PROFILES: Record<
     predictionItems: 30,
     interpPrompts: 60,
     interpSamples: 2,
+    cosineResamples: 50,
   },
   quick: {
     steps: 40,
@@ -78,6 +81,7 @@ export const DEMO_PROFILES: Record<
     predictionItems: 10,
     interpPrompts: 30,
     interpSamples: 1,
+    cosineResamples: 20,
   },
   tiny: {
     steps: 4,
@@ -92,6 +96,7 @@ export const DEMO_PROFILES: Record<
     predictionItems: 2,
     interpPrompts: 2,
     interpSamples: 1,
+    cosineResamples: 5,
   },
 };
 
@@ -108,7 +113,7 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
   };
   return {
     // Coherent answers only: an incoherent answer is neither harmful nor harmless (docs/interp.md).
-    probes: { harm_answers: "alignment" },
+    probes: { harm_answers: "alignment", cosine_resamples: p.cosineResamples },
     directions: { models: [DEMO_INTERP_MODEL] },
     steering: {
       model: "organism",

@@ -77,6 +77,45 @@ describe("fitL2Logistic", () => {
   });
 });
 
+describe("fitL2Logistic solvers and warm starts", () => {
+  // Noisy labels: a unique, finite optimum every solver must reach.
+  const rows = gaussianRows(150, 12, 9);
+  const rng = new Rng(4);
+  const y = rows.map((r) => (r[0] / 1 - r[3] / 4 + rng.normal() > 0 ? 1 : 0));
+
+  it("dense Newton and conjugate-gradient Newton reach the same optimum", () => {
+    const dense = fitL2Logistic(rows, y, { solver: "dense", tol: 1e-10 });
+    const cg = fitL2Logistic(rows, y, { solver: "cg", tol: 1e-10 });
+    expect(dense.converged && cg.converged).toBe(true);
+    expect(dense.intercept).toBeCloseTo(cg.intercept, 7);
+    dense.weights.forEach((w, j) => expect(w).toBeCloseTo(cg.weights[j], 7));
+  });
+
+  it("a warm start changes the iterations, not the fit", () => {
+    const cold = fitL2Logistic(rows, y, { tol: 1e-10 });
+    // Started from the fit on a bootstrap resample, as probeCosine's refits are.
+    const idx = Array.from({ length: rows.length }, () => rng.int(rows.length));
+    const resampled = fitL2Logistic(
+      idx.map((i) => rows[i]),
+      idx.map((i) => y[i]),
+      { tol: 1e-10 },
+    );
+    const warm = fitL2Logistic(rows, y, { tol: 1e-10, init: resampled });
+    expect(warm.iterations).toBeLessThan(cold.iterations);
+    expect(warm.intercept).toBeCloseTo(cold.intercept, 7);
+    warm.weights.forEach((w, j) => expect(w).toBeCloseTo(cold.weights[j], 7));
+    // A warm probe from other data re-expressed in this fit's standardisation: same direction.
+    const half = rows.slice(0, 75);
+    const warmProbe = fitProbe(half, y.slice(0, 75));
+    const a = fitProbe(rows, y);
+    const b = fitProbe(rows, y, {}, warmProbe);
+    expect(cosine(a.direction, b.direction)).toBeCloseTo(1, 9);
+    expect(() => fitL2Logistic(rows, y, { init: { weights: [1], intercept: 0 } })).toThrow(
+      /init has 1 weights/,
+    );
+  });
+});
+
 describe("probes", () => {
   const d = 8;
   const planted = [2, -1, 0, 0, 1, 0, 0, 0];
