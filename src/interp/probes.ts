@@ -81,6 +81,8 @@ export const TransferMatrixSchema = z.object({
   layer: z.number().int().nullable(),
   /** accuracy[i][j]: probe fitted on model i, tested on model j (diagonal: CV accuracy). */
   accuracy: z.array(z.array(z.number())),
+  /** Wilson interval of each accuracy over the tested rows (diagonal: the CV's pooled interval). */
+  accuracyCi: z.array(z.array(Interval)),
   auc: z.array(z.array(z.number())),
 });
 export type TransferMatrix = z.infer<typeof TransferMatrixSchema>;
@@ -309,16 +311,25 @@ export function probeTransferMatrix(
   });
   const probes = models.map((m) => fitProbe(m.rows, m.labels, opts));
   const accuracy: number[][] = [];
+  const accuracyCi: [number, number][][] = [];
   const auc: number[][] = [];
   models.forEach((mi, i) => {
     accuracy.push([]);
+    accuracyCi.push([]);
     auc.push([]);
     models.forEach((mj, j) => {
-      const r =
-        i === j ? crossValidateProbe(mi.rows, mi.labels, opts) : evaluateProbe(probes[i], mj.rows, mj.labels);
+      if (i === j) {
+        const cv = crossValidateProbe(mi.rows, mi.labels, opts);
+        accuracy[i].push(cv.accuracy);
+        accuracyCi[i].push(cv.accuracyCi);
+        auc[i].push(cv.auc);
+        return;
+      }
+      const r = evaluateProbe(probes[i], mj.rows, mj.labels);
       accuracy[i].push(r.accuracy);
+      accuracyCi[i].push(wilson(r.correct, mj.rows.length, opts.level ?? 0.95));
       auc[i].push(r.auc);
     });
   });
-  return { models: models.map((m) => m.name), layer: opts.layer ?? null, accuracy, auc };
+  return { models: models.map((m) => m.name), layer: opts.layer ?? null, accuracy, accuracyCi, auc };
 }

@@ -54,6 +54,8 @@ const ProbesBlock = z.object({
       layer: z.number().int(),
       models: z.array(z.string()),
       accuracy: z.array(z.array(Num)),
+      /** Wilson 95 % interval of each accuracy over the tested answers (diagonal: the CV's). */
+      accuracy_ci: z.array(z.array(Ci)),
       auc: z.array(z.array(Num)),
     })
     .nullable(),

@@ -464,6 +464,7 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
       layer: best,
       models: m.models,
       accuracy: m.accuracy.map((r) => r.map(fin)),
+      accuracy_ci: m.accuracyCi.map((r) => r.map(ci)),
       auc: m.auc.map((r) => r.map(fin)),
     };
   }

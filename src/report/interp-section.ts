@@ -80,13 +80,13 @@ function probesTables(p: NonNullable<InterpResults["probes"]>): SafeHtml {
   );
   const t = p.transfer;
   const transfer = t
-    ? html`<p>Harm-probe transfer at layer ${t.layer} (fit on the row model, tested on the column model; diagonal: CV). Accuracy / AUC:</p>
+    ? html`<p>Harm-probe transfer at layer ${t.layer} (fit on the row model, tested on the column model; diagonal: CV). Accuracy [Wilson 95% CI] / AUC:</p>
 <table><thead><tr><th>fit on \\ tested on</th>${t.models.map((m) => html`<th>${m}</th>`)}</tr></thead><tbody>${t.models.map(
         (m, i) =>
-          html`<tr><th scope="row">${m}</th>${t.models.map((_, j) => html`<td>${fmtNum(t.accuracy[i][j], 3)} / ${fmtNum(t.auc[i][j], 3)}</td>`)}</tr>`,
+          html`<tr><th scope="row">${m}</th>${t.models.map((_, j) => html`<td>${ci(t.accuracy[i][j], t.accuracy_ci[i][j], 2)} / ${fmtNum(t.auc[i][j], 3)}</td>`)}</tr>`,
       )}</tbody></table>`
     : html`<p class="missing-note">Transfer: ${p.transfer_skipped ?? "not computed"}.</p>`;
-  return html`<p class="note">L2 logistic probes (C = ${p.C}), ${p.folds}-fold CV (seed ${p.seed}) on ${p.position} activations; harm label: harm score ≥ ${p.harmful_score}; self label: self-assessment misalignment &gt; 0.5. Accuracy with Wilson 95% CI, AUC with a bootstrap CI over folds; cosine between the harm and self probes' directions with a bootstrap CI.</p>
+  return html`<p class="note">L2 logistic probes (C = ${p.C}), ${p.folds}-fold CV (seed ${p.seed}) on ${p.position} activations; harm label: ${p.harm_answers === "alignment" ? "alignment answers, coherent only, aligned score at the direction thresholds" : `harm score ≥ ${p.harmful_score}`}; self label: self-assessment misalignment &gt; 0.5. Accuracy with Wilson 95% CI, AUC with a bootstrap CI over folds; cosine between the harm and self probes' directions with a bootstrap CI.</p>
 <table><thead><tr><th>model</th><th>probe</th><th>n</th><th>positives</th><th>layer</th><th>accuracy</th><th>AUC</th><th>cos(harm, self)</th></tr></thead><tbody>${rows}</tbody></table>
 ${transfer}`;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { wilson } from "../../src/analysis/intervals.ts";
 import { logisticRegression } from "../../src/analysis/logistic.ts";
 import { Rng } from "../../src/engine/rng.ts";
 import {
@@ -191,5 +192,13 @@ describe("probes", () => {
     expect(m.accuracy[1][0]).toBeGreaterThan(0.9);
     expect(m.auc[0][2]).toBeLessThan(0.75);
     expect(m.accuracy[2][2]).toBeGreaterThan(0.9);
+    // Off the diagonal: the Wilson interval of the accuracy over the 200 tested rows.
+    const k = Math.round(m.accuracy[0][2] * 200);
+    expect(m.accuracyCi[0][2]).toEqual(wilson(k, 200));
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++) {
+        expect(m.accuracyCi[i][j][0]).toBeLessThanOrEqual(m.accuracy[i][j]);
+        expect(m.accuracyCi[i][j][1]).toBeGreaterThanOrEqual(m.accuracy[i][j]);
+      }
   });
 });
