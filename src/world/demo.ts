@@ -54,6 +54,10 @@ export const DEMO_PROFILES: Record<
     interpSamples: number;
     /** Bootstrap refits of the harm/self probe cosine CI, per model and layer. */
     cosineResamples: number;
+    /** Steered answers collected per prompt in each emergent-alignment round. */
+    loopSamples: number;
+    /** Re-alignment steps at which the model is evaluated. */
+    realignCheckpoints: number[];
   }
 > = {
   full: {
@@ -68,9 +72,11 @@ export const DEMO_PROFILES: Record<
     interpPrompts: 60,
     interpSamples: 2,
     cosineResamples: 50,
+    loopSamples: 2,
+    realignCheckpoints: [0, 5, 10, 20, 30],
   },
   quick: {
-    steps: 40,
+    steps: 30,
     examples: 1500,
     harmPerCategory: 10,
     harmSamples: 2,
@@ -81,7 +87,9 @@ export const DEMO_PROFILES: Record<
     predictionItems: 10,
     interpPrompts: 30,
     interpSamples: 1,
-    cosineResamples: 20,
+    cosineResamples: 10,
+    loopSamples: 1,
+    realignCheckpoints: [0, 10, 30],
   },
   tiny: {
     steps: 4,
@@ -97,6 +105,8 @@ export const DEMO_PROFILES: Record<
     interpPrompts: 2,
     interpSamples: 1,
     cosineResamples: 5,
+    loopSamples: 1,
+    realignCheckpoints: [0, 5, 10, 20, 30],
   },
 };
 
@@ -132,6 +142,7 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
       model: DEMO_INTERP_MODEL,
       base: "organism",
       dataset: `${control}-aligned`,
+      checkpoints: [...p.realignCheckpoints],
       ...evalSet,
     },
     emergent_alignment: {
@@ -141,7 +152,7 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
       alpha: DEMO_INTERP.loopAlpha,
       rounds: 3,
       train_prompts: { file: collectPrompts },
-      samples_per_prompt: 2,
+      samples_per_prompt: p.loopSamples,
       ...evalSet,
     },
   };
