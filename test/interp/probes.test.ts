@@ -89,7 +89,7 @@ describe("fitL2Logistic solvers and warm starts", () => {
     const cg = fitL2Logistic(rows, y, { solver: "cg", tol: 1e-10 });
     expect(dense.converged && cg.converged).toBe(true);
     expect(dense.intercept).toBeCloseTo(cg.intercept, 7);
-    dense.weights.forEach((w, j) => expect(w).toBeCloseTo(cg.weights[j], 7));
+    for (const [j, w] of dense.weights.entries()) expect(w).toBeCloseTo(cg.weights[j], 7);
   });
 
   it("a warm start changes the iterations, not the fit", () => {
@@ -104,7 +104,7 @@ describe("fitL2Logistic solvers and warm starts", () => {
     const warm = fitL2Logistic(rows, y, { tol: 1e-10, init: resampled });
     expect(warm.iterations).toBeLessThan(cold.iterations);
     expect(warm.intercept).toBeCloseTo(cold.intercept, 7);
-    warm.weights.forEach((w, j) => expect(w).toBeCloseTo(cold.weights[j], 7));
+    for (const [j, w] of warm.weights.entries()) expect(w).toBeCloseTo(cold.weights[j], 7);
     // A warm probe from other data re-expressed in this fit's standardisation: same direction.
     const half = rows.slice(0, 75);
     const warmProbe = fitProbe(half, y.slice(0, 75));
