@@ -25,6 +25,7 @@ import type { ProviderSettings } from "../models/types.ts";
 import { runBatches } from "./batch.ts";
 import { type CacheKeyParts, ResponseCache, requestCacheKey } from "./cache.ts";
 import { canonicalJson, deriveSeed, sha256 } from "./canonical.ts";
+import { checkInputFiles, inputFileHashes, recordInputFiles } from "./input-files.ts";
 import { lockRunDir } from "./lock.ts";
 import { Redactor } from "./redact.ts";
 import {
@@ -259,6 +260,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   };
   try {
     const hash = studyHash(declared);
+    const inputs = inputFileHashes(declared, studyDir);
     if (exists) {
       const prev = store.getStudy();
       if (prev && prev.config_hash !== hash)
@@ -268,9 +270,11 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
             message: `the study changed since the run in ${opts.outDir} started; start a new run with another --out`,
           },
         ]);
+      checkInputFiles(opts.outDir, file, inputs);
       const reset = store.resetFailed();
       log(`resume: ${reset} failed request(s) will be tried again`);
     } else {
+      recordInputFiles(opts.outDir, inputs);
       store.setStudy({
         name: study.name,
         config_json: JSON.stringify(declared),
