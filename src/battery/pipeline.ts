@@ -9,7 +9,14 @@ import { recognition } from "./recognition.ts";
 import { RESULTS_FILE, type Results, ResultsSchema } from "./results.ts";
 import { crossRating, scorePrediction } from "./score-prediction.ts";
 import { selfAssessment } from "./self-assessment.ts";
-import type { Experiment, JudgeSetup, LoadContext, PlannedRequest, RunContext } from "./stage.ts";
+import {
+  type Experiment,
+  FILTERED_FINISH,
+  type JudgeSetup,
+  type LoadContext,
+  type PlannedRequest,
+  type RunContext,
+} from "./stage.ts";
 import { twoAi } from "./two-ai.ts";
 
 export { RESULTS_FILE };
@@ -99,6 +106,13 @@ export function summarizeBattery(
   for (const l of loaded) experiments[l.experiment.name] = l.experiment.summarize(ctx, l.inputs);
   const counts = store.counts();
   const judgments = (store.db.prepare("SELECT count(*) AS n FROM judgments").get() as { n: number }).n;
+  const filtered = (
+    store.db
+      .prepare("SELECT count(*) AS n FROM completions WHERE finish_reason = ?")
+      .get(FILTERED_FINISH) as {
+      n: number;
+    }
+  ).n;
   const { study } = ctx;
   return ResultsSchema.parse({
     schema_version: 1,
@@ -122,6 +136,7 @@ export function summarizeBattery(
       requests: counts.requests,
       completions: counts.completions,
       failed_requests: counts.requestsFailed,
+      filtered_completions: filtered,
       judgments,
     },
     ...(finetune ? { finetune } : {}),

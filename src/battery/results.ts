@@ -164,6 +164,11 @@ export const ResultsSchema = z
       requests: z.number().int(),
       completions: z.number().int(),
       failed_requests: z.number().int(),
+      /**
+       * Completions the provider withheld or cut for content (finish reason content_filter):
+       * read by no experiment. Absent in results.json written before emlab counted them.
+       */
+      filtered_completions: z.number().int().optional(),
       judgments: z.number().int(),
     }),
     /** Fine-tune plans by id, when the study has any. */

@@ -72,11 +72,19 @@ export interface Answer {
 }
 
 /** Every stored completion of `experiment` among the requests planned this invocation, in planning order. */
+/**
+ * Finish reason of a completion the provider withheld or cut for its content (OpenAI
+ * `content_filter`, Anthropic `refusal` mapped to it): not the model's own answer, so no
+ * experiment reads or judges it; results.json counts them (`counts.filtered_completions`).
+ */
+export const FILTERED_FINISH = "content_filter";
+
 export function storedAnswers(ctx: RunContext, experiment: string, modelId?: string): Answer[] {
   const out: Answer[] = [];
   for (const request of ctx.store.listRequests({ experiment, modelId })) {
     if (!ctx.planned.has(request.id)) continue;
-    for (const completion of ctx.store.completions(request.id)) out.push({ request, completion });
+    for (const completion of ctx.store.completions(request.id))
+      if (completion.finish_reason !== FILTERED_FINISH) out.push({ request, completion });
   }
   return out;
 }

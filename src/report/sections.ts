@@ -281,6 +281,7 @@ ${table(
     ["requests", String(results.counts.requests)],
     ["completions", String(results.counts.completions)],
     ["failed requests", String(results.counts.failed_requests)],
+    ["completions filtered by the provider (not judged)", String(results.counts.filtered_completions ?? "–")],
     ["judgments", String(results.counts.judgments)],
     ["prompt tokens", String(run.counts.promptTokens)],
     ["completion tokens", String(run.counts.completionTokens)],

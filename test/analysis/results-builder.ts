@@ -137,7 +137,7 @@ export function buildResults(models: Record<string, ModelFigures>, seed = 42): R
           }
         : {}),
     },
-    counts: { requests: 0, completions: 0, failed_requests: 0, judgments: 0 },
+    counts: { requests: 0, completions: 0, failed_requests: 0, filtered_completions: 0, judgments: 0 },
   };
   return ResultsSchema.parse(results);
 }
