@@ -2,8 +2,9 @@
  * `emlab demo`: a whole study on the shipped organism, offline. It writes the world's battery
  * sets and fine-tuning datasets next to a generated study file, then runs that study through
  * the ordinary `emlab run` machinery: narrow LoRA fine-tunes for all six domains plus the
- * disclosed-intent and aligned controls, the battery judged by the world judge, results.json,
- * the run store and the report. Nothing here is special-cased: the study file it writes is
+ * disclosed-intent and aligned controls, the battery judged by the world judge, the interp
+ * section (probes, persona direction, steering, ablation, re-alignment, the emergent-alignment
+ * loop), results.json, the run store and the report. Nothing here is special-cased: the study file it writes is
  * one a user could have written, and `emlab run` on it gives the same results.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
