@@ -5,6 +5,7 @@
  * the caller can evaluate between steps and honour the run's abort signal. Nothing is saved.
  */
 
+import { LORA_TARGETS } from "../engine/lora.ts";
 import { LlamaModel } from "../engine/model.ts";
 import { addLora, mergeLora } from "../engine/peft.ts";
 import { Tensor } from "../engine/tensor.ts";
@@ -12,17 +13,6 @@ import { type TrainExample, Trainer } from "../engine/train.ts";
 import { STAGE_DEFAULTS } from "../finetune/plan.ts";
 import type { LocalEngine } from "../models/local.ts";
 import type { InterpTrainInfo } from "./study-results.ts";
-
-/** The seven projections a fine-tune plan adapts by default. */
-const ALL_PROJECTIONS = [
-  "q_proj",
-  "k_proj",
-  "v_proj",
-  "o_proj",
-  "gate_proj",
-  "up_proj",
-  "down_proj",
-] as const;
 
 export interface TuneConfig {
   method: "lora" | "full";
@@ -83,7 +73,7 @@ export class InMemoryTuning {
         rank: t.lora.rank,
         alpha: t.lora.alpha,
         rslora: t.lora.rslora,
-        targets: [...ALL_PROJECTIONS],
+        targets: [...LORA_TARGETS],
         seed,
       });
     else this.model.setBaseTrainable(true);
