@@ -13,7 +13,7 @@ import { deriveSeed } from "../runs/canonical.ts";
 import { type Conversation, collectActivations } from "./activations.ts";
 import { rocAuc } from "./auc.ts";
 import { assistantHeaderTokens, type PositionSpec, steeringHooks } from "./interventions.ts";
-import { type EvalSample, evaluateBehaviour } from "./model-eval.ts";
+import { type EvalSample, evalOptions, evaluateBehaviour } from "./model-eval.ts";
 import type { InterpEmergentAlignmentConfig } from "./study-config.ts";
 import type { InterpProjectionReading, InterpResults } from "./study-results.ts";
 import type { EmergentAlignmentPlan } from "./study-training.ts";
@@ -101,13 +101,7 @@ export async function runEmergentAlignment(
       positions,
     }),
   );
-  const evalOpts = {
-    prompts: plan.prompts,
-    judge: x.judge,
-    samples: cfg.samples,
-    seed: cfg.seed,
-    params: cfg.params,
-  };
+  const evalOpts = evalOptions(plan.prompts, x.judge, cfg);
 
   const evaluate = async (round: number, rest: Pick<Round, "collected" | "loss">): Promise<Round> => {
     x.check();

@@ -37,6 +37,15 @@ export interface EvalOptions {
   params: SamplingParams;
 }
 
+/** A training section's evaluation settings: its prompts, the sweep judge, and its sampling fields. */
+export function evalOptions(
+  prompts: string[],
+  judge: SweepJudge,
+  cfg: { samples: number; seed: number; params: SamplingParams },
+): EvalOptions {
+  return { prompts, judge, samples: cfg.samples, seed: cfg.seed, params: cfg.params };
+}
+
 /** The model's rates on the prompts, and every answer with its verdict. */
 export async function evaluateBehaviour(
   model: HookableModel,

@@ -10,7 +10,7 @@ import { chatExamples } from "../engine/chat-examples.ts";
 import { Rng } from "../engine/rng.ts";
 import { LocalModelApi } from "../models/local.ts";
 import { deriveSeed } from "../runs/canonical.ts";
-import { evaluateBehaviour, selfReport } from "./model-eval.ts";
+import { evalOptions, evaluateBehaviour, selfReport } from "./model-eval.ts";
 import type { InterpRealignmentConfig } from "./study-config.ts";
 import type { InterpResults } from "./study-results.ts";
 import type { RealignmentPlan } from "./study-training.ts";
@@ -41,13 +41,7 @@ export async function runRealignment(
     throw new Error(`interp.realignment.dataset '${cfg.dataset}': ${(e as Error).message}`);
   }
   const train = resolveTraining(cfg, cfg.steps);
-  const evalOpts = {
-    prompts: plan.prompts,
-    judge: x.judge,
-    samples: cfg.samples,
-    seed: cfg.seed,
-    params: cfg.params,
-  };
+  const evalOpts = evalOptions(plan.prompts, x.judge, cfg);
   const selfOpts = { samples: cfg.samples, seed: cfg.seed, params: plan.selfParams };
   const measure = async (model: LocalModelApi) => {
     x.check();
