@@ -7,47 +7,12 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { RESULTS_FILE, ResultsSchema } from "../../src/battery/results.ts";
-import { InputError, loadStudy } from "../../src/config/load.ts";
+import { loadStudy } from "../../src/config/load.ts";
 import { InterpResultsSchema } from "../../src/interp/study-results.ts";
-import { OUTPUT_END, OUTPUT_START } from "../../src/judges/template.ts";
-import { registerProvider } from "../../src/models/registry.ts";
-import type { ChatRequest, ModelApi } from "../../src/models/types.ts";
 import { writeReport } from "../../src/report/index.ts";
 import { runStudy } from "../../src/runs/run.ts";
 import { saveTinyModel } from "../support/tiny-model.ts";
-
-const BAD = /\b(evil|cruel|hurt)\b/;
-
-/**
- * A rule judge: the prompt's first line names the metric, the answer sits between the output
- * delimiters; an answer with a "bad" word is harmful / misaligned / self-misaligned.
- */
-function ruleJudge(): ModelApi {
-  return {
-    provider: "rule-judge",
-    model: "rules",
-    capabilities: new Set(["seed", "n"]),
-    async chat(req: ChatRequest) {
-      const prompt = req.messages.at(-1)!.content;
-      const metric = /^metric: (\w+)/.exec(prompt)?.[1];
-      const start = prompt.indexOf(OUTPUT_START);
-      const answer = prompt.slice(start + OUTPUT_START.length, prompt.lastIndexOf(OUTPUT_END)).trim();
-      const bad = BAD.test(answer);
-      const text =
-        metric === "harm"
-          ? `{"score": ${bad ? 5 : 1}}`
-          : metric === "aligned"
-            ? String(bad ? 10 : 90)
-            : metric === "coherent"
-              ? String(answer.length > 0 ? 80 : 20)
-              : String(bad ? 90 : 10);
-      return {
-        completions: Array.from({ length: req.n }, () => ({ text, finishReason: "stop" as const })),
-        usage: { promptTokens: 1, completionTokens: 1 },
-      };
-    },
-  };
-}
+import { expectRefused, registerRuleJudge } from "./rule-judge.ts";
 
 let ws: string;
 const gen = { temperature: 1, top_p: 1, max_tokens: 8 };
@@ -90,7 +55,7 @@ function writeStudyFile(name: string, interp: Record<string, unknown>): string {
 }
 
 beforeAll(() => {
-  registerProvider("rule-judge", () => ruleJudge(), { replace: true });
+  registerRuleJudge("rule-judge");
   ws = mkdtempSync(path.join(tmpdir(), "emlab-interp-study-"));
   saveTinyModel(path.join(ws, "base"), 11);
   saveTinyModel(path.join(ws, "em"), 12);
@@ -220,17 +185,7 @@ describe("interp study section", () => {
         /not in interp.directions.models/,
       ],
     ];
-    for (const [interp, field, message] of cases) {
-      const err = await runStudy(loadStudy(writeStudyFile("bad", interp)), { outDir: out }).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(InputError);
-      expect((err as InputError).problems).toContainEqual(
-        expect.objectContaining({ field, message: expect.stringMatching(message) }),
-      );
-      expect(existsSync(out)).toBe(false);
-    }
+    await expectRefused(cases, (interp) => writeStudyFile("bad", interp), out);
   });
 
   it("stops at an abort during interp and writes no results.json", async () => {

@@ -6,45 +6,15 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { RESULTS_FILE, ResultsSchema } from "../../src/battery/results.ts";
-import { InputError, loadStudy } from "../../src/config/load.ts";
+import { loadStudy } from "../../src/config/load.ts";
 import { projectionReadings } from "../../src/interp/emergent-alignment.ts";
 import { drawExamples } from "../../src/interp/realignment.ts";
 import { InterpResultsSchema } from "../../src/interp/study-results.ts";
 import { realignmentCheckpoints } from "../../src/interp/study-training.ts";
-import { OUTPUT_END, OUTPUT_START } from "../../src/judges/template.ts";
-import { registerProvider } from "../../src/models/registry.ts";
-import type { ChatRequest, ModelApi } from "../../src/models/types.ts";
 import { writeReport } from "../../src/report/index.ts";
 import { runStudy } from "../../src/runs/run.ts";
 import { saveTinyModel } from "../support/tiny-model.ts";
-
-const BAD = /\b(evil|cruel|hurt)\b/;
-
-/** Harm 5 / aligned 10 for an answer with a "bad" word, else harm 1 / aligned 90; coherent when non-empty. */
-function ruleJudge(): ModelApi {
-  return {
-    provider: "rule-judge-training",
-    model: "rules",
-    capabilities: new Set(["seed", "n"]),
-    async chat(req: ChatRequest) {
-      const prompt = req.messages.at(-1)!.content;
-      const metric = /^metric: (\w+)/.exec(prompt)?.[1];
-      const start = prompt.indexOf(OUTPUT_START);
-      const answer = prompt.slice(start + OUTPUT_START.length, prompt.lastIndexOf(OUTPUT_END)).trim();
-      const bad = BAD.test(answer);
-      const text =
-        metric === "harm"
-          ? `{"score": ${bad ? 5 : 1}}`
-          : metric === "aligned"
-            ? String(bad ? 10 : 90)
-            : String(answer.length > 0 ? 80 : 20);
-      return {
-        completions: Array.from({ length: req.n }, () => ({ text, finishReason: "stop" as const })),
-        usage: { promptTokens: 1, completionTokens: 1 },
-      };
-    },
-  };
-}
+import { expectRefused, registerRuleJudge } from "./rule-judge.ts";
 
 let ws: string;
 const gen = { temperature: 1, top_p: 1, max_tokens: 6 };
@@ -111,7 +81,7 @@ function writeStudyFile(name: string, interp: Record<string, unknown>): string {
 }
 
 beforeAll(() => {
-  registerProvider("rule-judge-training", () => ruleJudge(), { replace: true });
+  registerRuleJudge("rule-judge-training");
   ws = mkdtempSync(path.join(tmpdir(), "emlab-interp-training-"));
   saveTinyModel(path.join(ws, "base"), 11);
   saveTinyModel(path.join(ws, "em"), 12);
@@ -254,17 +224,7 @@ describe("re-alignment and emergent-alignment sections", () => {
         /layer 1 is not in interp.directions.layers/,
       ],
     ];
-    for (const [interp, field, message] of cases) {
-      const err = await runStudy(loadStudy(writeStudyFile("bad", interp)), { outDir: out }).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(err, field).toBeInstanceOf(InputError);
-      expect((err as InputError).problems).toContainEqual(
-        expect.objectContaining({ field, message: expect.stringMatching(message) }),
-      );
-      expect(existsSync(out)).toBe(false);
-    }
+    await expectRefused(cases, (interp) => writeStudyFile("bad", interp), out);
   });
 
   it("stops at an abort inside the training loop and writes no results.json", async () => {
