@@ -260,11 +260,11 @@ export function probeCosine(
     throw new Error(`probeCosine: paired sets differ in size (${a.rows.length} vs ${b.rows.length})`);
   const seed = opts.seed ?? 42;
   const resamples = opts.resamples ?? 200;
+  const single = (s: LabelledRows) => s.labels.every((l) => l === s.labels[0]);
   const fullA = fitProbe(a.rows, a.labels, opts);
   const fullB = fitProbe(b.rows, b.labels, opts);
   // Resample refits start from the full-data probes: a few Newton steps instead of ~10.
   const cos = (sa: LabelledRows, sb: LabelledRows): number => {
-    const single = (s: LabelledRows) => s.labels.every((l) => l === s.labels[0]);
     if (single(sa) || single(sb)) return Number.NaN; // a one-class resample has no probe
     return cosine(
       fitProbe(sa.rows, sa.labels, opts, fullA).direction,
@@ -285,7 +285,7 @@ export function probeCosine(
     { seed, resamples, level: opts.level },
   );
   return {
-    cosine: cos(a, b),
+    cosine: single(a) || single(b) ? Number.NaN : cosine(fullA.direction, fullB.direction),
     ci: boot.ci,
     resamples,
     used: boot.used,
