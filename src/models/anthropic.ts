@@ -21,6 +21,7 @@ import {
   type BatchApi,
   type BatchItem,
   type BatchStatus,
+  type BatchSubmission,
   type Capability,
   type ChatRequest,
   type ChatResponse,
@@ -116,6 +117,9 @@ export function anthropicChatResponse(messages: Message[]): ChatResponse {
 
 // Message Batches custom_id: ^[a-zA-Z0-9_-]{1,64}$. A request with n > 1 becomes n batch
 // requests "<customId>-n<k>"; ids ending in -n<digits> are refused so results regroup unambiguously.
+/** Clock skew allowed between this machine and the provider when looking for a batch. */
+const FIND_BATCH_SLACK_MS = 120_000;
+const FIND_BATCH_MAX_SCAN = 2000;
 const CUSTOM_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const SAMPLE_SUFFIX_RE = /^(.*)-n(\d+)$/;
 
@@ -222,6 +226,28 @@ export class AnthropicModelApi implements ModelApi, BatchApi {
       this.#client.messages.batches.create({ requests }, { signal }),
     );
     return batch.id;
+  }
+
+  /**
+   * Message batches carry no metadata, so an interrupted submit is recognised by time and size:
+   * the one batch created since the submit started (less clock slack) with exactly as many
+   * requests, not claimed by another job. Two candidates are ambiguous: undefined. Results of a
+   * wrongly adopted batch would not carry the submission's custom ids, so nothing of it is stored.
+   */
+  async findBatch(submission: BatchSubmission): Promise<string | undefined> {
+    const oldest = submission.since.getTime() - FIND_BATCH_SLACK_MS;
+    return callMapped(this.#ctx, { timeoutMs: this.#opts.timeoutMs }, async (signal) => {
+      const found: string[] = [];
+      let seen = 0;
+      for await (const b of this.#client.messages.batches.list({ limit: 100 }, { signal })) {
+        if (Date.parse(b.created_at) < oldest || ++seen > FIND_BATCH_MAX_SCAN) break;
+        const c = b.request_counts;
+        const total = c.processing + c.succeeded + c.errored + c.canceled + c.expired;
+        // One request per sample: the batch API has no n.
+        if (total === submission.samples && !submission.exclude.has(b.id)) found.push(b.id);
+      }
+      return found.length === 1 ? found[0] : undefined;
+    });
   }
 
   async batchStatus(batchId: string): Promise<BatchStatus> {

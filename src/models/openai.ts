@@ -23,6 +23,7 @@ import type {
   BatchApi,
   BatchItem,
   BatchStatus,
+  BatchSubmission,
   Capability,
   ChatRequest,
   ChatResponse,
@@ -130,6 +131,12 @@ export function openAIChatResponse(body: ChatCompletion, ctx: ErrorContext): Cha
   };
 }
 
+/** Metadata key that tags a batch with emlab's submission id (see findBatch). */
+const BATCH_TAG_KEY = "emlab_submission";
+/** Clock skew allowed between this machine and the provider when looking for a batch. */
+const FIND_BATCH_SLACK_S = 600;
+const FIND_BATCH_MAX_SCAN = 2000;
+
 const BATCH_STATUS: Record<string, BatchStatus> = {
   validating: "validating",
   in_progress: "in_progress",
@@ -211,7 +218,7 @@ export class OpenAIModelApi implements ModelApi, BatchApi {
     return openAIChatResponse(completion, this.#ctx);
   }
 
-  async submitBatch(items: BatchItem[]): Promise<string> {
+  async submitBatch(items: BatchItem[], submission?: Pick<BatchSubmission, "tag">): Promise<string> {
     if (items.length === 0) throw modelError("bad_request", this.#ctx, "submitBatch: no items");
     const seen = new Set<string>();
     const lines: string[] = [];
@@ -241,11 +248,29 @@ export class OpenAIModelApi implements ModelApi, BatchApi {
     );
     const batch = await callMapped(this.#ctx, t, (signal) =>
       this.#client.batches.create(
-        { input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" },
+        {
+          input_file_id: file.id,
+          endpoint: "/v1/chat/completions",
+          completion_window: "24h",
+          ...(submission ? { metadata: { [BATCH_TAG_KEY]: submission.tag } } : {}),
+        },
         { signal },
       ),
     );
     return batch.id;
+  }
+
+  /** The batch whose metadata carries the submission's tag (newest first, back to shortly before `since`). */
+  async findBatch(submission: BatchSubmission): Promise<string | undefined> {
+    const oldest = submission.since.getTime() / 1000 - FIND_BATCH_SLACK_S;
+    return callMapped(this.#ctx, { timeoutMs: this.#timeoutMs }, async (signal) => {
+      let seen = 0;
+      for await (const b of this.#client.batches.list({ limit: 100 }, { signal })) {
+        if (b.metadata?.[BATCH_TAG_KEY] === submission.tag && !submission.exclude.has(b.id)) return b.id;
+        if (b.created_at < oldest || ++seen >= FIND_BATCH_MAX_SCAN) return undefined;
+      }
+      return undefined;
+    });
   }
 
   async batchStatus(batchId: string): Promise<BatchStatus> {

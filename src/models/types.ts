@@ -141,9 +141,27 @@ export type BatchStatus =
   | "expired"
   | "cancelled";
 
+/** What identifies one submission at the provider, so an interrupted submit can be found again. */
+export interface BatchSubmission {
+  /** Unique per submission; sent with the batch where the API has room for it (OpenAI metadata). */
+  tag: string;
+  /** When the submit call started. */
+  since: Date;
+  /** Items submitted, and samples over all items (the sum of their n). */
+  items: number;
+  samples: number;
+  /** Batch ids already accounted for (other jobs of the run): never a match. */
+  exclude: ReadonlySet<string>;
+}
+
 /** Bulk APIs (OpenAI Batch, Anthropic Message Batches): submit many requests, poll, collect. */
 export interface BatchApi {
-  submitBatch(items: BatchItem[]): Promise<string>;
+  submitBatch(items: BatchItem[], submission?: Pick<BatchSubmission, "tag">): Promise<string>;
+  /**
+   * The batch an interrupted submit created, if the provider shows one unambiguously (a kill or a
+   * lost reply after the provider accepted it); undefined when there is none or it cannot be told.
+   */
+  findBatch?(submission: BatchSubmission): Promise<string | undefined>;
   batchStatus(batchId: string): Promise<BatchStatus>;
   /** Results by customId; a failed item carries a ModelApiError. */
   batchResults(batchId: string): Promise<Map<string, ChatResponse | ModelApiError>>;

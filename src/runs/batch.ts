@@ -1,6 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { asBatchApi } from "../models/registry.ts";
-import { type BatchItem, type ChatResponse, ModelApiError } from "../models/types.ts";
+import { type BatchApi, type BatchItem, type ChatResponse, ModelApiError } from "../models/types.ts";
 import { type ResponseCache, sampleCacheKey } from "./cache.ts";
 import { deriveSeed } from "./canonical.ts";
 import { sleep } from "./limiter.ts";
@@ -10,16 +11,24 @@ import type { RunStore } from "./store.ts";
 
 /**
  * Bulk work through a provider's batch API (OpenAI Batch, Anthropic Message Batches) for
- * models with `batch: true`. The batch id is written to the store as soon as the provider
- * accepts the batch, so a run killed later polls the same batch on resume instead of paying
- * twice (a kill inside the submit call itself, before the id comes back, cannot be covered).
+ * models with `batch: true`. A submission is written to the store (job status "pending", with
+ * a fresh tag) before the submit call, and its batch id as soon as the provider accepts it, so
+ * a run killed later polls the same batch on resume instead of paying twice. When the submit
+ * call itself was cut off (a kill, a lost reply), the provider is asked for the batch the
+ * submission made (`BatchApi.findBatch`: OpenAI by the tag in its metadata, Anthropic by time
+ * and size) and that batch is adopted; only when none is found are the items submitted again.
  * Cached samples are taken first; items the batch could not answer stay pending and go
  * through the direct path.
  */
 
 const BatchSpecSchema = z.object({
   modelId: z.string(),
+  /** "" while the submission has no id yet (job status "pending"). */
   batchId: z.string(),
+  /** Absent in jobs written before submissions were tagged. */
+  tag: z.string().optional(),
+  submittedAt: z.string().optional(),
+  samples: z.number().int().optional(),
   items: z.record(z.string(), z.object({ requestId: z.string(), indices: z.array(z.number().int()) })),
 });
 type BatchSpec = z.infer<typeof BatchSpecSchema>;
@@ -46,21 +55,39 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
     const api = asBatchApi(target.api)!; // checked with the study, before the run started
     // Resume: batches submitted by an earlier, interrupted invocation come first.
     for (const job of store.listJobs("batch")) {
-      if (job.status !== "running") continue;
+      if (job.status !== "running" && job.status !== "pending") continue;
       const spec = BatchSpecSchema.parse(JSON.parse(job.spec_json));
-      if (spec.modelId === target.modelId) await collect(opts, target, spec, job.id);
+      if (spec.modelId !== target.modelId) continue;
+      if (job.status === "pending") {
+        // The submit call was cut off: adopt the batch it made, if the provider shows it.
+        spec.batchId = (await findSubmitted(api, store, spec)) ?? "";
+        if (!spec.batchId) {
+          const why =
+            "submission interrupted, and the provider shows no batch from it: its items are submitted again";
+          store.upsertJob({ ...job, status: "failed", error: why, finished_at: new Date().toISOString() });
+          opts.progress?.log(`${target.modelId}: ${why}`);
+          continue;
+        }
+        markSubmitted(store, job.id, spec);
+        opts.progress?.log(`${target.modelId}: found batch ${spec.batchId} of an interrupted submission`);
+      }
+      await collect(opts, target, spec, job.id);
     }
     if (opts.signal?.aborted) return cacheHits;
     const items: BatchItem[] = [];
-    const spec: BatchSpec = { modelId: target.modelId, batchId: "", items: {} };
+    // The tag names this submission at the provider and prefixes its custom ids.
+    const tag = `e${randomBytes(6).toString("hex")}`;
+    const spec: BatchSpec = { modelId: target.modelId, batchId: "", tag, items: {} };
+    let samples = 0;
     for (const { request, missing: pending } of store.pendingWork(opts.only)) {
       if (request.model_id !== target.modelId) continue;
       const missing = opts.cache ? takeFromCache(store, opts.cache, request, pending) : pending;
       cacheHits += pending.length - missing.length;
       for (let s = 0; s < missing.length; s += target.maxN) {
         const indices = missing.slice(s, s + target.maxN);
-        const customId = `r${Object.keys(spec.items).length}`;
+        const customId = `${tag}_${Object.keys(spec.items).length}`;
         spec.items[customId] = { requestId: request.id, indices };
+        samples += indices.length;
         items.push({
           customId,
           request: {
@@ -74,21 +101,61 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
       }
     }
     if (items.length === 0) continue;
-    spec.batchId = await api.submitBatch(items);
-    const jobId = `batch:${target.modelId}:${spec.batchId}`;
+    spec.submittedAt = new Date().toISOString();
+    spec.samples = samples;
+    const jobId = `batch:${target.modelId}:${tag}`;
+    const job = { id: jobId, kind: "batch", result_json: null, error: null };
     store.upsertJob({
-      id: jobId,
-      kind: "batch",
-      status: "running",
+      ...job,
+      status: "pending",
       spec_json: JSON.stringify(spec),
-      result_json: null,
-      error: null,
-      started_at: new Date().toISOString(),
+      started_at: spec.submittedAt,
     });
+    try {
+      spec.batchId = await api.submitBatch(items, { tag });
+    } catch (e) {
+      // The provider may have accepted the batch before the reply was lost.
+      const found = await findSubmitted(api, store, spec).catch(() => undefined);
+      if (!found) {
+        const error = opts.redactor.redact(`submit failed: ${(e as Error).message}`);
+        store.upsertJob({ ...job, status: "failed", spec_json: JSON.stringify(spec), error });
+        throw e;
+      }
+      spec.batchId = found;
+    }
+    markSubmitted(store, jobId, spec);
     opts.progress?.log(`${target.modelId}: submitted batch ${spec.batchId} (${items.length} items)`);
     await collect(opts, target, spec, jobId);
   }
   return cacheHits;
+}
+
+/** The batch a submission made, per the provider (undefined: none, ambiguous, or the API cannot tell). */
+async function findSubmitted(api: BatchApi, store: RunStore, spec: BatchSpec): Promise<string | undefined> {
+  if (!api.findBatch || !spec.tag || !spec.submittedAt || spec.samples === undefined) return undefined;
+  const exclude = new Set<string>();
+  for (const job of store.listJobs("batch")) {
+    const other = BatchSpecSchema.parse(JSON.parse(job.spec_json));
+    if (other.batchId) exclude.add(other.batchId);
+  }
+  return api.findBatch({
+    tag: spec.tag,
+    since: new Date(spec.submittedAt),
+    items: Object.keys(spec.items).length,
+    samples: spec.samples,
+    exclude,
+  });
+}
+
+function markSubmitted(store: RunStore, jobId: string, spec: BatchSpec): void {
+  store.upsertJob({
+    id: jobId,
+    kind: "batch",
+    status: "running",
+    spec_json: JSON.stringify(spec),
+    result_json: null,
+    error: null,
+  });
 }
 
 async function collect(

@@ -351,7 +351,8 @@ export class RunStore {
       .prepare(
         `INSERT INTO jobs (id, kind, status, spec_json, result_json, error, started_at, finished_at)
          VALUES (@id, @kind, @status, @spec_json, @result_json, @error, @started_at, @finished_at)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, result_json = excluded.result_json,
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, spec_json = excluded.spec_json,
+           result_json = excluded.result_json,
            error = excluded.error, started_at = coalesce(jobs.started_at, excluded.started_at),
            finished_at = excluded.finished_at`,
       )

@@ -5,7 +5,7 @@ import { loadStudy } from "../../src/config/load.ts";
 import { runStudy } from "../../src/runs/run.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
-import { tmpDir, writeStudy } from "./support.ts";
+import { runCli, tmpDir, writeStudy } from "./support.ts";
 
 let server: WireServer;
 beforeAll(async () => {
@@ -20,9 +20,9 @@ const env = {
   EMLAB_TEST_ANTHROPIC_KEY: "sk-any-key-for-tests",
 };
 
-function batchStudy(): string {
+function batchStudy(on: WireServer = server): string {
   const dir = tmpDir("batch");
-  const file = writeStudy(dir, server, { prompts: 10, samples: 3 });
+  const file = writeStudy(dir, on, { prompts: 10, samples: 3 });
   const yaml = readFileSync(file, "utf8")
     .replace(
       / {4}price:.*\n/,
@@ -33,7 +33,19 @@ function batchStudy(): string {
   return file;
 }
 
-const posts = (route: string) => server.log.filter((e) => e.method === "POST" && e.route === route).length;
+const posts = (route: string, on: WireServer = server) =>
+  on.log.filter((e) => e.method === "POST" && e.route === route).length;
+
+/** Batches the server holds (any client), from its own list endpoint. */
+async function listed(on: WireServer, api: "openai" | "anthropic"): Promise<string[]> {
+  const res = await fetch(`${on.url}${api === "openai" ? "/v1/batches" : "/v1/messages/batches"}`, {
+    headers:
+      api === "openai"
+        ? { authorization: "Bearer sk-any" }
+        : { "x-api-key": "sk-any", "anthropic-version": "2023-06-01" },
+  });
+  return ((await res.json()) as { data: Array<{ id: string }> }).data.map((b) => b.id);
+}
 
 describe("batch APIs", () => {
   it("sends a batch model's work through the batch API, and nothing through the direct path", async () => {
@@ -80,5 +92,100 @@ describe("batch APIs", () => {
     expect(r2.samplesDone).toBe(60);
     expect(r2.cacheHits).toBe(60);
     expect(posts("/v1/batches") + posts("/v1/messages/batches")).toBe(before);
+  });
+
+  // Each of these tests has its own server: Anthropic batches are recognised by time and size,
+  // so same-size batches of other tests would make the match ambiguous (and it would resubmit).
+  it("adopts the batch of a submit whose reply was lost instead of submitting it again", async () => {
+    const own = await startWireServer({ apiKey: null, batchPolls: 5 });
+    try {
+      own.dropBatchReplies(2); // the OpenAI and the Anthropic submission
+      const file = batchStudy(own);
+      const out = path.join(path.dirname(file), "out");
+      const r = await runStudy(loadStudy(file), { outDir: out, noCache: true, env });
+      expect(r.samplesDone).toBe(60);
+      expect(own.stats.dropped).toBe(2);
+      expect(posts("/v1/batches", own)).toBe(1);
+      expect(posts("/v1/messages/batches", own)).toBe(1);
+      expect(posts("/v1/chat/completions", own) + posts("/v1/messages", own)).toBe(0);
+      expect(await listed(own, "openai")).toHaveLength(1);
+      expect(await listed(own, "anthropic")).toHaveLength(1);
+      const store = RunStore.open(out, { readonly: true });
+      expect(store.listJobs("batch").map((j) => j.status)).toEqual(["done", "done"]);
+      store.close();
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("after a kill -9 inside the submit call, --resume finds that batch at the provider", async () => {
+    const own = await startWireServer({ apiKey: null, batchPolls: 5 });
+    try {
+      own.dropBatchReplies(1, 60_000); // the reply never comes: the process dies waiting for it
+      const file = batchStudy(own);
+      const out = path.join(path.dirname(file), "out");
+      const first = await runCli(["run", file, "--out", out, "--no-cache"], env, (child) => {
+        // The server runs in this process: once the create request is counted, the batch exists.
+        const timer = setInterval(() => {
+          if ((own.stats.byPath["/v1/batches"] ?? 0) > 0) {
+            clearInterval(timer);
+            child.kill("SIGKILL");
+          }
+        }, 5);
+        child.on("close", () => clearInterval(timer));
+      });
+      expect(first.signal).toBe("SIGKILL");
+      const killed = RunStore.open(out, { readonly: true });
+      expect(killed.listJobs("batch").map((j) => j.status)).toEqual(["pending"]);
+      killed.close();
+      expect(await listed(own, "openai")).toHaveLength(1);
+
+      const r = await runStudy(loadStudy(file), { outDir: out, noCache: true, env, resume: true });
+      expect(r.samplesDone).toBe(60);
+      expect(await listed(own, "openai")).toHaveLength(1); // adopted, not submitted again
+      expect(posts("/v1/chat/completions", own) + posts("/v1/messages", own)).toBe(0);
+      const store = RunStore.open(out, { readonly: true });
+      expect(store.listJobs("batch").map((j) => j.status)).toEqual(["done", "done"]);
+      store.close();
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("submits again when the provider shows no batch from an interrupted submission", async () => {
+    const own = await startWireServer({ apiKey: null, batchPolls: 5 });
+    try {
+      own.dropBatchReplies(1, 60_000);
+      const file = batchStudy(own);
+      const out = path.join(path.dirname(file), "out");
+      await runCli(["run", file, "--out", out, "--no-cache"], env, (child) => {
+        const timer = setInterval(() => {
+          if ((own.stats.byPath["/v1/batches"] ?? 0) > 0) {
+            clearInterval(timer);
+            child.kill("SIGKILL");
+          }
+        }, 5);
+        child.on("close", () => clearInterval(timer));
+      });
+      // The provider lost it (or it was made by another account): cancel it there and forget it.
+      const [lost] = await listed(own, "openai");
+      const store0 = RunStore.open(out);
+      const job = store0.listJobs("batch")[0];
+      const spec = JSON.parse(job.spec_json) as { tag: string };
+      store0.upsertJob({ ...job, spec_json: JSON.stringify({ ...spec, tag: "e-not-at-the-provider" }) });
+      store0.close();
+      const r = await runStudy(loadStudy(file), { outDir: out, noCache: true, env, resume: true });
+      expect(r.samplesDone).toBe(60);
+      const batches = await listed(own, "openai");
+      expect(batches).toHaveLength(2);
+      expect(batches).toContain(lost);
+      const store = RunStore.open(out, { readonly: true });
+      const jobs = store.listJobs("batch");
+      expect(jobs.map((j) => j.status)).toEqual(["failed", "done", "done"]);
+      expect(jobs[0].error).toMatch(/submission interrupted/);
+      store.close();
+    } finally {
+      await own.close();
+    }
   });
 });

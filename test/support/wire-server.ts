@@ -60,6 +60,8 @@
  *   Batch lines never see injected faults.
  *
  * Batches
+ *   Lists are newest first, as the real APIs'. `server.dropBatchReplies(k)`: the next k batch
+ *   creations go through but their connection is destroyed before the reply.
  *   OpenAI: a batch is "validating" when created; each GET /v1/batches/:id is a poll: polls
  *   before `batchPolls` (default 2) say "in_progress", poll number `batchPolls` processes every
  *   line and says "completed" (or "failed" when the input file is malformed, with `errors`).
@@ -160,6 +162,12 @@ export interface WireServer {
   setRespond(hook: RespondHook | undefined): void;
   /** Force the next generation requests' outcomes, in order, ahead of the random draws. */
   queueFaults(...kinds: FaultKind[]): void;
+  /**
+   * The next `count` batch creations (either API) are carried out — the batch exists and runs —
+   * but the connection is destroyed without a reply, `afterMs` later: a reply lost, or a client
+   * killed while waiting for it, after the provider accepted the batch.
+   */
+  dropBatchReplies(count: number, afterMs?: number): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -225,6 +233,8 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
   const openaiBatches = new OpenAIBatches(state);
   const anthropicBatches = new AnthropicBatches(state);
   const stats: WireStats = { requests: 0, byStatus: {}, byPath: {}, dropped: 0, inFlight: 0, maxInFlight: 0 };
+  const batchCreate = new Set(["/v1/batches", "/v1/messages/batches"]);
+  const batchReplyDrops = { count: 0, afterMs: 0 };
   const log: WireLogEntry[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let closing: Promise<void> | undefined;
@@ -604,6 +614,18 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
           : anthropicError(400, "invalid_request_error", "There was an error parsing the body: invalid JSON");
       }
       reply = await match.route.handle(inc);
+      if (
+        batchCreate.has(routeName) &&
+        method === "POST" &&
+        reply.status < 400 &&
+        batchReplyDrops.count > 0
+      ) {
+        batchReplyDrops.count--;
+        if (batchReplyDrops.afterMs > 0) await sleep(batchReplyDrops.afterMs, timers);
+        req.socket.destroy();
+        finish(null, "drop");
+        return;
+      }
       if (generation) reply.headers = { ...rateLimitHeaders(api, false), ...(reply.headers ?? {}) };
     } catch (err) {
       if (err instanceof HttpError) reply = { status: err.status, body: err.body, headers: err.headers };
@@ -655,6 +677,10 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
       state.opts.respond = hook;
     },
     queueFaults: (...kinds) => injector.queue(kinds),
+    dropBatchReplies(count, afterMs = 0) {
+      batchReplyDrops.count = count;
+      batchReplyDrops.afterMs = afterMs;
+    },
     reset() {
       stats.requests = 0;
       stats.byStatus = {};

@@ -125,7 +125,7 @@ export class AnthropicBatches {
   }
 
   list(): Reply {
-    const data = [...this.batches.values()].map((b) => this.view(b));
+    const data = [...this.batches.values()].reverse().map((b) => this.view(b)); // newest first
     return {
       status: 200,
       body: { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null },

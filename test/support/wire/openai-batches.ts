@@ -364,7 +364,7 @@ export class OpenAIBatches {
   }
 
   list(): Reply {
-    const data = [...this.batches.values()].map((b) => this.view(b));
+    const data = [...this.batches.values()].reverse().map((b) => this.view(b)); // newest first
     return {
       status: 200,
       body: {
