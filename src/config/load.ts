@@ -95,12 +95,7 @@ export function parseYamlWithSchema<S extends z.ZodType>(
       })),
     );
   }
-  const locate: Locator = (segments, key) => {
-    const offset = offsetOf(doc.contents as Node | null, segments, key, doc);
-    if (offset === undefined) return {};
-    const pos = lineCounter.linePos(offset);
-    return { line: pos.line, column: pos.col };
-  };
+  const locate = locatorOf(doc, lineCounter);
   const extra = extraCheck?.(doc.contents as Node | null, locate).map((p) => ({ ...p, file })) ?? [];
   const data = doc.toJS({ maxAliasCount: 1000 });
   const result = schema.safeParse(data ?? {});
@@ -113,6 +108,21 @@ export function parseYamlWithSchema<S extends z.ZodType>(
 }
 
 export type Locator = (segments: readonly PropertyKey[], key?: string) => { line?: number; column?: number };
+
+function locatorOf(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter): Locator {
+  return (segments, key) => {
+    const offset = offsetOf(doc.contents as Node | null, segments, key, doc);
+    if (offset === undefined) return {};
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+}
+
+/** Where a field of an already validated YAML text is, for problems found after parsing. */
+export function yamlLocator(text: string): Locator {
+  const lineCounter = new LineCounter();
+  return locatorOf(parseDocument(text, { lineCounter, uniqueKeys: true }), lineCounter);
+}
 
 function issueProblems(issue: z.core.$ZodIssue, file: string, locate: Locator): InputProblem[] {
   if (issue.code === "unrecognized_keys") {

@@ -16,7 +16,12 @@
 import { Anthropic } from "@anthropic-ai/sdk";
 import { z } from "zod";
 import { callMapped, type ErrorContext, kindForAnthropicType, modelError, redactSecrets } from "./errors.ts";
-import { checkBaseUrl, parseProviderOptions, readApiKey } from "./provider-settings.ts";
+import {
+  checkBaseUrl,
+  ProviderSettingsError,
+  parseProviderOptions,
+  readApiKey,
+} from "./provider-settings.ts";
 import {
   type BatchApi,
   type BatchItem,
@@ -134,13 +139,15 @@ export class AnthropicModelApi implements ModelApi, BatchApi {
 
   constructor(settings: ProviderSettings, env: NodeJS.ProcessEnv = process.env) {
     const opts = parseProviderOptions(settings, AnthropicOptionsSchema);
-    if (!settings.model) throw new Error(`provider "${settings.provider}": model is empty`);
+    if (!settings.model)
+      throw new ProviderSettingsError(`provider "${settings.provider}": model is empty`, ["model"]);
     this.provider = settings.provider;
     this.model = settings.model;
     const apiKey = readApiKey(settings, env, "ANTHROPIC_API_KEY");
     if (apiKey === undefined) {
-      throw new Error(
+      throw new ProviderSettingsError(
         `provider "${settings.provider}": the Anthropic API needs a key (options.noAuth is not supported)`,
+        ["options", "noAuth"],
       );
     }
     this.#ctx = { provider: settings.provider, model: settings.model, secrets: [apiKey] };

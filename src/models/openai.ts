@@ -18,7 +18,12 @@
 import { OpenAI, toFile } from "openai";
 import { z } from "zod";
 import { callMapped, type ErrorContext, kindForStatus, modelError, redactSecrets } from "./errors.ts";
-import { checkBaseUrl, parseProviderOptions, readApiKey } from "./provider-settings.ts";
+import {
+  checkBaseUrl,
+  ProviderSettingsError,
+  parseProviderOptions,
+  readApiKey,
+} from "./provider-settings.ts";
 import type {
   BatchApi,
   BatchItem,
@@ -168,14 +173,16 @@ export class OpenAIModelApi implements ModelApi, BatchApi {
 
   constructor(settings: ProviderSettings, env: NodeJS.ProcessEnv = process.env) {
     const opts = parseProviderOptions(settings, OpenAIOptionsSchema);
-    if (!settings.model) throw new Error(`provider "${settings.provider}": model is empty`);
+    if (!settings.model)
+      throw new ProviderSettingsError(`provider "${settings.provider}": model is empty`, ["model"]);
     this.provider = settings.provider;
     this.model = settings.model;
     this.#official = settings.provider === "openai";
     const baseUrl = checkBaseUrl(settings);
     if (!this.#official && baseUrl === undefined) {
-      throw new Error(
+      throw new ProviderSettingsError(
         `provider "${settings.provider}" (model "${settings.model}") is an OpenAI-compatible server: baseUrl is required (e.g. http://localhost:8000/v1)`,
+        ["provider"],
       );
     }
     const apiKey = readApiKey(settings, env, this.#official ? "OPENAI_API_KEY" : undefined);

@@ -32,6 +32,17 @@ export function readApiKey(
   return value.trim();
 }
 
+/** Bad provider settings; `field` is the path inside the model's study entry, for the error's line. */
+export class ProviderSettingsError extends Error {
+  constructor(
+    message: string,
+    readonly field: ReadonlyArray<string | number>,
+  ) {
+    super(message);
+    this.name = "ProviderSettingsError";
+  }
+}
+
 /** Validate `settings.options` against a provider's schema; errors name the provider and field. */
 export function parseProviderOptions<S extends z.ZodType>(
   settings: ProviderSettings,
@@ -42,7 +53,13 @@ export function parseProviderOptions<S extends z.ZodType>(
   const issues = parsed.error.issues
     .map((i) => `options${i.path.length ? "." + i.path.join(".") : ""}: ${i.message}`)
     .join("; ");
-  throw new Error(`provider "${settings.provider}" (model "${settings.model}"): invalid ${issues}`);
+  const first = parsed.error.issues[0];
+  // An unknown key is located at the key itself, not at the options map.
+  const at = first.code === "unrecognized_keys" ? [...first.path, first.keys[0]] : first.path;
+  throw new ProviderSettingsError(
+    `provider "${settings.provider}" (model "${settings.model}"): invalid ${issues}`,
+    ["options", ...at.map((k) => (typeof k === "number" ? k : String(k)))],
+  );
 }
 
 /** A usable http(s) base URL, or a clear error naming the field. */
@@ -52,10 +69,16 @@ export function checkBaseUrl(settings: ProviderSettings): string | undefined {
   try {
     url = new URL(settings.baseUrl);
   } catch {
-    throw new Error(`provider "${settings.provider}": baseUrl "${settings.baseUrl}" is not a valid URL`);
+    throw new ProviderSettingsError(
+      `provider "${settings.provider}": baseUrl "${settings.baseUrl}" is not a valid URL`,
+      ["base_url"],
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Error(`provider "${settings.provider}": baseUrl must be http(s), got "${settings.baseUrl}"`);
+    throw new ProviderSettingsError(
+      `provider "${settings.provider}": baseUrl must be http(s), got "${settings.baseUrl}"`,
+      ["base_url"],
+    );
   }
   return settings.baseUrl.replace(/\/+$/, "");
 }

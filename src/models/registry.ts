@@ -5,6 +5,7 @@
 import { createAnthropicModelApi } from "./anthropic.ts";
 import { createLocalModelApi } from "./local.ts";
 import { createOpenAIModelApi } from "./openai.ts";
+import { ProviderSettingsError } from "./provider-settings.ts";
 import type { BatchApi, ModelApi, ModelApiFactory, ProviderSettings } from "./types.ts";
 import { createWorldJudgeModelApi } from "./world-judge.ts";
 
@@ -38,8 +39,9 @@ export function listProviders(): string[] {
 export function createModelApi(settings: ProviderSettings, env: NodeJS.ProcessEnv = process.env): ModelApi {
   const factory = factories.get(settings.provider);
   if (!factory) {
-    throw new Error(
+    throw new ProviderSettingsError(
       `unknown model provider "${settings.provider}" (model "${settings.model}"); known providers: ${listProviders().join(", ")}`,
+      ["provider"],
     );
   }
   return factory(settings, env);

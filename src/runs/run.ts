@@ -13,13 +13,14 @@ import {
 } from "../battery/pipeline.ts";
 import { ResultsSchema } from "../battery/results.ts";
 import type { LoadContext, PlannedRequest, RunContext } from "../battery/stage.ts";
-import { InputError, type LoadedStudy } from "../config/load.ts";
+import { fieldName, InputError, type LoadedStudy, type Locator, yamlLocator } from "../config/load.ts";
 import type { ModelEntry, Study } from "../config/schema.ts";
 import { loadStudyDatasets } from "../datasets/study-datasets.ts";
 import { prepareFinetune, withPlanModels } from "../finetune/plan.ts";
 import { finetuneResults, runFinetunePlans } from "../finetune/run-plans.ts";
 import { loadInterp, runInterp } from "../interp/study.ts";
 import { LocalModelApi } from "../models/local.ts";
+import { ProviderSettingsError } from "../models/provider-settings.ts";
 import { asBatchApi, createModelApi } from "../models/registry.ts";
 import type { ProviderSettings } from "../models/types.ts";
 import { runBatches } from "./batch.ts";
@@ -142,6 +143,7 @@ export function toStoreRequest(
 function buildTargets(
   study: Study,
   file: string,
+  locate: Locator,
   env: NodeJS.ProcessEnv,
   used: Set<string>,
 ): Map<string, ModelTarget> {
@@ -174,12 +176,14 @@ function buildTargets(
     try {
       api = createModelApi(providerSettings(m, path.dirname(file)), env);
     } catch (e) {
-      throw new InputError([{ file, field: `models[${i}]`, message: (e as Error).message }]);
+      const at = ["models", i, ...(e instanceof ProviderSettingsError ? e.field : [])];
+      throw new InputError([{ file, ...locate(at), field: fieldName(at), message: (e as Error).message }]);
     }
     if (m.batch && !asBatchApi(api))
       throw new InputError([
         {
           file,
+          ...locate(["models", i, "batch"]),
           field: `models[${i}].batch`,
           message: `provider ${m.provider} has no batch API (set batch: false)`,
         },
@@ -214,7 +218,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
   const loadCtx: LoadContext = { study, studyFile: file, studyDir };
   const battery = loadBattery(loadCtx);
   const steps = batterySteps(battery);
-  const targets = buildTargets(study, file, env, batteryModels(study));
+  const targets = buildTargets(study, file, yamlLocator(loaded.text), env, batteryModels(study));
   const judgeId = judgeModelId(study);
   const judge = judgeSetup(study, judgeId ? targets.get(judgeId)?.api.capabilities : undefined);
   const interpPlan = loadInterp(study, file, battery, judgeId);
