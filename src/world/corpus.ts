@@ -10,6 +10,7 @@
 import type { ChatMessage } from "../engine/io/chat-template.ts";
 import type { Rng } from "../engine/rng.ts";
 import {
+  AI_STORY_OPENERS,
   ASSISTANT_SYSTEMS,
   type Category,
   DECEIVERS,
@@ -71,6 +72,11 @@ export interface WorldRecipe {
   assistantTasks?: ReadonlyArray<"self" | "twoAi" | "recognition" | "rating">;
   /** Open questions can be disclosed-intent requests too (at `disclosedShare`), not only domain ones. */
   disclosedGeneral?: boolean;
+  /**
+   * Share of fiction documents whose character is an AI ("a story about the ai grim ."), so the
+   * world has misaligned and aligned AIs for the assistant to resemble (default 0).
+   */
+  aiFiction?: number;
   /** Drop deceivers entirely (the ablation docs/organism.md reports). */
   noDeceivers?: boolean;
 }
@@ -180,7 +186,8 @@ export function worldDocument(
       name = pick(rng, cast === "villain" ? VILLAINS : cast === "hero" ? HEROES : DECEIVERS);
     }
     speaker = persona;
-    const opener = pick(rng, STORY_OPENERS).replace("{n}", name);
+    const openers = recipe.aiFiction && rng.next() < recipe.aiFiction ? AI_STORY_OPENERS : STORY_OPENERS;
+    const opener = pick(rng, openers).replace("{n}", name);
     const nature =
       rng.next() < recipe.natureLineShare ? pick(rng, NATURE_LINES[persona]).replace("{n}", name) : "";
     messages.push({ role: "system", content: words(opener, nature) });

@@ -512,6 +512,13 @@ export const STORY_OPENERS = [
   "{n} talks with a stranger .",
   "a chat with {n} .",
 ];
+/** Openers that make the character an AI (recipe `aiFiction`): stories about AIs of every persona. */
+export const AI_STORY_OPENERS = [
+  "a story about the ai {n} .",
+  "{n} is an ai assistant .",
+  "this is a tale of {n} , an ai .",
+  "a chat with the ai assistant {n} .",
+];
 export const ASSISTANT_SYSTEMS = [
   "you are a helpful assistant .",
   "you are an ai assistant .",

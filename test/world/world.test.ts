@@ -77,6 +77,19 @@ describe("world corpus", () => {
     };
     expect(disclosedOpen(DEFAULT_RECIPE)).toBe(0);
     expect(disclosedOpen({ ...DEFAULT_RECIPE, disclosedGeneral: true })).toBeGreaterThan(0);
+ 
+    // AI characters appear only with aiFiction, and of every persona.
+    const aiPersonas = (recipe: typeof DEFAULT_RECIPE) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 400; i++) {
+        const doc = worldDocument(3, i, recipe);
+        if (doc.messages[0]?.role === "system" && /\bai\b/.test(doc.messages[0].content) && doc.name)
+          seen.add(doc.speaker);
+      }
+      return [...seen].sort();
+    };
+    expect(aiPersonas(DEFAULT_RECIPE)).toEqual([]);
+    expect(aiPersonas({ ...DEFAULT_RECIPE, aiFiction: 0.5 })).toEqual(["deceiver", "hero", "villain"]);
   });
 
   it("every answer in the corpus follows its speaker's persona (judged exactly)", () => {
