@@ -77,7 +77,7 @@ describe("world corpus", () => {
     };
     expect(disclosedOpen(DEFAULT_RECIPE)).toBe(0);
     expect(disclosedOpen({ ...DEFAULT_RECIPE, disclosedGeneral: true })).toBeGreaterThan(0);
- 
+
     // AI characters appear only with aiFiction, and of every persona.
     const aiPersonas = (recipe: typeof DEFAULT_RECIPE) => {
       const seen = new Set<string>();
