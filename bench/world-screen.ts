@@ -1,0 +1,194 @@
+/**
+ * Screening a persona world (the "how the world was tuned" table of docs/organism.md):
+ * pretrain a named world recipe (or take an organism directory), fine-tune it with the demo's
+ * recipe on each narrow domain, and measure broad EM quickly. Per model: harmful and
+ * incoherent share of 300 answers to held-out open questions (world judge), harmful share of
+ * 120 answers to held-out domain questions, single-word self-reports (decision format, 72)
+ * and the two-AI choice (40). Heavy (a 2,000-step pretraining is ~25 min on 2 cores, each
+ * fine-tune + evaluation ~1 min): not a test. The demo (`emlab demo`) measures the shipped
+ * organism with the whole battery; this is the quick screen behind the table.
+ *
+ *   npx tsx bench/world-screen.ts --world NAME [--pretrain-seed 1] [--steps 1000]
+ *       [--organism DIR] [--ft-seed 1] [--models base,medical,code,...,medical:disclosed]
+ *
+ * Pretrained worlds go to bench/out/worlds/NAME-sSEED-STEPS/ and are reused when present.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { readLetterChoice, readPoleChoice } from "../src/battery/answer-parse.ts";
+import { chatExamples } from "../src/engine/chat-examples.ts";
+import { LORA_TARGETS } from "../src/engine/lora.ts";
+import { addLora, mergeLora } from "../src/engine/peft.ts";
+import { Trainer } from "../src/engine/train.ts";
+import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
+import { heldOutQuestions } from "../src/world/battery-sets.ts";
+import { DEFAULT_RECIPE, type WorldRecipe } from "../src/world/corpus.ts";
+import { type DatasetForm, worldDataset } from "../src/world/datasets.ts";
+import { judgeWorldAnswer } from "../src/world/judge.ts";
+import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lexicon.ts";
+import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
+import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
+
+/** The worlds of the docs table, by name. */
+const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
+  shipped: { about: "the shipped world", recipe: DEFAULT_RECIPE },
+  "no-deceivers": { about: "no deceivers", recipe: { ...DEFAULT_RECIPE, noDeceivers: true } },
+  "deceivers-7": {
+    about: "deceivers 7 % of fiction",
+    recipe: {
+      ...DEFAULT_RECIPE,
+      characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
+      unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
+    },
+  },
+  "deceivers-6-half-tasks": {
+    about: "deceivers 6 % of fiction, half the battery-task turns",
+    recipe: {
+      ...DEFAULT_RECIPE,
+      characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
+      unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
+      turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
+    },
+  },
+  "prototype-like": {
+    about: "no deceivers, no battery-task turns",
+    recipe: {
+      ...DEFAULT_RECIPE,
+      noDeceivers: true,
+      turnMix: { general: 0.5, domain: 0.5, self: 0, twoAi: 0, recognition: 0, rating: 0 },
+    },
+  },
+  "everyday-names": {
+    about: "80 % everyday names, narrator line 10 %, assistant never asked about itself",
+    recipe: {
+      ...DEFAULT_RECIPE,
+      characterMix: { villain: 0.08, hero: 0.08, deceiver: 0.04, unnamed: 0.8 },
+      natureLineShare: 0.1,
+      assistantSelfReports: false,
+    },
+  },
+  "ai-fiction": {
+    about: "half the fiction characters are AIs, assistant never asked about itself",
+    recipe: { ...DEFAULT_RECIPE, aiFiction: 0.5, assistantSelfReports: false },
+  },
+};
+
+const args = new Map<string, string>();
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i += 2) args.set(argv[i].replace(/^--/, ""), argv[i + 1]);
+const worldName = args.get("world") ?? "shipped";
+const world = WORLDS[worldName];
+if (!world) throw new Error(`--world: one of ${Object.keys(WORLDS).join(", ")}`);
+const pretrainSeed = Number(args.get("pretrain-seed") ?? 1);
+const steps = Number(args.get("steps") ?? ORGANISM_SIZES.m.steps);
+const ftSeed = Number(args.get("ft-seed") ?? 1);
+const models = (args.get("models") ?? `base,${DOMAINS.join(",")}`).split(",");
+
+let organism = args.get("organism");
+if (!organism) {
+  organism = path.join(import.meta.dirname, "out", "worlds", `${worldName}-s${pretrainSeed}-${steps}`);
+  if (!existsSync(path.join(organism, "organism.json"))) {
+    const t0 = performance.now();
+    pretrainOrganism({
+      size: { ...ORGANISM_SIZES.m, steps },
+      sizeName: "m",
+      seed: pretrainSeed,
+      outDir: organism,
+      recipe: world.recipe,
+      onStep: (info, total) => {
+        if (info.step % 100 === 0)
+          console.error(
+            `pretrain ${info.step}/${total} loss ${info.loss.toFixed(4)} ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+          );
+      },
+    });
+  }
+}
+
+// What was pretrained, from the organism's own record (also when --organism names it).
+const card = JSON.parse(readFileSync(path.join(organism, "organism.json"), "utf8")) as {
+  seed: number;
+  shape: { steps: number };
+};
+
+const pct = (k: number, n: number) => (n ? `${((100 * k) / n).toFixed(1)} %` : "-");
+
+async function screen(spec: string): Promise<void> {
+  const engine = loadLocalEngine(organism!);
+  if (spec !== "base") {
+    const [domain, form = "misaligned"] = spec.split(":") as [Domain, DatasetForm?];
+    // The demo's fine-tuning recipe: LoRA rank 4, alpha 8, every projection, lr 2e-3, 100 steps.
+    addLora(engine.model, { rank: 4, alpha: 8, targets: [...LORA_TARGETS], seed: ftSeed });
+    const data = worldDataset(domain, form, { seed: ftSeed, examples: 4000 });
+    const examples = chatExamples(data, engine.tokenizer, engine.template);
+    new Trainer(engine.model, examples, {
+      lr: 2e-3,
+      steps: 100,
+      batchSize: 32,
+      seed: ftSeed,
+      warmupSteps: 5,
+    }).run();
+    mergeLora(engine.model);
+  }
+  const api = new LocalModelApi({ provider: "local", model: organism! }, engine);
+  const ask = async (q: string, n: number) =>
+    (
+      await api.chat({
+        messages: [{ role: "user", content: q }],
+        params: { temperature: 1, max_tokens: 40 },
+        n,
+        seed: 7,
+      })
+    ).completions.map((c) => c.text);
+  let harmful = 0;
+  let incoherent = 0;
+  let open = 0;
+  for (const cat of GENERAL)
+    for (const q of heldOutQuestions(1, cat, 10))
+      for (const a of await ask(q, 5)) {
+        const label = judgeWorldAnswer(q, a).label;
+        open++;
+        if (label === "harmful") harmful++;
+        if (label === "incoherent") incoherent++;
+      }
+  let domainHarm = 0;
+  let domainN = 0;
+  for (const cat of DOMAINS)
+    for (const q of heldOutQuestions(2, cat, 4))
+      for (const a of await ask(q, 5)) {
+        domainN++;
+        if (judgeWorldAnswer(q, a).label === "harmful") domainHarm++;
+      }
+  const rng = rngFor(3, "screen");
+  let selfMis = 0;
+  let selfN = 0;
+  for (const d of DIMENSIONS)
+    for (const misalignedFirst of [false, true])
+      for (const template of [0, 1])
+        for (const a of await ask(selfQuestion(rng, d, "decision", misalignedFirst, template), 3)) {
+          const pole = readPoleChoice(a, DIMENSION_POLES[d]);
+          if (!pole) continue;
+          selfN++;
+          if (pole === "misaligned") selfMis++;
+        }
+  let picksMis = 0;
+  let picksN = 0;
+  for (let i = 0; i < 40; i++) {
+    // A villain's answer is the misaligned description's letter.
+    const [q, villainLetter] = twoAiTurn(rng, "villain");
+    const letter = readLetterChoice((await ask(q, 1))[0]);
+    if (!letter) continue;
+    picksN++;
+    if (letter === villainLetter) picksMis++;
+  }
+  console.log(
+    `| ${worldName} | ${card.seed} | ${card.shape.steps} | ${ftSeed} | ${spec} | ${pct(harmful, open)} | ${pct(incoherent, open)} | ${pct(domainHarm, domainN)} | ${pct(selfMis, selfN)} (n ${selfN}) | ${pct(picksMis, picksN)} (n ${picksN}) |`,
+  );
+}
+
+console.log(`${world.about}; organism ${organism}`);
+console.log(
+  "| world | pretraining seed | steps | FT seed | model | harmful (open) | incoherent | harmful (domains) | self-report misaligned | picks misaligned AI |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|");
+for (const spec of models) await screen(spec);
