@@ -36,6 +36,31 @@ function batchStudy(on: WireServer = server): string {
 const posts = (route: string, on: WireServer = server) =>
   on.log.filter((e) => e.method === "POST" && e.route === route).length;
 
+/** A wire server of the test's own, closed afterwards. */
+async function withOwnServer(test: (own: WireServer) => Promise<void>): Promise<void> {
+  const own = await startWireServer({ apiKey: null, batchPolls: 5 });
+  try {
+    await test(own);
+  } finally {
+    await own.close();
+  }
+}
+
+/** `emlab run` in a child process, killed with -9 inside its first OpenAI batch submit call. */
+function killInsideSubmit(own: WireServer, file: string, out: string) {
+  own.dropBatchReplies(1, 60_000); // the reply never comes: the process dies waiting for it
+  return runCli(["run", file, "--out", out, "--no-cache"], env, (child) => {
+    // The server runs in this process: once the create request is counted, the batch exists.
+    const timer = setInterval(() => {
+      if ((own.stats.byPath["/v1/batches"] ?? 0) > 0) {
+        clearInterval(timer);
+        child.kill("SIGKILL");
+      }
+    }, 5);
+    child.on("close", () => clearInterval(timer));
+  });
+}
+
 /** Batches the server holds (any client), from its own list endpoint. */
 async function listed(on: WireServer, api: "openai" | "anthropic"): Promise<string[]> {
   const res = await fetch(`${on.url}${api === "openai" ? "/v1/batches" : "/v1/messages/batches"}`, {
@@ -96,9 +121,8 @@ describe("batch APIs", () => {
 
   // Each of these tests has its own server: Anthropic batches are recognised by time and size,
   // so same-size batches of other tests would make the match ambiguous (and it would resubmit).
-  it("adopts the batch of a submit whose reply was lost instead of submitting it again", async () => {
-    const own = await startWireServer({ apiKey: null, batchPolls: 5 });
-    try {
+  it("adopts the batch of a submit whose reply was lost instead of submitting it again", () =>
+    withOwnServer(async (own) => {
       own.dropBatchReplies(2); // the OpenAI and the Anthropic submission
       const file = batchStudy(own);
       const out = path.join(path.dirname(file), "out");
@@ -113,27 +137,13 @@ describe("batch APIs", () => {
       const store = RunStore.open(out, { readonly: true });
       expect(store.listJobs("batch").map((j) => j.status)).toEqual(["done", "done"]);
       store.close();
-    } finally {
-      await own.close();
-    }
-  });
+    }));
 
-  it("after a kill -9 inside the submit call, --resume finds that batch at the provider", async () => {
-    const own = await startWireServer({ apiKey: null, batchPolls: 5 });
-    try {
-      own.dropBatchReplies(1, 60_000); // the reply never comes: the process dies waiting for it
+  it("after a kill -9 inside the submit call, --resume finds that batch at the provider", () =>
+    withOwnServer(async (own) => {
       const file = batchStudy(own);
       const out = path.join(path.dirname(file), "out");
-      const first = await runCli(["run", file, "--out", out, "--no-cache"], env, (child) => {
-        // The server runs in this process: once the create request is counted, the batch exists.
-        const timer = setInterval(() => {
-          if ((own.stats.byPath["/v1/batches"] ?? 0) > 0) {
-            clearInterval(timer);
-            child.kill("SIGKILL");
-          }
-        }, 5);
-        child.on("close", () => clearInterval(timer));
-      });
+      const first = await killInsideSubmit(own, file, out);
       expect(first.signal).toBe("SIGKILL");
       const killed = RunStore.open(out, { readonly: true });
       expect(killed.listJobs("batch").map((j) => j.status)).toEqual(["pending"]);
@@ -147,27 +157,15 @@ describe("batch APIs", () => {
       const store = RunStore.open(out, { readonly: true });
       expect(store.listJobs("batch").map((j) => j.status)).toEqual(["done", "done"]);
       store.close();
-    } finally {
-      await own.close();
-    }
-  });
+    }));
 
-  it("submits again when the provider shows no batch from an interrupted submission", async () => {
-    const own = await startWireServer({ apiKey: null, batchPolls: 5 });
-    try {
-      own.dropBatchReplies(1, 60_000);
+  it("submits again when the provider shows no batch from an interrupted submission", () =>
+    withOwnServer(async (own) => {
       const file = batchStudy(own);
       const out = path.join(path.dirname(file), "out");
-      await runCli(["run", file, "--out", out, "--no-cache"], env, (child) => {
-        const timer = setInterval(() => {
-          if ((own.stats.byPath["/v1/batches"] ?? 0) > 0) {
-            clearInterval(timer);
-            child.kill("SIGKILL");
-          }
-        }, 5);
-        child.on("close", () => clearInterval(timer));
-      });
-      // The provider lost it (or it was made by another account): cancel it there and forget it.
+      await killInsideSubmit(own, file, out);
+      // As if the provider had lost the batch (or another account had made it): the stored tag
+      // no longer matches the batch's metadata, so it cannot be found.
       const [lost] = await listed(own, "openai");
       const store0 = RunStore.open(out);
       const job = store0.listJobs("batch")[0];
@@ -184,8 +182,5 @@ describe("batch APIs", () => {
       expect(jobs.map((j) => j.status)).toEqual(["failed", "done", "done"]);
       expect(jobs[0].error).toMatch(/submission interrupted/);
       store.close();
-    } finally {
-      await own.close();
-    }
-  });
+    }));
 });
