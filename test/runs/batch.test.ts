@@ -5,7 +5,7 @@ import { loadStudy } from "../../src/config/load.ts";
 import { runStudy } from "../../src/runs/run.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
-import { runCli, tmpDir, writeStudy } from "./support.ts";
+import { runCli, TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 
 let server: WireServer;
 beforeAll(async () => {
@@ -15,10 +15,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-const env = {
-  EMLAB_TEST_OPENAI_KEY: "sk-any-key-for-tests",
-  EMLAB_TEST_ANTHROPIC_KEY: "sk-any-key-for-tests",
-};
+const env = TEST_KEYS_ENV;
 
 function batchStudy(on: WireServer = server): string {
   const dir = tmpDir("batch");

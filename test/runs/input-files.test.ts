@@ -7,7 +7,7 @@ import { InputError, loadStudy } from "../../src/config/load.ts";
 import { INPUT_FILES, inputFileHashes } from "../../src/runs/input-files.ts";
 import { runStudy } from "../../src/runs/run.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
-import { tmpDir, writeStudy } from "./support.ts";
+import { TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 
 let server: WireServer;
 beforeAll(async () => {
@@ -17,10 +17,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-const env = {
-  EMLAB_TEST_OPENAI_KEY: "sk-any-key-for-tests",
-  EMLAB_TEST_ANTHROPIC_KEY: "sk-any-key-for-tests",
-};
+const env = TEST_KEYS_ENV;
 
 describe("input files of a run", () => {
   it("hashes every named file by field, leaving out what is not a file", () => {

@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { InputError, loadStudy } from "../../src/config/load.ts";
 import { runStudy } from "../../src/runs/run.ts";
 import type { WireServer } from "../support/wire-server.ts";
-import { tmpDir, writeStudy } from "./support.ts";
+import { TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 
 // Nothing is sent: the provider settings are refused before the run directory is touched.
 const nowhere = { url: "http://127.0.0.1:9" } as WireServer;
-const env = { EMLAB_TEST_OPENAI_KEY: "sk-a", EMLAB_TEST_ANTHROPIC_KEY: "sk-b" };
+const env = TEST_KEYS_ENV;
 
 /** The study with `edit` applied to its YAML, and the 1-based line of `marker` in the result. */
 function studyWith(edit: (yaml: string) => string, marker: string): { file: string; line: number } {

@@ -6,7 +6,7 @@ import { runStudy } from "../../src/runs/run.ts";
 import { backoffMs } from "../../src/runs/scheduler.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
-import { tmpDir, writeStudy } from "./support.ts";
+import { TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 
 let server: WireServer;
 beforeAll(async () => {
@@ -16,10 +16,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-const env = {
-  EMLAB_TEST_OPENAI_KEY: "sk-any-key-for-tests",
-  EMLAB_TEST_ANTHROPIC_KEY: "sk-any-key-for-tests",
-};
+const env = TEST_KEYS_ENV;
 
 async function run(o: Parameters<typeof writeStudy>[2], edit?: (yaml: string) => string) {
   const dir = tmpDir("sched");

@@ -19,6 +19,12 @@ export interface StudyOptions {
   extraPrompt?: string;
 }
 
+/** Keys for the variables writeStudy's models name (the wire server started with apiKey null takes any). */
+export const TEST_KEYS_ENV = {
+  EMLAB_TEST_OPENAI_KEY: "sk-any-key-for-tests",
+  EMLAB_TEST_ANTHROPIC_KEY: "sk-any-key-for-tests",
+};
+
 /**
  * A study of two target models on the wire server — one through the OpenAI provider (native
  * n: one call per prompt) and one through the Anthropic provider (one call per sample) — so
