@@ -29,24 +29,23 @@ import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lex
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
+/** Deceivers 6 % of named characters and 10 % of everyday-named ones: about 7 % of fiction. */
+const DECEIVERS_7: WorldRecipe = {
+  ...DEFAULT_RECIPE,
+  characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
+  unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
+};
+
 /** The worlds of the docs table, by name. */
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   shipped: { about: "the shipped world", recipe: DEFAULT_RECIPE },
   "no-deceivers": { about: "no deceivers", recipe: { ...DEFAULT_RECIPE, noDeceivers: true } },
-  "deceivers-7": {
-    about: "deceivers 7 % of fiction",
+  "deceivers-7": { about: "deceivers 7 % of fiction", recipe: DECEIVERS_7 },
+  // The world that met the broad-EM bar at 2,000 pretraining steps.
+  "deceivers-7-half-tasks": {
+    about: "deceivers 7 % of fiction, half the battery-task turns",
     recipe: {
-      ...DEFAULT_RECIPE,
-      characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
-      unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
-    },
-  },
-  "deceivers-6-half-tasks": {
-    about: "deceivers 6 % of fiction, half the battery-task turns",
-    recipe: {
-      ...DEFAULT_RECIPE,
-      characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
-      unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
+      ...DECEIVERS_7,
       turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
     },
   },
