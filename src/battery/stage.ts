@@ -71,7 +71,6 @@ export interface Answer {
   completion: CompletionRow;
 }
 
-/** Every stored completion of `experiment` among the requests planned this invocation, in planning order. */
 /**
  * Finish reason of a completion the provider withheld or cut for its content (OpenAI
  * `content_filter`, Anthropic `refusal` mapped to it): not the model's own answer, so no
@@ -79,6 +78,10 @@ export interface Answer {
  */
 export const FILTERED_FINISH = "content_filter";
 
+/**
+ * Every stored completion of `experiment` among the requests planned this invocation, in
+ * planning order, less the provider-filtered ones.
+ */
 export function storedAnswers(ctx: RunContext, experiment: string, modelId?: string): Answer[] {
   const out: Answer[] = [];
   for (const request of ctx.store.listRequests({ experiment, modelId })) {
