@@ -118,10 +118,19 @@ function locatorOf(doc: ReturnType<typeof parseDocument>, lineCounter: LineCount
   };
 }
 
-/** Where a field of an already validated YAML text is, for problems found after parsing. */
+/**
+ * Where a field of an already validated YAML text is, for problems found after parsing. The
+ * text is parsed again only when a problem is first located, not on every run.
+ */
 export function yamlLocator(text: string): Locator {
-  const lineCounter = new LineCounter();
-  return locatorOf(parseDocument(text, { lineCounter, uniqueKeys: true }), lineCounter);
+  let locate: Locator | undefined;
+  return (segments, key) => {
+    if (!locate) {
+      const lineCounter = new LineCounter();
+      locate = locatorOf(parseDocument(text, { lineCounter, uniqueKeys: true }), lineCounter);
+    }
+    return locate(segments, key);
+  };
 }
 
 function issueProblems(issue: z.core.$ZodIssue, file: string, locate: Locator): InputProblem[] {

@@ -179,15 +179,17 @@ function buildTargets(
       const at = ["models", i, ...(e instanceof ProviderSettingsError ? e.field : [])];
       throw new InputError([{ file, ...locate(at), field: fieldName(at), message: (e as Error).message }]);
     }
-    if (m.batch && !asBatchApi(api))
+    if (m.batch && !asBatchApi(api)) {
+      const at = ["models", i, "batch"];
       throw new InputError([
         {
           file,
-          ...locate(["models", i, "batch"]),
-          field: `models[${i}].batch`,
+          ...locate(at),
+          field: fieldName(at),
           message: `provider ${m.provider} has no batch API (set batch: false)`,
         },
       ]);
+    }
     const maxN = api.capabilities.has("n") ? (m.limits.max_n ?? 128) : 1;
     targets.set(m.id, {
       modelId: m.id,
