@@ -147,8 +147,7 @@ export interface BatchSubmission {
   tag: string;
   /** When the submit call started. */
   since: Date;
-  /** Items submitted, and samples over all items (the sum of their n). */
-  items: number;
+  /** Samples over all items (the sum of their n): what an API without n counts as requests. */
   samples: number;
   /** Batch ids already accounted for (other jobs of the run): never a match. */
   exclude: ReadonlySet<string>;

@@ -141,7 +141,6 @@ async function findSubmitted(api: BatchApi, store: RunStore, spec: BatchSpec): P
   return api.findBatch({
     tag: spec.tag,
     since: new Date(spec.submittedAt),
-    items: Object.keys(spec.items).length,
     samples: spec.samples,
     exclude,
   });
