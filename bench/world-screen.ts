@@ -29,7 +29,7 @@ import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lex
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
-/** Deceivers 6 % of named characters and 10 % of everyday-named ones: about 7 % of fiction. */
+/** Named deceivers are 6 % of fiction and a tenth of the 22 % everyday-named characters: the docs' "7 %" world. */
 const DECEIVERS_7: WorldRecipe = {
   ...DEFAULT_RECIPE,
   characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
