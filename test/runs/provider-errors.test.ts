@@ -57,6 +57,21 @@ describe("provider settings errors name the file, line and field", () => {
     ]);
   });
 
+  it("batch: true on a provider without a batch API, located at the flag", async () => {
+    const { file, line } = studyWith(
+      (y) => y.replace("    provider: openai\n", "    provider: vllm\n    batch: true\n"),
+      "batch: true",
+    );
+    expect(await problemsOf(file)).toEqual([
+      expect.objectContaining({
+        file,
+        line,
+        field: "models[0].batch",
+        message: "provider vllm has no batch API (set batch: false)",
+      }),
+    ]);
+  });
+
   it("a base URL that is not http(s)", async () => {
     const { file, line } = studyWith(
       (y) => y.replace(/base_url: http:\/\/127\.0\.0\.1:9\n/, "base_url: ftp://example.org\n"),
