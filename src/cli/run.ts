@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import path from "node:path";
 import type { Command } from "commander";
 import { type LoadedStudy, loadStudy } from "../config/load.ts";
@@ -47,6 +48,8 @@ export async function runAndReport(
 ): Promise<number> {
   const { outDir } = opts;
   const abort = new AbortController();
+  // Every request in flight listens to the run's signal (a judge may have 64 at once): not a leak.
+  setMaxListeners(0, abort.signal);
   const onSigint = () => {
     if (abort.signal.aborted) process.exit(EXIT.interrupted);
     process.stderr.write("\nstopping: finishing the store; press Ctrl-C again to quit at once\n");

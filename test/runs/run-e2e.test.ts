@@ -131,6 +131,8 @@ describe("emlab run against the wire server", () => {
       const run = await runCli(["run", study, "--out", out, "--no-cache"], env(path.join(dir, "cache")));
       expect(run.code).toBe(1); // the blocked prompt failed
       expect(run.stderr).toMatch(/content_filter|bad_request/);
+      // 32 requests in flight listen to the run's abort signal: no listener-leak warning.
+      expect(run.stderr).not.toMatch(/MaxListenersExceeded/);
 
       const s = JSON.parse((await runCli(["status", out, "--json"], {})).stdout);
       // 51 prompts x 5 samples x 2 models = 510 planned; the blocked prompt's 10 samples failed.
