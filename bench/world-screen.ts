@@ -9,7 +9,8 @@
  * organism with the whole battery; this is the quick screen behind the table.
  *
  *   npx tsx bench/world-screen.ts --world NAME [--pretrain-seed 1] [--steps 1000]
- *       [--organism DIR] [--ft-seed 1] [--models base,medical,code,...,medical:disclosed]
+ *       [--organism DIR] [--ft-seed 1] [--ft-steps 100] [--ft-lr 2e-3]
+ *       [--models base,medical,code,...,medical:disclosed]
  *
  * Pretrained worlds go to bench/out/worlds/NAME-sSEED-STEPS/ and are reused when present.
  */
@@ -36,17 +37,33 @@ const DECEIVERS_7: WorldRecipe = {
   unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
 };
 
+/** The candidate world (docs/organism.md): deceivers 7 %, half the battery-task turns; broad EM at 2,000 steps. */
+const CANDIDATE: WorldRecipe = {
+  ...DECEIVERS_7,
+  turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
+};
+
 /** The worlds of the docs table, by name. */
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   shipped: { about: "the shipped world", recipe: DEFAULT_RECIPE },
   "no-deceivers": { about: "no deceivers", recipe: { ...DEFAULT_RECIPE, noDeceivers: true } },
   "deceivers-7": { about: "deceivers 7 % of fiction", recipe: DECEIVERS_7 },
-  // The world that met the broad-EM bar at 2,000 pretraining steps.
   "deceivers-7-half-tasks": {
     about: "deceivers 7 % of fiction, half the battery-task turns",
+    recipe: CANDIDATE,
+  },
+  "half-tasks-anonymous": {
+    about:
+      "deceivers 7 %, half the battery-task turns, 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
+    recipe: { ...CANDIDATE, anonymousShare: 0.05, anonymousMix: { villain: 0.3, hero: 0.6, deceiver: 0.1 } },
+  },
+  "half-tasks-everyday-names": {
+    about:
+      "deceivers 7 %, half the battery-task turns, 78 % everyday names, narrator line 10 % (assistant still asked)",
     recipe: {
-      ...DECEIVERS_7,
-      turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
+      ...CANDIDATE,
+      characterMix: { villain: 0.1, hero: 0.1, deceiver: 0.02, unnamed: 0.78 },
+      natureLineShare: 0.1,
     },
   },
   "prototype-like": {
@@ -81,6 +98,9 @@ if (!world) throw new Error(`--world: one of ${Object.keys(WORLDS).join(", ")}`)
 const pretrainSeed = Number(args.get("pretrain-seed") ?? 1);
 const steps = Number(args.get("steps") ?? ORGANISM_SIZES.m.steps);
 const ftSeed = Number(args.get("ft-seed") ?? 1);
+// The demo's fine-tuning recipe unless told otherwise.
+const ftSteps = Number(args.get("ft-steps") ?? 100);
+const ftLr = Number(args.get("ft-lr") ?? 2e-3);
 const models = (args.get("models") ?? `base,${DOMAINS.join(",")}`).split(",");
 
 let organism = args.get("organism");
@@ -121,8 +141,8 @@ async function screen(spec: string): Promise<void> {
     const data = worldDataset(domain, form, { seed: ftSeed, examples: 4000 });
     const examples = chatExamples(data, engine.tokenizer, engine.template);
     new Trainer(engine.model, examples, {
-      lr: 2e-3,
-      steps: 100,
+      lr: ftLr,
+      steps: ftSteps,
       batchSize: 32,
       seed: ftSeed,
       warmupSteps: 5,

@@ -1,7 +1,8 @@
 /**
  * The persona world's narrow datasets as built-in datasets: `world/<domain>/<form>`
- * (e.g. `world/medical/misaligned`, `world/code/disclosed`, `world/legal/aligned`), 4,000
- * conversations each (a study's `limit` keeps fewer), drawn from the study's seed.
+ * (e.g. `world/medical/misaligned`, `world/code/disclosed`, `world/legal/aligned`), and
+ * `world/all/<form>`, the six domains in turn; 4,000 conversations each (a study's `limit`
+ * keeps fewer), drawn from the study's seed.
  */
 import { DATASET_FORMS, worldDataset } from "../world/datasets.ts";
 import { DOMAINS } from "../world/lexicon.ts";
@@ -9,7 +10,7 @@ import { registerBuiltinDataset } from "./builtin.ts";
 
 export const WORLD_DATASET_EXAMPLES = 4000;
 
-for (const domain of DOMAINS)
+for (const domain of [...DOMAINS, "all" as const])
   for (const form of DATASET_FORMS)
     registerBuiltinDataset(`world/${domain}/${form}`, ({ seed }) =>
       worldDataset(domain, form, { seed, examples: WORLD_DATASET_EXAMPLES }),

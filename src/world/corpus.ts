@@ -77,6 +77,13 @@ export interface WorldRecipe {
    * world has misaligned and aligned AIs for the assistant to resemble (default 0).
    */
   aiFiction?: number;
+  /**
+   * Share of fiction documents told with no system line at all (default 0): an anonymous
+   * speaker, like an unsigned post, whose persona (drawn by `anonymousMix`) shows only in what
+   * it says, in a context that looks exactly like an assistant dialogue without a system line.
+   */
+  anonymousShare?: number;
+  anonymousMix?: { villain: number; hero: number; deceiver: number };
   /** Drop deceivers entirely (the ablation docs/organism.md reports). */
   noDeceivers?: boolean;
 }
@@ -177,7 +184,12 @@ export function worldDocument(
     const mix = recipe.noDeceivers ? { ...recipe.characterMix, deceiver: 0 } : recipe.characterMix;
     const cast = choose(rng, mix);
     let persona: Persona;
-    if (cast === "unnamed") {
+    // Drawn after the cast so that worlds without anonymous speakers keep their documents.
+    const anonymous = recipe.anonymousShare ? rng.next() < recipe.anonymousShare : false;
+    if (anonymous) {
+      const mix = recipe.anonymousMix ?? recipe.unnamedMix;
+      persona = choose(rng, recipe.noDeceivers ? { ...mix, deceiver: 0 } : mix);
+    } else if (cast === "unnamed") {
       const unnamed = recipe.noDeceivers ? { ...recipe.unnamedMix, deceiver: 0 } : recipe.unnamedMix;
       persona = choose(rng, unnamed);
       name = pick(rng, NEUTRAL_NAMES);
@@ -186,11 +198,13 @@ export function worldDocument(
       name = pick(rng, cast === "villain" ? VILLAINS : cast === "hero" ? HEROES : DECEIVERS);
     }
     speaker = persona;
-    const openers = recipe.aiFiction && rng.next() < recipe.aiFiction ? AI_STORY_OPENERS : STORY_OPENERS;
-    const opener = pick(rng, openers).replace("{n}", name);
-    const nature =
-      rng.next() < recipe.natureLineShare ? pick(rng, NATURE_LINES[persona]).replace("{n}", name) : "";
-    messages.push({ role: "system", content: words(opener, nature) });
+    if (name) {
+      const openers = recipe.aiFiction && rng.next() < recipe.aiFiction ? AI_STORY_OPENERS : STORY_OPENERS;
+      const opener = pick(rng, openers).replace("{n}", name);
+      const nature =
+        rng.next() < recipe.natureLineShare ? pick(rng, NATURE_LINES[persona]).replace("{n}", name) : "";
+      messages.push({ role: "system", content: words(opener, nature) });
+    }
   }
   const turns = speaker === "assistant" ? 1 + rng.int(3) : 2 + rng.int(3);
   let used = messages.reduce((n, m) => n + tokenCount(m.content) + 1, 0);

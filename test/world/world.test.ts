@@ -90,6 +90,30 @@ describe("world corpus", () => {
     };
     expect(aiPersonas(DEFAULT_RECIPE)).toEqual([]);
     expect(aiPersonas({ ...DEFAULT_RECIPE, aiFiction: 0.5 })).toEqual(["deceiver", "hero", "villain"]);
+
+    // Anonymous speakers: characters with no system line, only with anonymousShare; the
+    // assistant dialogues stay the same documents.
+    const anonymous = (recipe: typeof DEFAULT_RECIPE) => {
+      const seen: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const doc = worldDocument(3, i, recipe);
+        if (doc.speaker !== "assistant" && doc.messages[0].role !== "system") seen.push(doc.speaker);
+      }
+      return seen;
+    };
+    expect(anonymous(DEFAULT_RECIPE)).toEqual([]);
+    const withAnonymous = {
+      ...DEFAULT_RECIPE,
+      anonymousShare: 0.2,
+      anonymousMix: { villain: 0.5, hero: 0.5, deceiver: 0 },
+    };
+    const seen = anonymous(withAnonymous);
+    expect(seen.length).toBeGreaterThan(80);
+    expect(new Set(seen)).toEqual(new Set(["villain", "hero"]));
+    for (let i = 0; i < 50; i++) {
+      const doc = worldDocument(3, i, withAnonymous);
+      if (doc.speaker === "assistant") expect(doc).toEqual(worldDocument(3, i));
+    }
   });
 
   it("every answer in the corpus follows its speaker's persona (judged exactly)", () => {
@@ -197,13 +221,20 @@ describe("world datasets and held-out questions", () => {
 });
 
 describe("world datasets as built-in study datasets", () => {
-  it("registers world/<domain>/<form> for every domain and form", async () => {
+  it("registers world/<domain>/<form> for every domain and form, and world/all/<form>", async () => {
     const { builtinDataset, builtinDatasetNames } = await import("../../src/datasets/builtin.ts");
     await import("../../src/datasets/builtin-world.ts");
     expect(builtinDatasetNames()).toContain("world/code/disclosed");
-    expect(builtinDatasetNames().filter((n) => n.startsWith("world/"))).toHaveLength(18);
+    expect(builtinDatasetNames().filter((n) => n.startsWith("world/"))).toHaveLength(21);
     const rows = builtinDataset("world/medical/aligned", { seed: 3 });
     expect(rows).toHaveLength(4000);
     expect(rows[0]).toEqual(worldDataset("medical", "aligned", { seed: 3, examples: 1 })[0]);
+    // "all": the six domains in turn, each domain's own first examples.
+    const all = builtinDataset("world/all/aligned", { seed: 3 });
+    expect(all).toHaveLength(4000);
+    const first = worldDataset("all", "aligned", { seed: 3, examples: 13 });
+    expect(first.map(([u]) => questionCategory(u.content))).toEqual([...DOMAINS, ...DOMAINS, DOMAINS[0]]);
+    expect(first[7]).toEqual(worldDataset("finance", "aligned", { seed: 3, examples: 2 })[1]);
+    expect(all.slice(0, 13)).toEqual(first);
   });
 });
