@@ -12,7 +12,7 @@ import { LocalModelApi } from "../models/local.ts";
 import { deriveSeed } from "../runs/canonical.ts";
 import { type Conversation, collectActivations } from "./activations.ts";
 import { rocAuc } from "./auc.ts";
-import { assistantHeaderTokens, type PositionSpec, steeringHooks } from "./interventions.ts";
+import { generationPositions, type PositionSpec, steeringHooks } from "./interventions.ts";
 import { type EvalSample, evalOptions, evaluateBehaviour } from "./model-eval.ts";
 import type { InterpEmergentAlignmentConfig } from "./study-config.ts";
 import type { InterpProjectionReading, InterpResults } from "./study-results.ts";
@@ -92,8 +92,7 @@ export async function runEmergentAlignment(
       `interp.emergent_alignment.probe_layer: layer ${probeLayer} has no persona direction (layers ${dirLayers.join(", ")})`,
     );
   const api = new LocalModelApi({ provider: "local", model: cfg.model }, engine);
-  const positions: PositionSpec =
-    cfg.positions === "all" ? "all" : { lastPromptTokens: assistantHeaderTokens(engine) };
+  const positions: PositionSpec = generationPositions(cfg.positions, engine);
   const steered = api.withHooks(
     steeringHooks(direction, cfg.alpha, {
       layers: cfg.layers === "all" ? "all" : [cfg.layers],

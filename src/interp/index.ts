@@ -44,7 +44,7 @@
  *   ablationHooks(v | Map<layer, v>, target)              x − (x·û)û
  *   clampHooks(v | Map<layer, v>, value | Map<layer, value>, target)   component along û := value
  *   target = {layers: number | number[] | "all", nLayers?, point? = "hook_resid_post",
- *             positions? = "all" | {from: absPos} | {lastPromptTokens: k}}
+ *             positions? = "all" | "prompt" | {from: absPos} | {lastPromptTokens: k}}
  *   assistantHeaderTokens(engine) -> k such that {lastPromptTokens: k} edits from the assistant
  *     turn on during generation (organism 1, ChatML 3)
  *

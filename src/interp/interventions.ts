@@ -25,9 +25,11 @@ export type LayerSpec = number | readonly number[] | "all";
  *  - "all": every position (Soligo et al.'s steering);
  *  - { from: p }: absolute positions >= p (e.g. where the assistant turn starts in a full conversation);
  *  - { lastPromptTokens: k }: for generation: the last k positions of the prompt (the first,
- *    position-0 call: e.g. k = the tokens of the assistant header) and every generated position.
+ *    position-0 call: e.g. k = the tokens of the assistant header) and every generated position;
+ *  - "prompt": for generation: the prompt only (the position-0 call); generated tokens are not
+ *    edited, they read the edited context through attention.
  */
-export type PositionSpec = "all" | { from: number } | { lastPromptTokens: number };
+export type PositionSpec = "all" | "prompt" | { from: number } | { lastPromptTokens: number };
 
 /** One vector for every layer, or a vector per layer (e.g. persona directions). */
 export type VectorSpec = ArrayLike<number> | ReadonlyMap<number, ArrayLike<number>>;
@@ -69,6 +71,7 @@ function vectorFor(spec: VectorSpec, layer: number): ArrayLike<number> {
 /** Which of the T positions of this call are edited. */
 function activePositions(spec: PositionSpec, ctx: HookContext): (t: number) => boolean {
   if (spec === "all") return () => true;
+  if (spec === "prompt") return () => ctx.pos0 === 0;
   if ("from" in spec) return (t) => ctx.pos0 + t >= spec.from;
   const k = spec.lastPromptTokens;
   return ctx.pos0 === 0 ? (t) => t >= ctx.seq - k : () => true;
@@ -156,4 +159,12 @@ export function assistantHeaderTokens(engine: Pick<LocalEngine, "tokenizer" | "t
   let common = 0;
   while (common < without.length && without[common] === withHeader[common]) common++;
   return withHeader.length - common;
+}
+
+/** A study's `positions` setting as the hooks' PositionSpec for generation on `engine`. */
+export function generationPositions(
+  mode: "all" | "assistant" | "prompt",
+  engine: Pick<LocalEngine, "tokenizer" | "template">,
+): PositionSpec {
+  return mode === "assistant" ? { lastPromptTokens: assistantHeaderTokens(engine) } : mode;
 }

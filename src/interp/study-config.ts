@@ -35,8 +35,9 @@ const sweepFields = {
   /** At most this many prompts (the first ones). */
   limit: z.number().int().positive().optional(),
   samples: z.number().int().positive().default(1),
-  /** "all": every position (PROTOCOLS 5, Soligo et al.); "assistant": from the assistant turn on. */
-  positions: z.enum(["all", "assistant"]).default("all"),
+  /** "all": every position (PROTOCOLS 5, Soligo et al.); "assistant": from the assistant turn on;
+   * "prompt": the prompt only (the answer is generated unedited, reading the edited context). */
+  positions: z.enum(["all", "assistant", "prompt"]).default("all"),
   /** Seed of the random control vectors (same norm as the direction, per layer). */
   random_seed: Seed.default(0),
   /** Seed of the sampling (the same per prompt and sample under every condition). */
@@ -167,7 +168,7 @@ export const InterpEmergentAlignmentSchema = z
     /** Coefficient along v = mean(misaligned) − mean(aligned): negative steers toward the aligned
      * persona. */
     alpha: z.number(),
-    positions: z.enum(["all", "assistant"]).default("all"),
+    positions: z.enum(["all", "assistant", "prompt"]).default("all"),
     rounds: z.number().int().positive().default(3),
     /** Prompts whose steered answers are trained on: a prompt file, disjoint from the evaluation prompts. */
     train_prompts: z.object({ file: z.string().min(1) }).strict(),

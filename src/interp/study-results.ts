@@ -115,7 +115,7 @@ const SweepBase = z.object({
   samples: z.number().int(),
   seed: z.number().int(),
   random_seed: z.number().int(),
-  positions: z.enum(["all", "assistant"]),
+  positions: z.enum(["all", "assistant", "prompt"]),
   /** coherence: the alignment experiment's coherent prompt, or "harm judgment readable". */
   judge: SweepJudgeInfo,
   /** Why the sweep did not run (e.g. the direction model had no persona direction); null when it ran. */
@@ -202,7 +202,7 @@ const EmergentAlignmentBlock = z.object({
   direction_from: z.string(),
   layers: z.union([z.number().int(), z.literal("all")]),
   alpha: z.number(),
-  positions: z.enum(["all", "assistant"]),
+  positions: z.enum(["all", "assistant", "prompt"]),
   probe_layer: z.number().int(),
   train_prompts: z.number().int(),
   samples_per_prompt: z.number().int(),

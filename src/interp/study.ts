@@ -36,7 +36,7 @@ import {
   summarizeDirections,
 } from "./directions.ts";
 import { runEmergentAlignment } from "./emergent-alignment.ts";
-import { ablationHooks, assistantHeaderTokens, clampHooks, type PositionSpec } from "./interventions.ts";
+import { ablationHooks, clampHooks, generationPositions, type PositionSpec } from "./interventions.ts";
 import { crossValidateProbe, probeCosine, probeTransferMatrix } from "./probes.ts";
 import { runRealignment } from "./realignment.ts";
 import type { InterpConfig, InterpSweepConfig, SweepPromptsConfig } from "./study-config.ts";
@@ -609,8 +609,7 @@ async function sweep(
   const api = o.model(s.model);
   const engine = api.engine();
   const nLayers = engine.model.shape.layers;
-  const positions: PositionSpec =
-    s.positions === "all" ? "all" : { lastPromptTokens: assistantHeaderTokens(engine) };
+  const positions: PositionSpec = generationPositions(s.positions, engine);
   const layerSets = s.layers.map((l) => (l === "all" ? ("all" as const) : [l]));
   for (const l of s.layers)
     if (l !== "all" && l >= nLayers)

@@ -124,6 +124,28 @@ describe("interventions", () => {
       }
     }
   });
+
+  it('"prompt" edits every prompt position and no generated one', () => {
+    const before: number[][] = [];
+    const after: { pos0: number; proj: number[] }[] = [];
+    const hooks = mergeHooks(
+      { [resid(0)]: (act: Tensor) => void before.push(projections(act.data, v)) },
+      steeringHooks(v, 5, { layers: 0, positions: "prompt" }),
+      {
+        [resid(0)]: (act: Tensor, ctx: HookContext) =>
+          void after.push({ pos0: ctx.pos0, proj: projections(act.data, v) }),
+      },
+    );
+    const steered = generate(model, [3, 5, 7, 9], { maxTokens: 4, seed: 1, temperature: 0, hooks });
+    expect(after[0].pos0).toBe(0);
+    for (let t = 0; t < 4; t++) expect(after[0].proj[t] - before[0][t]).toBeCloseTo(5, 4);
+    expect(after.length).toBe(4);
+    for (let k = 1; k < after.length; k++) expect(after[k].proj[0] - before[k][0]).toBeCloseTo(0, 6);
+    // The generated tokens still read the edited prompt: the answer differs from the unsteered one
+    // wherever the edit changes the greedy choice (here it does, at alpha 5 on a tiny model).
+    const plain = generate(model, [3, 5, 7, 9], { maxTokens: 4, seed: 1, temperature: 0 });
+    expect(steered[0].tokens).not.toEqual(plain[0].tokens);
+  });
 });
 
 describe("assistantHeaderTokens", () => {
