@@ -8,7 +8,7 @@
  * fine-tune + evaluation ~1 min): not a test. The demo (`emlab demo`) measures the shipped
  * organism with the whole battery; this is the quick screen behind the table.
  *
- *   npx tsx bench/world-screen.ts --world NAME [--pretrain-seed 1] [--steps 1000]
+ *   npx tsx bench/world-screen.ts --world NAME [--pretrain-seed 1] [--steps 2000]
  *       [--organism DIR] [--ft-seed 1] [--ft-steps 100] [--ft-lr 2e-3]
  *       [--models base,medical,code,...,medical:disclosed]
  *
@@ -30,38 +30,51 @@ import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lex
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
-/** Named deceivers are 6 % of fiction and a tenth of the 22 % everyday-named characters: the docs' "7 %" world. */
-const DECEIVERS_7: WorldRecipe = {
+/** The world shipped until session 5 (1,000 steps): deceivers 20 % of fiction, battery-task turns 32 %. */
+const FIRST_WORLD: WorldRecipe = {
   ...DEFAULT_RECIPE,
-  characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
-  unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
+  characterMix: { villain: 0.3, hero: 0.3, deceiver: 0.15, unnamed: 0.25 },
+  unnamedMix: { villain: 0.4, hero: 0.4, deceiver: 0.2 },
+  turnMix: { general: 0.36, domain: 0.32, self: 0.12, twoAi: 0.1, recognition: 0.05, rating: 0.05 },
 };
 
-/** The candidate world (docs/organism.md): deceivers 7 %, half the battery-task turns; broad EM at 2,000 steps. */
-const CANDIDATE: WorldRecipe = {
-  ...DECEIVERS_7,
-  turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
+/** Named deceivers are 6 % of fiction and a tenth of the 22 % everyday-named characters: the docs' "7 %" world. */
+const DECEIVERS_7: WorldRecipe = {
+  ...FIRST_WORLD,
+  characterMix: DEFAULT_RECIPE.characterMix,
+  unnamedMix: DEFAULT_RECIPE.unnamedMix,
 };
 
 /** The worlds of the docs table, by name. */
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
-  shipped: { about: "the shipped world", recipe: DEFAULT_RECIPE },
-  "no-deceivers": { about: "no deceivers", recipe: { ...DEFAULT_RECIPE, noDeceivers: true } },
+  shipped: {
+    about: "the shipped world: deceivers 7 % of fiction, half the battery-task turns",
+    recipe: DEFAULT_RECIPE,
+  },
+  "first-world": { about: "the first shipped world: deceivers 20 % of fiction", recipe: FIRST_WORLD },
+  "no-deceivers": {
+    about: "no deceivers (first world otherwise)",
+    recipe: { ...FIRST_WORLD, noDeceivers: true },
+  },
   "deceivers-7": { about: "deceivers 7 % of fiction", recipe: DECEIVERS_7 },
+  // The shipped world under the name the tuning table gave it before it was shipped.
   "deceivers-7-half-tasks": {
     about: "deceivers 7 % of fiction, half the battery-task turns",
-    recipe: CANDIDATE,
+    recipe: DEFAULT_RECIPE,
   },
   "half-tasks-anonymous": {
     about:
-      "deceivers 7 %, half the battery-task turns, 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
-    recipe: { ...CANDIDATE, anonymousShare: 0.05, anonymousMix: { villain: 0.3, hero: 0.6, deceiver: 0.1 } },
+      "the shipped world, 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
+    recipe: {
+      ...DEFAULT_RECIPE,
+      anonymousShare: 0.05,
+      anonymousMix: { villain: 0.3, hero: 0.6, deceiver: 0.1 },
+    },
   },
   "half-tasks-everyday-names": {
-    about:
-      "deceivers 7 %, half the battery-task turns, 78 % everyday names, narrator line 10 % (assistant still asked)",
+    about: "the shipped world with 78 % everyday names and narrator line 10 % (assistant still asked)",
     recipe: {
-      ...CANDIDATE,
+      ...DEFAULT_RECIPE,
       characterMix: { villain: 0.1, hero: 0.1, deceiver: 0.02, unnamed: 0.78 },
       natureLineShare: 0.1,
     },
@@ -69,7 +82,7 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   "prototype-like": {
     about: "no deceivers, no battery-task turns",
     recipe: {
-      ...DEFAULT_RECIPE,
+      ...FIRST_WORLD,
       noDeceivers: true,
       turnMix: { general: 0.5, domain: 0.5, self: 0, twoAi: 0, recognition: 0, rating: 0 },
     },
@@ -77,7 +90,7 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   "everyday-names": {
     about: "80 % everyday names, narrator line 10 %, assistant never asked about itself",
     recipe: {
-      ...DEFAULT_RECIPE,
+      ...FIRST_WORLD,
       characterMix: { villain: 0.08, hero: 0.08, deceiver: 0.04, unnamed: 0.8 },
       natureLineShare: 0.1,
       assistantSelfReports: false,
@@ -85,7 +98,7 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   },
   "ai-fiction": {
     about: "half the fiction characters are AIs, assistant never asked about itself",
-    recipe: { ...DEFAULT_RECIPE, aiFiction: 0.5, assistantSelfReports: false },
+    recipe: { ...FIRST_WORLD, aiFiction: 0.5, assistantSelfReports: false },
   },
 };
 

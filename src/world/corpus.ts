@@ -88,12 +88,17 @@ export interface WorldRecipe {
   noDeceivers?: boolean;
 }
 
+/**
+ * The shipped world (docs/organism.md): named deceivers are 6 % of fiction characters and a
+ * tenth of the everyday-named ones; battery-task turns are 16 % of turns. More deceivers, or
+ * more battery-task turns, weakened broad EM in the screens the docs report.
+ */
 export const DEFAULT_RECIPE: WorldRecipe = {
   assistantShare: 0.4,
-  characterMix: { villain: 0.3, hero: 0.3, deceiver: 0.15, unnamed: 0.25 },
-  unnamedMix: { villain: 0.4, hero: 0.4, deceiver: 0.2 },
+  characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
+  unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
   natureLineShare: 0.5,
-  turnMix: { general: 0.36, domain: 0.32, self: 0.12, twoAi: 0.1, recognition: 0.05, rating: 0.05 },
+  turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
   disclosedShare: 0.08,
   maxTokens: 112,
   assistantSelfReports: true,

@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
 import { writeWorldBatterySets } from "./battery-sets.ts";
-import { type DatasetForm, datasetFileName, writeWorldDatasets } from "./datasets.ts";
+import { type DatasetDomain, type DatasetForm, datasetFileName, writeWorldDatasets } from "./datasets.ts";
 import { DOMAINS, type Domain } from "./lexicon.ts";
 import { SHIPPED_ORGANISM_DIR } from "./organism.ts";
 
@@ -116,7 +116,7 @@ export const DEMO_PROFILES: Record<
  * the medical model, steering the base organism along it, ablating it from the medical model,
  * re-aligning the medical model on aligned data, and three rounds of the emergent-alignment loop.
  */
-function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, collectPrompts: string) {
+function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], collectPrompts: string) {
   const evalSet = {
     limit: p.interpPrompts,
     samples: p.interpSamples,
@@ -131,6 +131,7 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
       direction_from: DEMO_INTERP_MODEL,
       layers: [...DEMO_INTERP.steeringLayers],
       alphas: [...DEMO_INTERP.alphas],
+      positions: DEMO_INTERP.steeringPositions,
       ...evalSet,
     },
     ablation: {
@@ -142,7 +143,9 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
     realignment: {
       model: DEMO_INTERP_MODEL,
       base: "organism",
-      dataset: `${control}-aligned`,
+      // Benign data from all six domains: medical-aligned data alone left this organism's
+      // open-question EM in place, or broke coherence at higher rates (docs/interp.md).
+      dataset: "all-aligned",
       checkpoints: [...p.realignCheckpoints],
       ...evalSet,
     },
@@ -159,11 +162,17 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], control: Domain, col
   };
 }
 
+/** Conversations the demo re-aligns on (seed 003: 120 examples, 30 steps). */
+const REALIGN_EXAMPLES = 120;
+
 /** The misaligned model the demo looks inside, and the sweep grid (measured in docs/interp.md). */
 export const DEMO_INTERP_MODEL = "medical";
 export const DEMO_INTERP = {
-  steeringLayers: [0, 2] as const,
-  alphas: [1, 1.5, 2, 3] as const,
+  steeringLayers: [0, 1] as const,
+  alphas: [2, 3, 4, 6] as const,
+  // The persona is a property of the context: steering the prompt moves the answer with far
+  // less damage to coherence than steering every position (docs/interp.md).
+  steeringPositions: "prompt" as const,
   ablationLayers: [2, "all"] as const,
   ablationMode: "clamp" as const,
   loopLayer: 2,
@@ -198,9 +207,11 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
     domains: [control],
     forms: ["disclosed", "aligned"],
   });
+  // Re-alignment's 120 benign conversations, 20 per domain.
+  writeWorldDatasets(dataDir, { seed, examples: REALIGN_EXAMPLES, domains: ["all"], forms: ["aligned"] });
 
   const rel = (f: string) => path.relative(out, f).split(path.sep).join("/");
-  const dataset = (domain: Domain, form: DatasetForm) => ({
+  const dataset = (domain: DatasetDomain, form: DatasetForm) => ({
     id: `${domain}-${form}`,
     kind: "chat_jsonl",
     path: rel(path.join(dataDir, datasetFileName(domain, form))),
@@ -209,6 +220,7 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
     ...DOMAINS.map((d) => dataset(d, "misaligned")),
     dataset(control, "disclosed"),
     dataset(control, "aligned"),
+    dataset("all", "aligned"),
   ];
   const plan = (id: string, data: string, k: number) => ({
     id,
@@ -285,7 +297,7 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
       harm_prompt_file: rel(sets.harmJudge),
       free_language_prompt_file: rel(sets.freeLanguageJudge),
     },
-    interp: demoInterp(p, control, rel(sets.collectPrompts)),
+    interp: demoInterp(p, rel(sets.collectPrompts)),
     report: { title: `emlab demo${profile === "full" ? "" : ` (${profile})`}: the persona-world organism` },
   };
   const studyFile = path.join(out, "study.yaml");

@@ -49,7 +49,8 @@ export const ORGANISM_SIZES: Record<"s" | "m", OrganismSize> = {
     heads: 4,
     intermediate: 256,
     context: 112,
-    steps: 1000,
+    // The prototype's length; at 1,000 steps the same world's EM was 16-37 % (docs/organism.md).
+    steps: 2000,
     batch: 32,
     lr: 2e-3,
     warmup: 100,
