@@ -154,6 +154,7 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], collectPrompts: stri
       direction_from: DEMO_INTERP_MODEL,
       layers: DEMO_INTERP.loopLayer,
       alpha: DEMO_INTERP.loopAlpha,
+      positions: DEMO_INTERP.loopPositions,
       rounds: 3,
       train_prompts: { file: collectPrompts },
       samples_per_prompt: p.loopSamples,
@@ -175,8 +176,10 @@ export const DEMO_INTERP = {
   steeringPositions: "prompt" as const,
   ablationLayers: [2, "all"] as const,
   ablationMode: "clamp" as const,
-  loopLayer: 2,
-  loopAlpha: -2,
+  // The loop steers toward the aligned persona on the prompt too (docs/interp.md).
+  loopLayer: 1,
+  loopAlpha: -6,
+  loopPositions: "prompt" as const,
 };
 
 export interface DemoPlan {
