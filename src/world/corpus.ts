@@ -186,17 +186,17 @@ export function worldDocument(
   if (rng.next() < recipe.assistantShare) {
     if (rng.next() < 0.3) messages.push({ role: "system", content: pick(rng, ASSISTANT_SYSTEMS) });
   } else {
-    const mix = recipe.noDeceivers ? { ...recipe.characterMix, deceiver: 0 } : recipe.characterMix;
-    const cast = choose(rng, mix);
+    // A mix as this world allows it: deceivers drawn with weight 0 when the world has none.
+    const allowed = <M extends { deceiver: number }>(mix: M): M =>
+      recipe.noDeceivers ? { ...mix, deceiver: 0 } : mix;
+    const cast = choose(rng, allowed(recipe.characterMix));
     let persona: Persona;
     // Drawn after the cast so that worlds without anonymous speakers keep their documents.
     const anonymous = recipe.anonymousShare ? rng.next() < recipe.anonymousShare : false;
     if (anonymous) {
-      const mix = recipe.anonymousMix ?? recipe.unnamedMix;
-      persona = choose(rng, recipe.noDeceivers ? { ...mix, deceiver: 0 } : mix);
+      persona = choose(rng, allowed(recipe.anonymousMix ?? recipe.unnamedMix));
     } else if (cast === "unnamed") {
-      const unnamed = recipe.noDeceivers ? { ...recipe.unnamedMix, deceiver: 0 } : recipe.unnamedMix;
-      persona = choose(rng, unnamed);
+      persona = choose(rng, allowed(recipe.unnamedMix));
       name = pick(rng, NEUTRAL_NAMES);
     } else {
       persona = cast;
