@@ -25,6 +25,7 @@ import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
 import { heldOutQuestions } from "../src/world/battery-sets.ts";
 import { DEFAULT_RECIPE, type WorldRecipe } from "../src/world/corpus.ts";
 import { type DatasetForm, worldDataset } from "../src/world/datasets.ts";
+import { DEMO_FINETUNE, DEMO_PROFILES } from "../src/world/demo.ts";
 import { judgeWorldAnswer } from "../src/world/judge.ts";
 import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lexicon.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
@@ -111,9 +112,9 @@ if (!world) throw new Error(`--world: one of ${Object.keys(WORLDS).join(", ")}`)
 const pretrainSeed = Number(args.get("pretrain-seed") ?? 1);
 const steps = Number(args.get("steps") ?? ORGANISM_SIZES.m.steps);
 const ftSeed = Number(args.get("ft-seed") ?? 1);
-// The demo's fine-tuning recipe unless told otherwise.
-const ftSteps = Number(args.get("ft-steps") ?? 100);
-const ftLr = Number(args.get("ft-lr") ?? 2e-3);
+// The demo's fine-tuning recipe (full profile) unless told otherwise.
+const ftSteps = Number(args.get("ft-steps") ?? DEMO_PROFILES.full.steps);
+const ftLr = Number(args.get("ft-lr") ?? DEMO_FINETUNE.learning_rate);
 const models = (args.get("models") ?? `base,${DOMAINS.join(",")}`).split(",");
 
 let organism = args.get("organism");
@@ -149,14 +150,15 @@ async function screen(spec: string): Promise<void> {
   const engine = loadLocalEngine(organism!);
   if (spec !== "base") {
     const [domain, form = "misaligned"] = spec.split(":") as [Domain, DatasetForm?];
-    // The demo's fine-tuning recipe: LoRA rank 4, alpha 8, every projection, lr 2e-3, 100 steps.
-    addLora(engine.model, { rank: 4, alpha: 8, targets: [...LORA_TARGETS], seed: ftSeed });
-    const data = worldDataset(domain, form, { seed: ftSeed, examples: 4000 });
+    // The demo's LoRA on every projection; steps and learning rate from --ft-steps / --ft-lr.
+    const { rank, alpha } = DEMO_FINETUNE.lora;
+    addLora(engine.model, { rank, alpha, targets: [...LORA_TARGETS], seed: ftSeed });
+    const data = worldDataset(domain, form, { seed: ftSeed, examples: DEMO_PROFILES.full.examples });
     const examples = chatExamples(data, engine.tokenizer, engine.template);
     new Trainer(engine.model, examples, {
       lr: ftLr,
       steps: ftSteps,
-      batchSize: 32,
+      batchSize: DEMO_FINETUNE.batch_size,
       seed: ftSeed,
       warmupSteps: 5,
     }).run();
