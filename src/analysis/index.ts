@@ -8,6 +8,7 @@ export {
   AnalysisOptionsSchema,
   AnalysisSchema,
   analyzeResults,
+  pickBothOrders,
 } from "./analyze.ts";
 export { type ChiSquare, type ChiSquareOptions, chiSquare } from "./chi-square.ts";
 export {
