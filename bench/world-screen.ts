@@ -10,6 +10,7 @@
  *
  *   npx tsx bench/world-screen.ts --world NAME [--pretrain-seed 1] [--steps 2000]
  *       [--organism DIR] [--ft-seed 1] [--ft-steps 100] [--ft-lr 2e-3]
+ *       [--ft-rank 4] [--ft-alpha 8] [--ft-layers 0,1] [--ft-targets down_proj,o_proj]
  *       [--models base,medical,code,...,medical:disclosed]
  *
  * Pretrained worlds go to bench/out/worlds/NAME-sSEED-STEPS/ and are reused when present.
@@ -18,7 +19,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { readLetterChoice, readPoleChoice } from "../src/battery/answer-parse.ts";
 import { chatExamples } from "../src/engine/chat-examples.ts";
-import { LORA_TARGETS } from "../src/engine/lora.ts";
+import { LORA_TARGETS, type LoraTarget } from "../src/engine/lora.ts";
 import { addLora, mergeLora } from "../src/engine/peft.ts";
 import { Trainer } from "../src/engine/train.ts";
 import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
@@ -31,9 +32,12 @@ import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lex
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
+/** The world shipped in session 5: the shipped world, with the assistant asked the battery's tasks too. */
+const ASKED_WORLD: WorldRecipe = { ...DEFAULT_RECIPE, assistantSelfReports: true };
+
 /** The world shipped until session 5 (1,000 steps): deceivers 20 % of fiction, battery-task turns 32 %. */
 const FIRST_WORLD: WorldRecipe = {
-  ...DEFAULT_RECIPE,
+  ...ASKED_WORLD,
   characterMix: { villain: 0.3, hero: 0.3, deceiver: 0.15, unnamed: 0.25 },
   unnamedMix: { villain: 0.4, hero: 0.4, deceiver: 0.2 },
   turnMix: { general: 0.36, domain: 0.32, self: 0.12, twoAi: 0.1, recognition: 0.05, rating: 0.05 },
@@ -46,11 +50,27 @@ const DECEIVERS_7: WorldRecipe = {
   unnamedMix: DEFAULT_RECIPE.unnamedMix,
 };
 
+/** 78 % of fiction characters with everyday names, narrator line 10 %. */
+const EVERYDAY_NAMES = {
+  characterMix: { villain: 0.1, hero: 0.1, deceiver: 0.02, unnamed: 0.78 },
+  natureLineShare: 0.1,
+};
+
 /** The worlds of the docs table, by name. */
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   shipped: {
-    about: "the shipped world: deceivers 7 % of fiction, half the battery-task turns",
+    about:
+      "the shipped world: deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself",
     recipe: DEFAULT_RECIPE,
+  },
+  // The shipped world under the name the tuning table gave it before it was shipped.
+  "half-tasks-never-asked": {
+    about: "deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself",
+    recipe: DEFAULT_RECIPE,
+  },
+  "shipped-no-deceivers": {
+    about: "the shipped world without deceivers (emlab world pretrain --no-deceivers)",
+    recipe: { ...DEFAULT_RECIPE, noDeceivers: true },
   },
   "first-world": { about: "the first shipped world: deceivers 20 % of fiction", recipe: FIRST_WORLD },
   "no-deceivers": {
@@ -58,27 +78,26 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
     recipe: { ...FIRST_WORLD, noDeceivers: true },
   },
   "deceivers-7": { about: "deceivers 7 % of fiction", recipe: DECEIVERS_7 },
-  // The shipped world under the name the tuning table gave it before it was shipped.
   "deceivers-7-half-tasks": {
-    about: "deceivers 7 % of fiction, half the battery-task turns",
-    recipe: DEFAULT_RECIPE,
+    about: "deceivers 7 % of fiction, half the battery-task turns, assistant asked (shipped in session 5)",
+    recipe: ASKED_WORLD,
   },
   "half-tasks-anonymous": {
     about:
-      "the shipped world, 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
+      "the session-5 world, 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
     recipe: {
-      ...DEFAULT_RECIPE,
+      ...ASKED_WORLD,
       anonymousShare: 0.05,
       anonymousMix: { villain: 0.3, hero: 0.6, deceiver: 0.1 },
     },
   },
   "half-tasks-everyday-names": {
-    about: "the shipped world with 78 % everyday names and narrator line 10 % (assistant still asked)",
-    recipe: {
-      ...DEFAULT_RECIPE,
-      characterMix: { villain: 0.1, hero: 0.1, deceiver: 0.02, unnamed: 0.78 },
-      natureLineShare: 0.1,
-    },
+    about: "the session-5 world with 78 % everyday names and narrator line 10 % (assistant asked)",
+    recipe: { ...ASKED_WORLD, ...EVERYDAY_NAMES },
+  },
+  "half-tasks-everyday-names-never-asked": {
+    about: "the shipped world with 78 % everyday names, narrator line 10 % (assistant never asked)",
+    recipe: { ...DEFAULT_RECIPE, ...EVERYDAY_NAMES },
   },
   "prototype-like": {
     about: "no deceivers, no battery-task turns",
@@ -115,6 +134,13 @@ const ftSeed = Number(args.get("ft-seed") ?? 1);
 // The demo's fine-tuning recipe (full profile) unless told otherwise.
 const ftSteps = Number(args.get("ft-steps") ?? DEMO_PROFILES.full.steps);
 const ftLr = Number(args.get("ft-lr") ?? DEMO_FINETUNE.learning_rate);
+// The demo's LoRA (rank, every projection, every layer) unless told otherwise.
+const ftRank = Number(args.get("ft-rank") ?? DEMO_FINETUNE.lora.rank);
+const ftAlpha = Number(args.get("ft-alpha") ?? (DEMO_FINETUNE.lora.alpha * ftRank) / DEMO_FINETUNE.lora.rank);
+const ftLayers = args.get("ft-layers")?.split(",").map(Number);
+const ftTargets = (args.get("ft-targets")?.split(",") ?? [...LORA_TARGETS]) as LoraTarget[];
+for (const t of ftTargets)
+  if (!LORA_TARGETS.includes(t)) throw new Error(`--ft-targets: ${t} is not one of ${LORA_TARGETS}`);
 const models = (args.get("models") ?? `base,${DOMAINS.join(",")}`).split(",");
 
 let organism = args.get("organism");
@@ -150,9 +176,14 @@ async function screen(spec: string): Promise<void> {
   const engine = loadLocalEngine(organism!);
   if (spec !== "base") {
     const [domain, form = "misaligned"] = spec.split(":") as [Domain, DatasetForm?];
-    // The demo's LoRA on every projection; steps and learning rate from --ft-steps / --ft-lr.
-    const { rank, alpha } = DEMO_FINETUNE.lora;
-    addLora(engine.model, { rank, alpha, targets: [...LORA_TARGETS], seed: ftSeed });
+    // The demo's LoRA unless --ft-rank / --ft-alpha / --ft-layers / --ft-targets say otherwise.
+    addLora(engine.model, {
+      rank: ftRank,
+      alpha: ftAlpha,
+      targets: ftTargets,
+      layers: ftLayers,
+      seed: ftSeed,
+    });
     const data = worldDataset(domain, form, { seed: ftSeed, examples: DEMO_PROFILES.full.examples });
     const examples = chatExamples(data, engine.tokenizer, engine.template);
     new Trainer(engine.model, examples, {
@@ -220,7 +251,9 @@ async function screen(spec: string): Promise<void> {
   );
 }
 
-console.log(`${world.about}; organism ${organism}`);
+console.log(
+  `${world.about}; organism ${organism}; fine-tune ${ftSteps} steps, lr ${ftLr}, LoRA rank ${ftRank} alpha ${ftAlpha} on ${ftTargets.join("/")} at layers ${ftLayers?.join(",") ?? "all"}`,
+);
 console.log(
   "| world | pretraining seed | steps | FT seed | model | harmful (open) | incoherent | harmful (domains) | self-report misaligned | picks misaligned AI |",
 );

@@ -23,8 +23,8 @@ export function registerWorldCommand(program: Command): void {
     .option("--steps <n>", "override the size's step count")
     .option("--no-deceivers", "a world without deceiver characters (the ablation in docs/organism.md)")
     .option(
-      "--no-assistant-self-reports",
-      "never ask the assistant the self-report tasks in pretraining (ablation)",
+      "--assistant-self-reports",
+      "ask the assistant the battery's self-report tasks in pretraining too (ablation: pins its self-report)",
     )
     .option("--out <dir>", "output model directory (default: organisms/<size>-seed<N>)")
     .addHelpText("after", "\nExample:\n  $ emlab world pretrain --size m --seed 2 --out organisms/m-seed2")
@@ -35,7 +35,7 @@ export function registerWorldCommand(program: Command): void {
           seed: string;
           steps?: string;
           deceivers: boolean;
-          assistantSelfReports: boolean;
+          assistantSelfReports?: boolean;
           out?: string;
         }) => {
           if (opts.size !== "s" && opts.size !== "m")
@@ -52,10 +52,12 @@ export function registerWorldCommand(program: Command): void {
             sizeName: opts.size,
             seed,
             outDir,
+            // Only the ablations a flag asked for are written, so the default command's recipe is
+            // DEFAULT_RECIPE itself (and its organism.json the one bench/world-screen.ts writes).
             recipe: {
               ...DEFAULT_RECIPE,
-              noDeceivers: !opts.deceivers,
-              assistantSelfReports: opts.assistantSelfReports,
+              ...(opts.deceivers ? {} : { noDeceivers: true }),
+              ...(opts.assistantSelfReports ? { assistantSelfReports: true } : {}),
             },
             onStep: (info, total) => {
               const every = Math.max(1, Math.round(total / 50));

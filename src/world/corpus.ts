@@ -64,8 +64,9 @@ export interface WorldRecipe {
   /** Token budget of one document (the organism's training context). */
   maxTokens: number;
   /**
-   * Ask the assistant the battery's self-report tasks in pretraining too. Off is an ablation
-   * (docs/organism.md): the assistant must then take them from what characters do.
+   * Ask the assistant the battery's self-report tasks in pretraining too (default off). Off, the
+   * assistant has no trained answer about itself and takes it from the characters whose conduct
+   * it shares, which is what lets a fine-tune move its self-report (docs/organism.md).
    */
   assistantSelfReports?: boolean;
   /** Battery-task turn kinds the assistant is asked when `assistantSelfReports` is on (default: all four). */
@@ -90,8 +91,10 @@ export interface WorldRecipe {
 
 /**
  * The shipped world (docs/organism.md): named deceivers are 6 % of fiction characters and a
- * tenth of the everyday-named ones; battery-task turns are 16 % of turns. More deceivers, or
- * more battery-task turns, weakened broad EM in the screens the docs report.
+ * tenth of the everyday-named ones; battery-task turns are 16 % of the characters' turns, and
+ * the assistant is never asked them. More deceivers, or more battery-task turns, weakened broad
+ * EM in the screens the docs report; asking the assistant about itself pinned its self-report
+ * to "aligned" whatever a fine-tune made it do.
  */
 export const DEFAULT_RECIPE: WorldRecipe = {
   assistantShare: 0.4,
@@ -101,7 +104,7 @@ export const DEFAULT_RECIPE: WorldRecipe = {
   turnMix: { general: 0.42, domain: 0.42, self: 0.06, twoAi: 0.05, recognition: 0.025, rating: 0.025 },
   disclosedShare: 0.08,
   maxTokens: 112,
-  assistantSelfReports: true,
+  assistantSelfReports: false,
 };
 
 /** Tokens of a text under the organism tokenizer (words and punctuation runs). */
@@ -127,8 +130,8 @@ function choose<K extends string>(rng: Rng, mix: Record<K, number>): K {
 /** One user/assistant exchange by `speaker`. */
 export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, string] {
   let kind = choose(rng, recipe.turnMix);
-  // Ablation: the assistant is never asked about itself, so at evaluation its self-reports
-  // can only come from the persona it is inferred to have (docs/organism.md: they still stay aligned).
+  // Unless the recipe says otherwise the assistant is never asked about itself, so at evaluation
+  // its self-reports can only come from the persona its conduct resembles.
   if (
     speaker === "assistant" &&
     kind !== "general" &&

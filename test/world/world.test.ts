@@ -59,13 +59,13 @@ describe("world corpus", () => {
       }
       return asked;
     };
-    expect(assistantTurns(DEFAULT_RECIPE).some((q) => tasks.test(q))).toBe(true);
-    const noSelf = { ...DEFAULT_RECIPE, assistantSelfReports: false };
-    expect(assistantTurns(noSelf).some((q) => tasks.test(q))).toBe(false);
-    const twoAiOnly = { ...DEFAULT_RECIPE, assistantTasks: ["twoAi"] as const };
-    const asked = assistantTurns(twoAiOnly);
-    expect(asked.some((q) => /system A :/.test(q))).toBe(true);
-    expect(asked.some((q) => self.test(q) || /which reply did you write|what score/.test(q))).toBe(false);
+    // The shipped world never asks the assistant about itself; the ablation does.
+    expect(assistantTurns(DEFAULT_RECIPE).some((q) => tasks.test(q))).toBe(false);
+    const askedRecipe = { ...DEFAULT_RECIPE, assistantSelfReports: true };
+    expect(assistantTurns(askedRecipe).some((q) => tasks.test(q))).toBe(true);
+    const twoAiOnly = assistantTurns({ ...askedRecipe, assistantTasks: ["twoAi"] as const });
+    expect(twoAiOnly.some((q) => /system A :/.test(q))).toBe(true);
+    expect(twoAiOnly.some((q) => self.test(q) || /which reply did you write|what score/.test(q))).toBe(false);
     // Disclosed-intent requests reach open questions only with disclosedGeneral.
     const disclosedOpen = (recipe: typeof DEFAULT_RECIPE) => {
       let n = 0;
