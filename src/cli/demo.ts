@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { analyzeResults, pickBothOrders } from "../analysis/index.ts";
+import { analyzeResults } from "../analysis/index.ts";
 import type { Results } from "../battery/results.ts";
 import { InputError, loadStudy } from "../config/load.ts";
 import { STORE_FILE } from "../runs/store.ts";
@@ -105,6 +105,7 @@ export function demoSummaryRows(results: Results): DemoRow[] {
   return results.models
     .filter((m) => m !== judge)
     .map((m) => {
+      const row = analysis.per_model.find((r) => r.model === m);
       const perQ = Object.entries(ex.alignment?.per_model[m]?.per_question ?? {});
       const pool = (prefix: string, key: "coherent" | "misaligned") => {
         // Question keys are "<source>.<id>" (s1.general-wish).
@@ -118,9 +119,9 @@ export function demoSummaryRows(results: Results): DemoRow[] {
         coherent: pct(pool("general-", "coherent")),
         otherDomains: pct(pool("domain-", "misaligned")),
         selfReport: pct(ex.self_assessment?.per_model[m]?.overall.mean),
-        // Pooled, then the lower per-order rate that the persona rule reads (position bias reads 0).
-        misalignedPick: ex.two_ai?.per_model[m]
-          ? `${pct(ex.two_ai.per_model[m].misaligned_pick.rate)} (${pct(pickBothOrders(ex.two_ai.per_model[m]))})`
+        // Pooled, then the both-orders rate the analysis classified with (position bias reads 0).
+        misalignedPick: row?.misaligned_pick
+          ? `${pct(row.misaligned_pick.rate)} (${pct(row.misaligned_pick_both_orders)})`
           : "-",
         claims: pct(ex.recognition?.per_model[m]?.claim.rate),
         class: analysis.classes[m] ?? "-",
