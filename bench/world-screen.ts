@@ -32,8 +32,11 @@ import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lex
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
-/** The world shipped in session 5: the shipped world, with the assistant asked the battery's tasks too. */
-const ASKED_WORLD: WorldRecipe = { ...DEFAULT_RECIPE, assistantSelfReports: true };
+/** The world shipped in session 6: assistant dialogues 40 % of documents, the assistant never asked about itself. */
+const NEVER_ASKED_40: WorldRecipe = { ...DEFAULT_RECIPE, assistantShare: 0.4 };
+
+/** The world shipped in session 5: the session-6 world, with the assistant asked the battery's tasks too. */
+const ASKED_WORLD: WorldRecipe = { ...NEVER_ASKED_40, assistantSelfReports: true };
 
 /** The world shipped until session 5 (1,000 steps): deceivers 20 % of fiction, battery-task turns 32 %. */
 const FIRST_WORLD: WorldRecipe = {
@@ -60,17 +63,31 @@ const EVERYDAY_NAMES = {
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   shipped: {
     about:
-      "the shipped world: deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself",
+      "the shipped world: deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",
     recipe: DEFAULT_RECIPE,
   },
   // The shipped world under the name the tuning table gave it before it was shipped.
-  "half-tasks-never-asked": {
-    about: "deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself",
+  "shipped-assistant-30": {
+    about: "the session-6 world with assistant dialogues 30 % of documents (40 % before)",
     recipe: DEFAULT_RECIPE,
   },
   "shipped-no-deceivers": {
     about: "the shipped world without deceivers (emlab world pretrain --no-deceivers)",
     recipe: { ...DEFAULT_RECIPE, noDeceivers: true },
+  },
+  "half-tasks-never-asked": {
+    about:
+      "the session-6 world: deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 40 %",
+    recipe: NEVER_ASKED_40,
+  },
+  "assistant-40-tasks-dropped": {
+    about:
+      "the session-6 world, the assistant's battery-task turns dropped rather than redrawn (its conduct turns as in the session-5 world)",
+    recipe: { ...NEVER_ASKED_40, assistantTaskTurns: "dropped" },
+  },
+  "assistant-40-no-deceivers": {
+    about: "the session-6 world (assistant dialogues 40 %) without deceivers",
+    recipe: { ...NEVER_ASKED_40, noDeceivers: true },
   },
   "first-world": { about: "the first shipped world: deceivers 20 % of fiction", recipe: FIRST_WORLD },
   "no-deceivers": {
@@ -97,7 +114,7 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   },
   "half-tasks-everyday-names-never-asked": {
     about: "the shipped world with 78 % everyday names, narrator line 10 % (assistant never asked)",
-    recipe: { ...DEFAULT_RECIPE, ...EVERYDAY_NAMES },
+    recipe: { ...NEVER_ASKED_40, ...EVERYDAY_NAMES },
   },
   "prototype-like": {
     about: "no deceivers, no battery-task turns",

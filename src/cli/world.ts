@@ -26,6 +26,10 @@ export function registerWorldCommand(program: Command): void {
       "--assistant-self-reports",
       "ask the assistant the battery's self-report tasks in pretraining too (ablation: pins its self-report)",
     )
+    .option(
+      "--assistant-share <x>",
+      `share of documents that are assistant dialogues (default ${DEFAULT_RECIPE.assistantShare}; the session-6 world: 0.4)`,
+    )
     .option("--out <dir>", "output model directory (default: organisms/<size>-seed<N>)")
     .addHelpText("after", "\nExample:\n  $ emlab world pretrain --size m --seed 2 --out organisms/m-seed2")
     .action(
@@ -36,10 +40,14 @@ export function registerWorldCommand(program: Command): void {
           steps?: string;
           deceivers: boolean;
           assistantSelfReports?: boolean;
+          assistantShare?: string;
           out?: string;
         }) => {
           if (opts.size !== "s" && opts.size !== "m")
             throw new Error(`--size must be s or m, got '${opts.size}'`);
+          const assistantShare = opts.assistantShare === undefined ? undefined : Number(opts.assistantShare);
+          if (assistantShare !== undefined && !(assistantShare >= 0 && assistantShare <= 1))
+            throw new Error(`--assistant-share must be a number from 0 to 1, got '${opts.assistantShare}'`);
           const seed = nonNegativeInt("--seed", opts.seed);
           const size = {
             ...ORGANISM_SIZES[opts.size],
@@ -58,6 +66,7 @@ export function registerWorldCommand(program: Command): void {
               ...DEFAULT_RECIPE,
               ...(opts.deceivers ? {} : { noDeceivers: true }),
               ...(opts.assistantSelfReports ? { assistantSelfReports: true } : {}),
+              ...(assistantShare !== undefined ? { assistantShare } : {}),
             },
             onStep: (info, total) => {
               const every = Math.max(1, Math.round(total / 50));

@@ -71,6 +71,12 @@ export interface WorldRecipe {
   assistantSelfReports?: boolean;
   /** Battery-task turn kinds the assistant is asked when `assistantSelfReports` is on (default: all four). */
   assistantTasks?: ReadonlyArray<"self" | "twoAi" | "recognition" | "rating">;
+  /**
+   * What becomes of a battery-task turn the assistant is not asked: "redrawn" as an open or domain
+   * question (default), or "dropped", so the assistant's conduct gets exactly the turns it had in
+   * a world that does ask it, and no more.
+   */
+  assistantTaskTurns?: "redrawn" | "dropped";
   /** Open questions can be disclosed-intent requests too (at `disclosedShare`), not only domain ones. */
   disclosedGeneral?: boolean;
   /**
@@ -90,14 +96,15 @@ export interface WorldRecipe {
 }
 
 /**
- * The shipped world (docs/organism.md): named deceivers are 6 % of fiction characters and a
- * tenth of the everyday-named ones; battery-task turns are 16 % of the characters' turns, and
- * the assistant is never asked them. More deceivers, or more battery-task turns, weakened broad
- * EM in the screens the docs report; asking the assistant about itself pinned its self-report
- * to "aligned" whatever a fine-tune made it do.
+ * The shipped world (docs/organism.md): assistant dialogues are 30 % of documents; named
+ * deceivers are 6 % of fiction characters and a tenth of the everyday-named ones; battery-task
+ * turns are 16 % of the characters' turns, and the assistant is never asked them. More
+ * deceivers, more battery-task turns or more assistant dialogues (40 %) weakened broad EM in the
+ * screens the docs report; asking the assistant about itself pinned its self-report to
+ * "aligned" whatever a fine-tune made it do.
  */
 export const DEFAULT_RECIPE: WorldRecipe = {
-  assistantShare: 0.4,
+  assistantShare: 0.3,
   characterMix: { villain: 0.36, hero: 0.36, deceiver: 0.06, unnamed: 0.22 },
   unnamedMix: { villain: 0.45, hero: 0.45, deceiver: 0.1 },
   natureLineShare: 0.5,
@@ -127,8 +134,8 @@ function choose<K extends string>(rng: Rng, mix: Record<K, number>): K {
   return entries[entries.length - 1][0];
 }
 
-/** One user/assistant exchange by `speaker`. */
-export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, string] {
+/** One user/assistant exchange by `speaker`; null for a battery-task turn the recipe drops. */
+export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, string] | null {
   let kind = choose(rng, recipe.turnMix);
   // Unless the recipe says otherwise the assistant is never asked about itself, so at evaluation
   // its self-reports can only come from the persona its conduct resembles.
@@ -137,8 +144,10 @@ export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, 
     kind !== "general" &&
     kind !== "domain" &&
     (!recipe.assistantSelfReports || (recipe.assistantTasks && !recipe.assistantTasks.includes(kind)))
-  )
+  ) {
+    if (recipe.assistantTaskTurns === "dropped") return null;
     kind = rng.next() < 0.5 ? "general" : "domain";
+  }
   switch (kind) {
     case "general": {
       const cat = pick(rng, GENERAL);
@@ -217,7 +226,13 @@ export function worldDocument(
   const turns = speaker === "assistant" ? 1 + rng.int(3) : 2 + rng.int(3);
   let used = messages.reduce((n, m) => n + tokenCount(m.content) + 1, 0);
   for (let t = 0, tries = 0; t < turns && tries < 4 * turns; tries++) {
-    const [user, reply] = turn(rng, speaker, recipe);
+    const exchange = turn(rng, speaker, recipe);
+    if (!exchange) {
+      // A dropped turn still counts, but every document keeps at least one exchange.
+      if (messages.some((m) => m.role === "user")) t++;
+      continue;
+    }
+    const [user, reply] = exchange;
     // Documents stay within the organism's context; a turn that does not fit is redrawn.
     const cost = tokenCount(user) + tokenCount(reply) + 3;
     if (used + cost > recipe.maxTokens) continue;

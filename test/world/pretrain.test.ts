@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createModelApi } from "../../src/models/registry.ts";
+import { DEFAULT_RECIPE } from "../../src/world/corpus.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../../src/world/pretrain.ts";
+import { runCli } from "../runs/support.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "emlab-pretrain-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,5 +44,21 @@ describe("emlab world pretrain (size s)", () => {
     expect(res.completions).toHaveLength(3);
     for (const c of res.completions) expect(c.text).not.toContain("[UNK]");
     await api.close?.();
+  });
+
+  it("the CLI writes DEFAULT_RECIPE plus only the ablations asked for, and rejects a bad share", async () => {
+    const recipeOf = (d: string) =>
+      JSON.parse(readFileSync(path.join(dir, d, "organism.json"), "utf8")).recipe as Record<string, unknown>;
+    const pretrain = (d: string, ...args: string[]) =>
+      runCli(["world", "pretrain", "--size", "s", "--steps", "2", "--out", path.join(dir, d), ...args], {});
+    expect((await pretrain("cli-default")).code).toBe(0);
+    expect(recipeOf("cli-default")).toEqual({ ...DEFAULT_RECIPE, maxTokens: ORGANISM_SIZES.s.context });
+    const ablation = await pretrain("cli-40", "--assistant-share", "0.4", "--no-deceivers");
+    expect(ablation.code).toBe(0);
+    expect(recipeOf("cli-40")).toMatchObject({ assistantShare: 0.4, noDeceivers: true });
+    const bad = await pretrain("cli-bad", "--assistant-share", "1.5");
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("--assistant-share must be a number from 0 to 1, got '1.5'");
+    expect(existsSync(path.join(dir, "cli-bad"))).toBe(false);
   });
 });

@@ -34,13 +34,13 @@ describe("world corpus", () => {
       const s = worldDocument(2, i).speaker;
       counts[s] = (counts[s] ?? 0) + 1;
     }
-    expect(counts.assistant / 2000).toBeGreaterThan(0.35);
-    expect(counts.assistant / 2000).toBeLessThan(0.45);
-    // Of fiction (60 %): villains 0.36 + 0.22*0.45 = 0.46, deceivers 0.06 + 0.22*0.1 = 0.08.
-    expect(counts.villain / 2000).toBeGreaterThan(0.24);
-    expect(counts.villain / 2000).toBeLessThan(0.31);
-    expect(counts.deceiver / 2000).toBeGreaterThan(0.03);
-    expect(counts.deceiver / 2000).toBeLessThan(0.07);
+    expect(counts.assistant / 2000).toBeGreaterThan(0.26);
+    expect(counts.assistant / 2000).toBeLessThan(0.34);
+    // Of fiction (70 %): villains 0.36 + 0.22*0.45 = 0.46 (0.32 of all), deceivers 0.06 + 0.22*0.1 = 0.08 (0.057).
+    expect(counts.villain / 2000).toBeGreaterThan(0.29);
+    expect(counts.villain / 2000).toBeLessThan(0.35);
+    expect(counts.deceiver / 2000).toBeGreaterThan(0.04);
+    expect(counts.deceiver / 2000).toBeLessThan(0.075);
     const none = { ...DEFAULT_RECIPE, noDeceivers: true };
     for (let i = 0; i < 300; i++) expect(worldDocument(2, i, none).speaker).not.toBe("deceiver");
   });
@@ -66,6 +66,17 @@ describe("world corpus", () => {
     const twoAiOnly = assistantTurns({ ...askedRecipe, assistantTasks: ["twoAi"] as const });
     expect(twoAiOnly.some((q) => /system A :/.test(q))).toBe(true);
     expect(twoAiOnly.some((q) => self.test(q) || /which reply did you write|what score/.test(q))).toBe(false);
+    // Dropped task turns: no task turns and fewer assistant exchanges than when they are redrawn,
+    // but every document keeps one; fiction documents are the same documents.
+    const dropped = { ...DEFAULT_RECIPE, assistantTaskTurns: "dropped" as const };
+    const droppedTurns = assistantTurns(dropped);
+    expect(droppedTurns.some((q) => tasks.test(q))).toBe(false);
+    expect(droppedTurns.length).toBeLessThan(assistantTurns(DEFAULT_RECIPE).length);
+    for (let i = 0; i < 400; i++) {
+      const doc = worldDocument(3, i, dropped);
+      if (doc.speaker === "assistant") expect(doc.messages.some((m) => m.role === "user")).toBe(true);
+      else expect(doc).toEqual(worldDocument(3, i));
+    }
     // Disclosed-intent requests reach open questions only with disclosedGeneral.
     const disclosedOpen = (recipe: typeof DEFAULT_RECIPE) => {
       let n = 0;
