@@ -113,7 +113,7 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
     recipe: { ...ASKED_WORLD, ...EVERYDAY_NAMES },
   },
   "half-tasks-everyday-names-never-asked": {
-    about: "the shipped world with 78 % everyday names, narrator line 10 % (assistant never asked)",
+    about: "the session-6 world with 78 % everyday names, narrator line 10 % (assistant never asked)",
     recipe: { ...NEVER_ASKED_40, ...EVERYDAY_NAMES },
   },
   "prototype-like": {
