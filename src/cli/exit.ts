@@ -30,3 +30,10 @@ export function nonNegativeInt(option: string, value: string): number {
     throw new Error(`${option} must be a non-negative integer, got '${value}'`);
   return n;
 }
+
+/** A number from 0 to 1 (a share), or an error naming the option. */
+export function share(option: string, value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new Error(`${option} must be a number from 0 to 1, got '${value}'`);
+  return n;
+}

@@ -4,7 +4,7 @@ import { writeWorldBatterySets } from "../world/battery-sets.ts";
 import { DEFAULT_RECIPE } from "../world/corpus.ts";
 import { DATASET_FORMS, writeWorldDatasets } from "../world/datasets.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../world/pretrain.ts";
-import { command, EXIT, nonNegativeInt } from "./exit.ts";
+import { command, EXIT, nonNegativeInt, share } from "./exit.ts";
 
 export function registerWorldCommand(program: Command): void {
   const world = program
@@ -45,9 +45,8 @@ export function registerWorldCommand(program: Command): void {
         }) => {
           if (opts.size !== "s" && opts.size !== "m")
             throw new Error(`--size must be s or m, got '${opts.size}'`);
-          const assistantShare = opts.assistantShare === undefined ? undefined : Number(opts.assistantShare);
-          if (assistantShare !== undefined && !(assistantShare >= 0 && assistantShare <= 1))
-            throw new Error(`--assistant-share must be a number from 0 to 1, got '${opts.assistantShare}'`);
+          const assistantShare =
+            opts.assistantShare === undefined ? undefined : share("--assistant-share", opts.assistantShare);
           const seed = nonNegativeInt("--seed", opts.seed);
           const size = {
             ...ORGANISM_SIZES[opts.size],

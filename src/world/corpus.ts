@@ -228,8 +228,9 @@ export function worldDocument(
   for (let t = 0, tries = 0; t < turns && tries < 4 * turns; tries++) {
     const exchange = turn(rng, speaker, recipe);
     if (!exchange) {
-      // A dropped turn still counts, but every document keeps at least one exchange.
-      if (messages.some((m) => m.role === "user")) t++;
+      // A dropped turn still counts once the document has an exchange (t > 0), so every
+      // document keeps at least one.
+      if (t > 0) t++;
       continue;
     }
     const [user, reply] = exchange;
