@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { type LoadedStudy, loadStudy } from "../config/load.ts";
 import { writeReport } from "../report/index.ts";
-import { runStudy } from "../runs/run.ts";
+import { type RunSummary, runStudy } from "../runs/run.ts";
 import { command, EXIT } from "./exit.ts";
 import { terminalProgress } from "./progress.ts";
 
@@ -22,7 +22,8 @@ Example:
   $ emlab run studies/insecure.yaml --out runs/insecure
   $ emlab run studies/insecure.yaml --out runs/insecure --resume   # after a crash or Ctrl-C
 
-Exit codes: 0 ok, 1 some requests failed, 2 bad input, 130 interrupted.`,
+Exit codes: 0 ok, 1 some requests failed (the run stops at the step that has them and
+writes no results.json; --resume tries them again), 2 bad input, 130 interrupted.`,
     )
     .action(
       command(async (studyFile: string, opts: { out?: string; resume?: boolean; cache: boolean }) => {
@@ -74,6 +75,10 @@ export async function runAndReport(
       return EXIT.interrupted;
     }
     process.stdout.write(`${r.samplesDone}/${r.samplesTotal} samples stored in ${rel}\n`);
+    if (r.incomplete) {
+      process.stderr.write(incompleteMessage(r.incomplete, rel, opts.again));
+      return EXIT.failed;
+    }
     if (r.resultsFile) {
       process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
       const report = await writeReport(outDir);
@@ -88,4 +93,20 @@ export async function runAndReport(
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigint);
   }
+}
+
+/** What an incomplete run says: which step, how many failed requests, what did not run, how to go on. */
+export function incompleteMessage(
+  inc: NonNullable<RunSummary["incomplete"]>,
+  rel: string,
+  again: string,
+): string {
+  const notRun = inc.notRun.length
+    ? `; step${inc.notRun.length > 1 ? "s" : ""} ${inc.notRun.join(", ")} not run (they read its answers)`
+    : "";
+  return (
+    `incomplete: step ${inc.step} of ${inc.steps} ended with ${inc.failed} failed request(s)${notRun}; results.json not written\n` +
+    `see why: emlab status ${rel}\n` +
+    `run again with --resume to retry them: ${again} --out ${rel} --resume\n`
+  );
 }

@@ -6,7 +6,7 @@
  * out: local weights are fingerprinted in every cache key and fine-tune plans hash theirs.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { InputError } from "../config/load.ts";
 
@@ -35,13 +35,16 @@ export function inputFileHashes(study: unknown, studyDir: string): Record<string
   return Object.fromEntries(found);
 }
 
+/** Writes the record whole or not at all (a temporary file renamed over it). */
 export function recordInputFiles(runDir: string, hashes: Record<string, string>): void {
-  writeFileSync(path.join(runDir, INPUT_FILES), `${JSON.stringify(hashes, null, 2)}\n`);
+  const file = path.join(runDir, INPUT_FILES);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(hashes, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
 }
 
 /**
  * On resume: every named file must still hash as recorded. A run started before this record
- * existed has none and is not checked.
+ * existed has none and is not checked (a run created now has it before its store is in place).
  */
 export function checkInputFiles(runDir: string, studyFile: string, hashes: Record<string, string>): void {
   const recorded = path.join(runDir, INPUT_FILES);

@@ -1,8 +1,20 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 import { InputError } from "../config/load.ts";
+import { RunStore, STORE_FILE } from "./store.ts";
 
 export const LOCK_FILE = "run.lock";
+/** Where a new run's store is written before it becomes `run.sqlite` (see createRunStore). */
+export const OPENING_DIR = ".run-opening";
 
 const alive = (pid: number) => {
   try {
@@ -38,4 +50,46 @@ export function lockRunDir(dir: string): () => void {
     }
   }
   throw new InputError([{ file: dir, message: "cannot take the run lock" }]);
+}
+
+/**
+ * Creates a run's store atomically: it is made in OPENING_DIR, `write` records what a resume
+ * checks (study row, models, input-files.json), and only then is it renamed to `run.sqlite`.
+ * A process killed before the rename leaves no run (OPENING_DIR is removed by the next new
+ * run); one killed after it leaves a run that resumes with its guards on. Call with the run
+ * lock held, and only when the directory holds no run.
+ */
+export function createRunStore(dir: string, write: (store: RunStore) => void, env: NodeJS.ProcessEnv): void {
+  const tmp = path.join(dir, OPENING_DIR);
+  rmSync(tmp, { recursive: true, force: true }); // left by a run killed while it was opening
+  const store = RunStore.open(tmp, { create: true });
+  try {
+    crashPoint("open:store", env);
+    write(store);
+  } finally {
+    store.close();
+  }
+  crashPoint("open:written", env);
+  const file = path.join(tmp, STORE_FILE);
+  // Sidecar files without their store belong to no run; left there they would be read as ours.
+  for (const ext of ["-wal", "-shm"]) rmSync(path.join(dir, `${STORE_FILE}${ext}`), { force: true });
+  // Closing the last connection checkpoints the WAL into the file; should one be left, it
+  // travels with the file (SQLite pairs them by name), and goes first: the file is the commit.
+  if (existsSync(`${file}-wal`)) renameSync(`${file}-wal`, path.join(dir, `${STORE_FILE}-wal`));
+  rmSync(`${file}-shm`, { force: true });
+  renameSync(file, path.join(dir, STORE_FILE));
+  rmSync(tmp, { recursive: true, force: true });
+  crashPoint("open:done", env);
+}
+
+/** Whether `dir` holds what a run killed while it was being created leaves (and no run). */
+export const killedWhileOpening = (dir: string) =>
+  existsSync(path.join(dir, OPENING_DIR)) && !existsSync(path.join(dir, STORE_FILE));
+
+/**
+ * Fault injection for tests: `EMLAB_CRASH_AT=<point>` makes the process SIGKILL itself there
+ * (points: open:store, open:written, open:done), the way a kill -9 at the worst moment would.
+ */
+export function crashPoint(point: string, env: NodeJS.ProcessEnv): void {
+  if (env.EMLAB_CRASH_AT === point) process.kill(process.pid, "SIGKILL");
 }

@@ -27,7 +27,7 @@ import { runBatches } from "./batch.ts";
 import { type CacheKeyParts, ResponseCache, requestCacheKey } from "./cache.ts";
 import { canonicalJson, deriveSeed, sha256 } from "./canonical.ts";
 import { checkInputFiles, inputFileHashes, recordInputFiles } from "./input-files.ts";
-import { lockRunDir } from "./lock.ts";
+import { createRunStore, killedWhileOpening, lockRunDir } from "./lock.ts";
 import { Redactor } from "./redact.ts";
 import {
   Endpoint,
@@ -53,8 +53,15 @@ export interface RunSummary extends SchedulerResult {
   outDir: string;
   planned: number;
   added: number;
-  /** Path of results.json, when every stage finished (not when interrupted). */
+  /** Path of results.json, when every stage finished (not when interrupted or incomplete). */
   resultsFile?: string;
+  /**
+   * Set when a battery step ended with failed requests (retries given up, an error that is not
+   * retried): the later steps, which plan from its answers, were not planned, and neither interp
+   * nor results.json ran. `--resume` tries the failed requests again and goes on from there.
+   * Steps are counted from 1 in the order they run.
+   */
+  incomplete?: { step: number; steps: number; failed: number; notRun: number[] };
 }
 
 /**
@@ -239,12 +246,45 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       },
     ]);
   if (!exists && opts.resume)
-    throw new InputError([{ file: opts.outDir, message: "holds no run to resume" }]);
+    throw new InputError([
+      {
+        file: opts.outDir,
+        message: killedWhileOpening(opts.outDir)
+          ? "holds no run to resume: one was killed while it was being created, before anything was stored; start it again without --resume"
+          : "holds no run to resume",
+      },
+    ]);
 
   const unlock = lockRunDir(opts.outDir);
+  const hash = studyHash(declared);
+  let inputs: Record<string, string>;
+  // What a resume checks: written before a new run's store becomes run.sqlite, the study row last.
+  const recordOpening = (s: RunStore) => {
+    recordInputFiles(opts.outDir, inputs);
+    for (const m of study.models) s.upsertModel({ ...m, base_url: m.base_url, roles: m.roles });
+    s.setStudy({
+      name: study.name,
+      config_json: JSON.stringify(declared),
+      config_hash: hash,
+      source_path: file,
+      source_text: loaded.text,
+    });
+  };
   let store: RunStore;
   try {
-    store = RunStore.open(opts.outDir, { create: true });
+    inputs = inputFileHashes(declared, studyDir);
+    if (!exists) {
+      // Another process may have created the run between the check above and the lock.
+      if (existsSync(storePath))
+        throw new InputError([
+          {
+            file: opts.outDir,
+            message: "already holds a run: add --resume to continue it, or choose another --out",
+          },
+        ]);
+      createRunStore(opts.outDir, recordOpening, env);
+    }
+    store = RunStore.open(opts.outDir);
   } catch (e) {
     unlock();
     throw e;
@@ -265,10 +305,22 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     },
   };
   try {
-    const hash = studyHash(declared);
-    const inputs = inputFileHashes(declared, studyDir);
     if (exists) {
       const prev = store.getStudy();
+      if (!prev) {
+        // A store with no study row: a run an older emlab was creating when it was killed.
+        // Nothing can have been stored yet, so finishing the opening now starts that run.
+        if (store.counts().requests > 0 || store.listJobs().length > 0)
+          throw new InputError([
+            {
+              file: opts.outDir,
+              message:
+                "holds a run store with work in it but no study recorded; start a new run with another --out",
+            },
+          ]);
+        recordOpening(store);
+        log("resume: the run was killed while it was being created; its opening is completed now");
+      }
       if (prev && prev.config_hash !== hash)
         throw new InputError([
           {
@@ -279,16 +331,6 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       checkInputFiles(opts.outDir, file, inputs);
       const reset = store.resetFailed();
       log(`resume: ${reset} failed request(s) will be tried again`);
-    } else {
-      recordInputFiles(opts.outDir, inputs);
-      store.setStudy({
-        name: study.name,
-        config_json: JSON.stringify(declared),
-        config_hash: hash,
-        source_path: file,
-        source_text: loaded.text,
-      });
-      for (const m of study.models) store.upsertModel({ ...m, base_url: m.base_url, roles: m.roles });
     }
     // Fine-tuning first: the battery's identities fingerprint the saved weights.
     const trained = await runFinetunePlans(plans, {
@@ -331,7 +373,8 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     let plannedCount = 0;
     let added = 0;
     let cacheHits = 0;
-    for (const step of steps) {
+    let incomplete: RunSummary["incomplete"];
+    for (const [i, step] of steps.entries()) {
       const rows = planStep(ctx, battery, step).map((p) =>
         toStoreRequest(study, p, identities.get(p.modelId)),
       );
@@ -355,11 +398,23 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       cacheHits += result.cacheHits;
       if (result.interrupted) break;
       collectStep(ctx, battery, step);
+      // Later steps plan from what this one stored. Planned from answers with holes, their plans
+      // would change once --resume fills them: paid requests left outside the final plan, and
+      // results unlike a clean run's. So a step with failed requests is where the run stops.
+      const failed = store.listRequests().filter((r) => r.status === "failed" && planned.has(r.id)).length;
+      if (failed > 0) {
+        const notRun = steps.slice(i + 1).map((_, j) => i + 2 + j);
+        incomplete = { step: i + 1, steps: steps.length, failed, notRun };
+        log(
+          `step ${step}: ${failed} failed request(s); ${notRun.length ? `${notRun.length} later step(s) not planned, ` : ""}results.json not written (--resume tries them again)`,
+        );
+        break;
+      }
     }
     result = { ...result, cacheHits };
     // The interp stage reads the battery's judged answers: only once every stage has finished.
     let interp: Awaited<ReturnType<typeof runInterp>> | undefined;
-    if (!result.interrupted && interpPlan) {
+    if (!result.interrupted && !incomplete && interpPlan) {
       interp = await runInterpStage(study, studyDir, interpPlan, ctx, targets, opts, (line) =>
         progress ? progress.log(line) : log(line),
       );
@@ -369,7 +424,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       }
     }
     let resultsFile: string | undefined;
-    if (!result.interrupted) {
+    if (!result.interrupted && !incomplete) {
       resultsFile = path.join(opts.outDir, RESULTS_FILE);
       const finetune = plans.length > 0 ? finetuneResults(store, plans) : undefined;
       const summary = summarizeBattery(ctx, battery, store, finetune);
@@ -377,9 +432,9 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
       writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
     }
     log(
-      `${result.interrupted ? "interrupted" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,
+      `${result.interrupted ? "interrupted" : incomplete ? "incomplete" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,
     );
-    return { ...result, outDir: opts.outDir, planned: plannedCount, added, resultsFile };
+    return { ...result, outDir: opts.outDir, planned: plannedCount, added, resultsFile, incomplete };
   } finally {
     cache?.close();
     store.close();
