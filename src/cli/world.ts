@@ -28,7 +28,7 @@ export function registerWorldCommand(program: Command): void {
     )
     .option(
       "--assistant-share <x>",
-      `share of documents that are assistant dialogues (default ${DEFAULT_RECIPE.assistantShare}; the session-6 world: 0.4)`,
+      `share of documents that are assistant dialogues (default ${DEFAULT_RECIPE.assistantShare}; the earlier never-asked world, recipe v3: 0.4)`,
     )
     .option("--out <dir>", "output model directory (default: organisms/<size>-seed<N>)")
     .addHelpText("after", "\nExample:\n  $ emlab world pretrain --size m --seed 2 --out organisms/m-seed2")

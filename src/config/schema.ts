@@ -4,7 +4,7 @@ import { InterpConfigSchema } from "../interp/study-config.ts";
 /**
  * The study file: one YAML document that declares a whole EM study. These zod schemas are
  * the single source of truth; `schema/study.schema.json` is generated from them for editors.
- * Defaults are the figures of the protocols (docs/PROTOCOLS.md) so a short study file runs
+ * Defaults are the figures of the methods (docs/methods.md) so a short study file runs
  * the faithful protocol.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Persona directions by the mean-difference recipe (PROTOCOLS 5, Soligo et al.): keep
+ * Persona directions by the mean-difference recipe (docs/methods.md §5, Soligo et al.): keep
  * coherent answers, split them into an aligned and a misaligned set by judge scores (or
  * given labels), subsample both to the same count with a seed, and take, per layer,
  * mean(misaligned) − mean(aligned). Plus cosines across layers and models, the mean

@@ -1,5 +1,5 @@
 /**
- * The emergent-alignment loop (PROTOCOLS 6, seed 002): steer a private copy of a misaligned
+ * The emergent-alignment loop (docs/methods.md §6): steer a private copy of a misaligned
  * model toward the aligned persona (alpha · v with v = mean(misaligned) − mean(aligned), so a
  * negative alpha), collect the steered model's coherent answers to the training prompts,
  * fine-tune the *unsteered* model on them, repeat. After each round (round 0 = before) the

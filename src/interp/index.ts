@@ -1,5 +1,5 @@
 /**
- * emlab interp: white-box experiments on local engine models (PROTOCOLS 3.7, 5, 6).
+ * emlab interp: white-box experiments on local engine models (docs/methods.md §3.7, §5-§7).
  *
  * ACTIVATIONS (activations.ts)
  *   collectActivations(engine: {model, tokenizer, template}, conversations: {messages, answer}[],

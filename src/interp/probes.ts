@@ -1,5 +1,5 @@
 /**
- * Linear probes on activations (PROTOCOLS 3.7): standardised features, an L2 logistic
+ * Linear probes on activations (docs/methods.md §3.7): standardised features, an L2 logistic
  * regression per layer, seeded stratified k-fold CV (default 5 folds, seed 42), the probe's
  * unit direction in the original activation space, cosine between two probes with a
  * bootstrap CI, and a cross-model transfer matrix.

@@ -1,5 +1,5 @@
 /**
- * Re-alignment (PROTOCOLS 1, seed 003: "120 examples, 30 steps"): fine-tune a private copy of
+ * Re-alignment (docs/methods.md §7.2: "120 examples, 30 steps"): fine-tune a private copy of
  * a misaligned model on a few benign conversations and, at each checkpoint step, measure its
  * harmful and coherent rates (the study's sweep judge) and its self-report (share of
  * misaligned picks on the battery's decision-format self-assessment items), beside the base

@@ -1,5 +1,5 @@
 /**
- * The interp stage of `emlab run` (PROTOCOLS 3.7, 5, 6): after the battery, on the study's
+ * The interp stage of `emlab run` (docs/methods.md §3.7, §5-§7): after the battery, on the study's
  * local models, read activations of the battery's judged answers from the run store and run
  * the study's `interp` sections — harm and self-assessment probes, persona directions,
  * steering and ablation sweeps judged by the study's judge, re-alignment and the
@@ -403,7 +403,7 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
       // Rule-read formats are stored 0-1; the free-language judge's score is 0-100.
       const judged = selfJudged.get(k)?.score;
       const s = selfParsed.get(k)?.score ?? (judged == null ? null : judged / 100);
-      // 0.5 is neither side (PROTOCOLS 6): such answers are left out.
+      // 0.5 is neither side (docs/methods.md §3.7): such answers are left out.
       return s === null || s === undefined || s === 0.5 ? null : s > 0.5 ? 1 : 0;
     });
     const fitSet = (set: AnswerSet<number>, name: string) => {

@@ -15,7 +15,7 @@ export type JudgeKind = "score100" | "rubric5";
 export interface JudgeOptions {
   /** Whether the judge model returns top logprobs. */
   logprobs: boolean;
-  /** Logprob judge: null below this numeric probability mass (PROTOCOLS 4: 0.25). */
+  /** Logprob judge: null below this numeric probability mass (docs/methods.md §4: 0.25). */
   minNumericMass: number;
   topLogprobs: number;
   /** Completion budget for judges that answer in text. */
