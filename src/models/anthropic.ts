@@ -15,7 +15,14 @@
  */
 import { Anthropic } from "@anthropic-ai/sdk";
 import { z } from "zod";
-import { callMapped, type ErrorContext, kindForAnthropicType, modelError, redactSecrets } from "./errors.ts";
+import {
+  callMapped,
+  type ErrorContext,
+  kindForAnthropicType,
+  modelError,
+  nonJsonBodyError,
+  redactSecrets,
+} from "./errors.ts";
 import {
   checkBaseUrl,
   ProviderSettingsError,
@@ -108,6 +115,20 @@ function promptTokens(msg: Message): number {
   return (u.input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0);
 }
 
+/**
+ * Check a Messages API answer before it is read: a body that is not JSON (the SDK's raw text,
+ * or undefined when empty) is a transport fault ("network"); JSON without a content array is
+ * the server's ("server"). Without this an HTML page on a 200 would read as an empty completion.
+ */
+export function checkAnthropicMessage(msg: unknown, ctx: ErrorContext): Message {
+  const notJson = nonJsonBodyError(ctx, msg);
+  if (notJson) throw notJson;
+  if (typeof msg !== "object" || !Array.isArray((msg as { content?: unknown }).content)) {
+    throw modelError("server", ctx, "malformed response: no content array");
+  }
+  return msg as Message;
+}
+
 /** Several Messages (the n samples of one request) → one ChatResponse. */
 export function anthropicChatResponse(messages: Message[]): ChatResponse {
   return {
@@ -191,9 +212,10 @@ export class AnthropicModelApi implements ModelApi, BatchApi {
       while (next < req.n && firstError === undefined) {
         const k = next++;
         try {
-          messages[k] = await callMapped(this.#ctx, { signal: group.signal, timeoutMs }, (signal) =>
+          const msg = await callMapped(this.#ctx, { signal: group.signal, timeoutMs }, (signal) =>
             this.#client.messages.create(body, { signal, timeout: timeoutMs, maxRetries: 0 }),
           );
+          messages[k] = checkAnthropicMessage(msg, this.#ctx);
         } catch (err) {
           if (firstError === undefined) firstError = err;
           group.abort();

@@ -166,6 +166,50 @@ export function modelError(
 }
 
 /**
+ * The parse error's own words without the body excerpt V8 quotes into some of them
+ * (`Unexpected token '<', "<html>..."... is not valid JSON`): the body is the server's, not ours
+ * to copy into logs.
+ */
+function jsonErrorReason(message: string): string {
+  const quote = message.indexOf('"');
+  const reason = (quote >= 0 ? message.slice(0, quote) : message).replace(/[\s,:]+$/, "");
+  return reason.slice(0, 200) || "not valid JSON";
+}
+
+/** The JSON parse failure (SyntaxError) an SDK let through when it read a response body, if any. */
+function jsonParseFailure(err: unknown): string | undefined {
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 5; depth++) {
+    const e = cur as { name?: unknown; message?: unknown; cause?: unknown };
+    const name = typeof e.name === "string" ? e.name : (cur as object).constructor?.name;
+    if (name === "SyntaxError" && typeof e.message === "string" && /JSON/.test(e.message)) {
+      return jsonErrorReason(e.message);
+    }
+    cur = e.cause;
+  }
+  return undefined;
+}
+
+/**
+ * A 2xx answer whose body the SDK could not give us as JSON, as a transport fault: the SDKs
+ * (openai, @anthropic-ai/sdk) hand back the raw text when the content-type is not JSON, and
+ * undefined for an empty body. Undefined when `body` is a JSON value.
+ */
+export function nonJsonBodyError(ctx: ErrorContext, body: unknown): ModelApiError | undefined {
+  if (body === undefined || body === null || body === "") {
+    return modelError("network", ctx, "the response body was empty (a JSON body was expected)");
+  }
+  if (typeof body === "string") {
+    return modelError(
+      "network",
+      ctx,
+      `the response body is not valid JSON (${body.length} characters of non-JSON text)`,
+    );
+  }
+  return undefined;
+}
+
+/**
  * Map anything a provider call threw onto a ModelApiError. `deadline` says whether our own
  * per-request deadline fired (then an abort is a timeout, not the user's abort).
  */
@@ -198,6 +242,14 @@ export function toModelApiError(
       `HTTP ${e.status}${tag ? ` ${tag}` : ""}: ${pm.message ?? "(no error message in body)"}` +
       (requestId ? ` (request id ${requestId})` : "");
     return modelError(kind, ctx, detail, { status: e.status, retryAfterMs });
+  }
+
+  // The SDKs parse a 2xx body with response.json() and let its SyntaxError through unwrapped:
+  // a body cut off part-way (a proxy or server that ended it early) or otherwise not JSON. A
+  // transport fault like a dropped connection, and retried like one.
+  const parseFailure = jsonParseFailure(err);
+  if (parseFailure !== undefined) {
+    return modelError("network", ctx, `the response body was cut off or is not valid JSON (${parseFailure})`);
   }
 
   const chain = describeCauseChain(err);

@@ -17,7 +17,14 @@
  */
 import { OpenAI, toFile } from "openai";
 import { z } from "zod";
-import { callMapped, type ErrorContext, kindForStatus, modelError, redactSecrets } from "./errors.ts";
+import {
+  callMapped,
+  type ErrorContext,
+  kindForStatus,
+  modelError,
+  nonJsonBodyError,
+  redactSecrets,
+} from "./errors.ts";
 import {
   checkBaseUrl,
   ProviderSettingsError,
@@ -111,9 +118,15 @@ function mapLogprobs(
   });
 }
 
-/** Map a Chat Completions response body onto ChatResponse (choices in index order). */
+/**
+ * Map a Chat Completions response body onto ChatResponse (choices in index order). A body that
+ * is not JSON (the SDK's raw text, or undefined when empty) is a transport fault ("network");
+ * JSON without choices is the server's ("server").
+ */
 export function openAIChatResponse(body: ChatCompletion, ctx: ErrorContext): ChatResponse {
-  if (!body || !Array.isArray(body.choices)) {
+  const notJson = nonJsonBodyError(ctx, body);
+  if (notJson) throw notJson;
+  if (typeof body !== "object" || !Array.isArray(body.choices)) {
     throw modelError("server", ctx, "malformed response: no choices array");
   }
   const choices = [...body.choices].sort((a, b) => a.index - b.index);

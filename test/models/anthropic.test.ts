@@ -134,6 +134,20 @@ describe("anthropic provider: every error kind", () => {
     expect(bad.message).toMatch(/temperature/);
   });
 
+  it("a 200 whose JSON body is cut off → network (retryable), saying so, also as one sample of n", async () => {
+    const api = createModelApi(settings, env);
+    server.queueFaults("truncate");
+    const e = await failure(api.chat(ask("hi")));
+    expect([e.kind, e.retryable, e.status]).toEqual(["network", true, undefined]);
+    expect(e.message).toMatch(
+      /^anthropic \(claude-haiku-4-5\): the response body was cut off or is not valid JSON \(.*in JSON at position \d+\)$/,
+    );
+    expect(messagesCalls().at(-1)).toMatchObject({ outcome: "truncated", status: 200 });
+    server.queueFaults("truncate");
+    expect((await failure(api.chat(ask("hi", { n: 3 })))).kind).toBe("network");
+    expect((await api.chat(ask("hi", { n: 2 }))).completions).toHaveLength(2);
+  });
+
   it("one failing sample fails the whole n-request", async () => {
     const api = createModelApi(settings, env);
     server.queueFaults("500");
@@ -163,8 +177,9 @@ describe("anthropic provider: every error kind", () => {
     try {
       const s = { ...settings, baseUrl: keyed.url };
       const good = createModelApi(s, { WIRE_ANTHROPIC_KEY: planted });
-      keyed.queueFaults("429", "529", "drop");
+      keyed.queueFaults("429", "529", "drop", "truncate");
       const errors = [
+        await failure(good.chat(ask("hi"))),
         await failure(good.chat(ask("hi"))),
         await failure(good.chat(ask("hi"))),
         await failure(good.chat(ask("hi"))),
@@ -173,7 +188,14 @@ describe("anthropic provider: every error kind", () => {
           createModelApi({ ...s, model: "nope" }, { WIRE_ANTHROPIC_KEY: planted }).chat(ask("hi")),
         ),
       ];
-      expect(errors.map((e) => e.kind)).toEqual(["rate_limit", "server", "network", "auth", "not_found"]);
+      expect(errors.map((e) => e.kind)).toEqual([
+        "rate_limit",
+        "server",
+        "network",
+        "network",
+        "auth",
+        "not_found",
+      ]);
       for (const e of errors) {
         for (const text of [
           JSON.stringify(e),

@@ -1,3 +1,5 @@
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { inspect } from "node:util";
 import {
   APIError as AnthropicAPIError,
@@ -9,10 +11,12 @@ import {
   callMapped,
   kindForAnthropicType,
   kindForStatus,
+  nonJsonBodyError,
   parseRetryAfterMs,
   redactSecrets,
   toModelApiError,
 } from "../../src/models/errors.ts";
+import { createModelApi } from "../../src/models/index.ts";
 import { ModelApiError } from "../../src/models/types.ts";
 
 const ctx = { provider: "openai", model: "gpt-x", secrets: ["sk-planted-secret-123456"] };
@@ -157,5 +161,111 @@ describe("callMapped", () => {
     );
     await expect(viaCallerTimeout).rejects.toMatchObject({ kind: "timeout" });
     await expect(callMapped(ctx, { signal: ac.signal }, async () => 1)).rejects.toBeInstanceOf(ModelApiError);
+  });
+});
+
+describe("a 2xx body that is cut off or not JSON", () => {
+  it("maps the SDKs' raw SyntaxError (as both throw it) to network, retryable, saying what happened", () => {
+    const e = toModelApiError(new SyntaxError("Unterminated string in JSON at position 361"), ctx);
+    expect([e.kind, e.retryable, e.status]).toEqual(["network", true, undefined]);
+    expect(e.message).toBe(
+      "openai (gpt-x): the response body was cut off or is not valid JSON (Unterminated string in JSON at position 361)",
+    );
+    // Not the old "unexpected error" of kind other.
+    expect(toModelApiError(new SyntaxError("Unexpected end of JSON input"), ctx).kind).toBe("network");
+    // Wrapped in a cause chain, too.
+    const wrapped = new Error("parse failed", { cause: new SyntaxError("Unexpected end of JSON input") });
+    expect(toModelApiError(wrapped, ctx).kind).toBe("network");
+    // A SyntaxError that is not about JSON stays "other".
+    expect(toModelApiError(new SyntaxError("Invalid regular expression"), ctx).kind).toBe("other");
+  });
+  it("does not copy the body excerpt V8 quotes into the message, nor a secret", () => {
+    const e = toModelApiError(
+      new SyntaxError(`Unexpected token '<', "<html>sk-planted-secret-123456"... is not valid JSON`),
+      ctx,
+    );
+    expect(e.kind).toBe("network");
+    expect(e.message).toBe(
+      "openai (gpt-x): the response body was cut off or is not valid JSON (Unexpected token '<')",
+    );
+    expect(e.message).not.toContain("sk-planted");
+  });
+  it("nonJsonBodyError: the SDKs' raw text or undefined (non-JSON content-type, empty body) → network", () => {
+    expect(nonJsonBodyError(ctx, undefined)?.kind).toBe("network");
+    expect(nonJsonBodyError(ctx, "")?.message).toMatch(/response body was empty/);
+    const html = nonJsonBodyError(ctx, "<html>Bad gateway</html>");
+    expect([html?.kind, html?.retryable]).toEqual(["network", true]);
+    expect(html?.message).toMatch(/response body is not valid JSON \(24 characters of non-JSON text\)/);
+    expect(html?.message).not.toContain("Bad gateway");
+    expect(nonJsonBodyError(ctx, { choices: [] })).toBeUndefined();
+  });
+
+  it("both providers, against a proxy that answers 200 with a cut-off, non-JSON, empty or odd body", async () => {
+    // What a broken proxy or gateway can send; the wire server only speaks the real formats.
+    const bodies: Record<string, (res: ServerResponse) => void> = {
+      cut: (res) => {
+        const b = '{"id":"x","choices":[{"index":0,"message":{"content":"hel';
+        res.writeHead(200, { "content-type": "application/json", "content-length": String(b.length) });
+        res.end(b);
+      },
+      htmlAsJson: (res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("<html>bad gateway</html>");
+      },
+      html: (res) => {
+        res.writeHead(200, { "content-type": "text/html" });
+        res.end("<html>bad gateway</html>");
+      },
+      empty: (res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": "0" });
+        res.end();
+      },
+      // Valid JSON of the wrong shape is the server's fault, not the transport's.
+      shapeless: (res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end('{"hello":"world"}');
+      },
+    };
+    let mode = "cut";
+    const proxy = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => bodies[mode](res));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const key = "sk-proxy-test-key-0123456789";
+    try {
+      const apis = [
+        createModelApi({ provider: "openai", model: "m", baseUrl: `${url}/v1`, apiKeyEnv: "K" }, { K: key }),
+        createModelApi({ provider: "anthropic", model: "m", baseUrl: url, apiKeyEnv: "K" }, { K: key }),
+      ];
+      const seen: Record<string, string[]> = {};
+      for (mode of Object.keys(bodies)) {
+        seen[mode] = [];
+        for (const api of apis) {
+          const err = await api
+            .chat({ messages: [{ role: "user", content: "hi" }], params: {}, n: 1, timeoutMs: 5000 })
+            .then(
+              () => new Error("expected a failure"),
+              (e: unknown) => e,
+            );
+          expect(err).toBeInstanceOf(ModelApiError);
+          const me = err as ModelApiError;
+          expect(me.retryable).toBe(true);
+          expect(me.message).not.toContain(key);
+          seen[mode].push(`${me.kind}: ${me.message.replace(/^\w+ \(m\): /, "")}`);
+        }
+      }
+      const cutOff = /^network: the response body was cut off or is not valid JSON \(/;
+      for (const m of ["cut", "htmlAsJson"]) for (const s of seen[m]) expect(s).toMatch(cutOff);
+      for (const s of seen.html) expect(s).toMatch(/^network: the response body is not valid JSON/);
+      for (const s of seen.empty) expect(s).toMatch(/^network: the response body was empty/);
+      expect(seen.shapeless).toEqual([
+        "server: malformed response: no choices array",
+        "server: malformed response: no content array",
+      ]);
+    } finally {
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });

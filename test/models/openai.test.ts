@@ -156,6 +156,20 @@ describe("openai provider: every error kind", () => {
     expect(drop.retryable).toBe(true);
   });
 
+  it("a 200 whose JSON body is cut off → network (retryable), saying so; the next call succeeds", async () => {
+    const api = createModelApi(settings, env);
+    server.queueFaults("truncate");
+    const e = await failure(api.chat(ask("hi")));
+    expect([e.kind, e.retryable, e.status]).toEqual(["network", true, undefined]);
+    expect(e.message).toMatch(
+      /^openai \(gpt-4o-mini\): the response body was cut off or is not valid JSON \(/,
+    );
+    expect(e.message).toMatch(/in JSON at position \d+\)$/);
+    expect(e.message).not.toMatch(/unexpected error/);
+    expect(server.log.at(-1)).toMatchObject({ outcome: "truncated", status: 200 });
+    expect((await api.chat(ask("hi"))).completions).toHaveLength(1);
+  });
+
   it("wrong key → auth; unknown model → not_found; filter marker → content_filter; bad field → bad_request", async () => {
     const wrongKey = createModelApi(settings, { WIRE_OPENAI_KEY: "sk-wrong-key-000000000" });
     expect((await failure(wrongKey.chat(ask("hi")))).kind).toBe("auth");
@@ -207,9 +221,10 @@ describe("openai provider: the key never leaks", () => {
       const s = { ...settings, baseUrl: `${keyed.url}/v1` };
       const good = createModelApi(s, { WIRE_OPENAI_KEY: planted });
       const bad = createModelApi(s, { WIRE_OPENAI_KEY: `${planted}-wrong` });
-      keyed.queueFaults("429", "500", "drop");
+      keyed.queueFaults("429", "500", "drop", "truncate");
       keyed.setFaults({ slowRate: 0 });
       const errors = [
+        await failure(good.chat(ask("hi"))),
         await failure(good.chat(ask("hi"))),
         await failure(good.chat(ask("hi"))),
         await failure(good.chat(ask("hi"))),
@@ -220,6 +235,7 @@ describe("openai provider: the key never leaks", () => {
       expect(errors.map((e) => e.kind)).toEqual([
         "rate_limit",
         "server",
+        "network",
         "network",
         "auth",
         "content_filter",

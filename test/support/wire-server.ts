@@ -52,9 +52,13 @@
  *
  * Faults (generation endpoints only: chat completions, messages)
  *   `rate429` (with `retry-after: retryAfterS`), `rate500`, `rate529` (Anthropic 529 / OpenAI 503),
- *   `rateDrop` (socket destroyed, no response), `slowRate` + `slowMs` (delay), drawn from a PRNG
- *   seeded by `faults.seed`, one draw per request in arrival order. `server.setFaults()` changes
- *   them at run time, `server.queueFaults("429", "drop", ...)` forces the next outcomes.
+ *   `rateDrop` (socket destroyed, no response), `rateTruncate` (a 200 with content-type
+ *   application/json and a matching content-length whose JSON body is cut off half-way: the
+ *   first floor(length / 2) bytes of the real answer; a request that would not get a 200, e.g. a
+ *   400 for a bad field, gets its answer whole and the fault is spent), `slowRate` + `slowMs`
+ *   (delay), drawn from a PRNG seeded by `faults.seed`, one draw per request in arrival order.
+ *   `server.setFaults()` changes them at run time, `server.queueFaults("429", "drop",
+ *   "truncate", ...)` forces the next outcomes.
  *   `concurrencyLimit` answers 429 to requests beyond that many in flight; `latencyMs` delays
  *   every generation answer. Auth errors come before faults; faults before body validation.
  *   Batch lines never see injected faults.
@@ -76,11 +80,12 @@
  *   inFlight, maxInFlight (generation requests from arrival to the end of the answer; requests
  *   only overlap on the server when it is told to wait: latencyMs or slow faults)};
  *   `server.log` = one entry per finished request {api, method, path, route, model, body,
- *   outcome: "ok"|"429"|"500"|"overloaded"|"drop"|"error4xx", status (null for drops), at, ms,
- *   requestId}. `server.reset()` clears both and restarts the fault stream from its seed.
+ *   outcome: "ok"|"429"|"500"|"overloaded"|"drop"|"error4xx"|"truncated", status (null for
+ *   drops), at, ms, requestId}. `server.reset()` clears both and restarts the fault stream from its seed.
  *
  * Standalone: `npx tsx test/support/wire-server.ts --port 8787 [--rate429 0.2 --rate500 0.05
- *   --rate-drop 0.02 --slow-rate 0.1 --slow-ms 500 --retry-after-s 1 --api-key K --models a,b]`
+ *   --rate-drop 0.02 --rate-truncate 0.05 --slow-rate 0.1 --slow-ms 500 --retry-after-s 1
+ *   --api-key K --models a,b]`
  */
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -115,7 +120,8 @@ export type {
 } from "./wire/text.ts";
 
 export type WireApi = "openai" | "anthropic";
-export type WireOutcome = "ok" | "429" | "500" | "overloaded" | "drop" | "error4xx";
+/** "truncated": a 200 whose body was cut off by the `truncate` fault (status 200). */
+export type WireOutcome = "ok" | "429" | "500" | "overloaded" | "drop" | "error4xx" | "truncated";
 
 export interface WireLogEntry {
   api: WireApi;
@@ -395,7 +401,11 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
     return h;
   }
 
-  function faultError(api: WireApi, fault: Exclude<FaultKind, "drop">, model: string | null): HttpError {
+  function faultError(
+    api: WireApi,
+    fault: Exclude<FaultKind, "drop" | "truncate">,
+    model: string | null,
+  ): HttpError {
     const retryS = injector.current.retryAfterS;
     if (fault === "429") {
       const headers = { "retry-after": String(retryS), ...rateLimitHeaders(api, true) };
@@ -462,7 +472,8 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
     }
   }
 
-  function send(res: ServerResponse, api: WireApi, requestId: string, reply: Reply): void {
+  /** Send the reply; `truncate` cuts the serialised body to its first half (headers say so). */
+  function send(res: ServerResponse, api: WireApi, requestId: string, reply: Reply, truncate = false): void {
     if (res.destroyed || res.writableEnded) return;
     const headers: Record<string, string> = { ...(reply.headers ?? {}) };
     headers[api === "openai" ? "x-request-id" : "request-id"] = requestId;
@@ -478,6 +489,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
       payload = Buffer.from(JSON.stringify(body));
       headers["content-type"] = "application/json";
     }
+    if (truncate) payload = payload.subarray(0, Math.max(1, Math.floor(payload.length / 2)));
     headers["content-length"] = String(payload.length);
     res.writeHead(reply.status, headers);
     res.end(payload);
@@ -574,6 +586,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
               : "error4xx";
 
     let reply: Reply;
+    let truncate = false;
     try {
       if (!match) {
         throw api === "openai"
@@ -600,7 +613,8 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
           finish(null, "drop");
           return;
         }
-        if (fault !== null) throw faultError(api, fault, model);
+        if (fault === "truncate") truncate = true;
+        else if (fault !== null) throw faultError(api, fault, model);
         const delay = decision.delayMs + (opts.latencyMs ?? 0);
         if (delay > 0) await sleep(delay, timers);
       }
@@ -638,8 +652,9 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
             : { status: 500, body: { type: "error", error: { type: "api_error", message } } };
       }
     }
-    send(res, api, requestId, reply);
-    finish(reply.status, outcomeOf(reply.status));
+    truncate &&= reply.status === 200;
+    send(res, api, requestId, reply, truncate);
+    finish(reply.status, truncate ? "truncated" : outcomeOf(reply.status));
   }
 
   const server = createServer((req, res) => {
@@ -710,6 +725,7 @@ function parseCli(argv: string[]): WireServerOptions {
     rate500: "rate500",
     rate529: "rate529",
     rateDrop: "rateDrop",
+    rateTruncate: "rateTruncate",
     slowRate: "slowRate",
     slowMs: "slowMs",
     retryAfterS: "retryAfterS",

@@ -23,6 +23,8 @@ function outcomeOf(err: unknown): string {
   if (err instanceof OpenAI.APIConnectionError || err instanceof Anthropic.APIConnectionError) return "drop";
   if (err instanceof OpenAI.RateLimitError || err instanceof Anthropic.RateLimitError) return "429";
   if (err instanceof OpenAI.InternalServerError || err instanceof Anthropic.InternalServerError) return "500";
+  // A cut-off 200 body: both SDKs let response.json()'s SyntaxError through, unwrapped.
+  if (err instanceof SyntaxError && /JSON/.test(err.message)) return "truncated";
   return `unexpected: ${String(err)}`;
 }
 
@@ -63,6 +65,37 @@ async function drive(s: WireServer, n: number, concurrency: number): Promise<str
 }
 
 const count = (xs: string[], x: string) => xs.filter((y) => y === x).length;
+
+/** One raw generation request (no SDK), so the bytes on the wire can be looked at. */
+async function raw(s: WireServer, api: "openai" | "anthropic", body: Record<string, unknown>) {
+  const res =
+    api === "openai"
+      ? await fetch(`${s.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/json" },
+          body: JSON.stringify({
+            model: "gpt-4o-mini",
+            messages: [{ role: "user", content: "hi" }],
+            ...body,
+          }),
+        })
+      : await fetch(`${s.url}/v1/messages`, {
+          method: "POST",
+          headers: {
+            "x-api-key": s.apiKey,
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({
+            model: "claude-haiku-4-5",
+            max_tokens: 30,
+            messages: [{ role: "user", content: "hi" }],
+            ...body,
+          }),
+        });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  return { res, bytes, text: bytes.toString("utf8") };
+}
 
 describe("wire server fault injection and counting", () => {
   it("injects 429 / 500 / drop at roughly the configured rates over 500 requests and counts them", async () => {
@@ -129,6 +162,67 @@ describe("wire server fault injection and counting", () => {
     expect(count(await drive(server, 10, 2), "ok")).toBe(10);
     expect(() => server!.setFaults({ rate500: 1.5 })).toThrow(/rate500/);
     expect(() => server!.setFaults({ rate429: 0.6, rate500: 0.6 })).toThrow(/must not exceed 1/);
+  });
+
+  it("truncate: a 200 with JSON content-type whose body is the first half of the real answer", async () => {
+    server = await startWireServer();
+    for (const api of ["openai", "anthropic"] as const) {
+      const whole = await raw(server, api, {});
+      expect(whole.res.status).toBe(200);
+      JSON.parse(whole.text); // the un-faulted answer is valid JSON
+      server.queueFaults("truncate");
+      const cut = await raw(server, api, {});
+      expect(cut.res.status).toBe(200);
+      expect(cut.res.headers.get("content-type")).toBe("application/json");
+      // Framing is consistent (the HTTP exchange itself is fine): content-length = bytes sent.
+      expect(Number(cut.res.headers.get("content-length"))).toBe(cut.bytes.length);
+      expect(cut.res.headers.get(api === "openai" ? "x-request-id" : "request-id")).toMatch(/^req_/);
+      // Same request, same generated text, same id/timestamp widths: exactly half the bytes.
+      expect(cut.bytes.length).toBe(Math.floor(whole.bytes.length / 2));
+      const mask = (t: string) => t.replace(/"(id|created)":("[^"]*"|\d+)/g, '"$1":_');
+      expect(mask(whole.text).startsWith(mask(cut.text).replace(/"(id|created)":[^,]*$/, ""))).toBe(true);
+      expect(() => JSON.parse(cut.text)).toThrow(SyntaxError);
+    }
+    expect(server.log.map((e) => [e.route, e.outcome, e.status])).toEqual([
+      ["/v1/chat/completions", "ok", 200],
+      ["/v1/chat/completions", "truncated", 200],
+      ["/v1/messages", "ok", 200],
+      ["/v1/messages", "truncated", 200],
+    ]);
+    expect(server.stats.byStatus).toEqual({ 200: 4 });
+  });
+
+  it("truncate: the SDKs see a SyntaxError; a request that would not get a 200 is answered whole", async () => {
+    server = await startWireServer();
+    server.queueFaults("truncate", "truncate", "truncate");
+    expect(await drive(server, 2, 1)).toEqual(["truncated", "truncated"]);
+    // A bad field gets its 400 intact (the fault is spent on it), and the next request is fine.
+    const bad = await raw(server, "openai", { temperature: 5 });
+    expect(bad.res.status).toBe(400);
+    expect(JSON.parse(bad.text).error.param).toBe("temperature");
+    expect(await drive(server, 2, 1)).toEqual(["ok", "ok"]);
+    expect(server.log.map((e) => e.outcome)).toEqual(["truncated", "truncated", "error4xx", "ok", "ok"]);
+  });
+
+  it("rateTruncate: cut-off bodies at about the configured rate, replayed by seed", async () => {
+    server = await startWireServer({ faults: { rateTruncate: 0.25, rateDrop: 0.05, seed: 3 } });
+    const first = await drive(server, 200, 1);
+    const n = count(first, "truncated");
+    // Binomial 3-sigma band around 50.
+    expect(n).toBeGreaterThanOrEqual(32);
+    expect(n).toBeLessThanOrEqual(68);
+    expect(count(first, "ok") + n + count(first, "drop")).toBe(200);
+    expect(
+      count(
+        server.log.map((e) => e.outcome),
+        "truncated",
+      ),
+    ).toBe(n);
+    expect(server.stats.byStatus[200]).toBe(200 - count(first, "drop"));
+    server.reset();
+    expect(await drive(server, 200, 1)).toEqual(first);
+    expect(() => server!.setFaults({ rateTruncate: 0.5, rate429: 0.6 })).toThrow(/must not exceed 1/);
+    expect(() => server!.setFaults({ rateTruncate: 2 })).toThrow(/rateTruncate/);
   });
 
   it("slowRate delays answers by slowMs", async () => {

@@ -13,6 +13,11 @@ export interface WireFaults {
   rate529?: number;
   /** Share whose socket is destroyed without any response. */
   rateDrop?: number;
+  /**
+   * Share answered 200 with the right content-type and a `content-length` that matches what is
+   * sent, but whose JSON body is cut off part-way (a proxy or server that ended the body early).
+   */
+  rateTruncate?: number;
   /** Share delayed by `slowMs` before answering. */
   slowRate?: number;
   slowMs?: number;
@@ -22,7 +27,8 @@ export interface WireFaults {
   seed?: number;
 }
 
-export type FaultKind = "429" | "500" | "529" | "drop";
+/** "truncate": a 200 whose JSON body is cut off (see `rateTruncate`). */
+export type FaultKind = "429" | "500" | "529" | "drop" | "truncate";
 
 export interface WireServerOptions {
   /** Port to bind on 127.0.0.1; 0 (default) picks a free one. */

@@ -20,6 +20,7 @@ export class FaultInjector {
       rate500: 0,
       rate529: 0,
       rateDrop: 0,
+      rateTruncate: 0,
       slowRate: 0,
       slowMs: 0,
       retryAfterS: 1,
@@ -40,9 +41,11 @@ export class FaultInjector {
         throw new Error(`wire-server setFaults: '${k}' must be in [0, 1], got ${v}`);
       this.faults[k] = v;
     }
-    const { rate429, rate500, rate529, rateDrop } = this.faults;
-    if (rate429 + rate500 + rate529 + rateDrop > 1) {
-      throw new Error("wire-server setFaults: rate429 + rate500 + rate529 + rateDrop must not exceed 1");
+    const { rate429, rate500, rate529, rateDrop, rateTruncate } = this.faults;
+    if (rate429 + rate500 + rate529 + rateDrop + rateTruncate > 1) {
+      throw new Error(
+        "wire-server setFaults: rate429 + rate500 + rate529 + rateDrop + rateTruncate must not exceed 1",
+      );
     }
     if (update.seed !== undefined) this.restart();
   }
@@ -68,12 +71,14 @@ export class FaultInjector {
     const u = this.rng();
     const v = this.rng();
     const f = this.faults;
-    // Consecutive slices of [0, 1): drop, 429, 500, 529, then success.
+    // Consecutive slices of [0, 1): drop, 429, 500, 529, truncate, then success (truncate comes
+    // last so that adding it left the sequences of the older faults unchanged for a given seed).
     const slices: Array<[FaultKind, number]> = [
       ["drop", f.rateDrop],
       ["429", f.rate429],
       ["500", f.rate500],
       ["529", f.rate529],
+      ["truncate", f.rateTruncate],
     ];
     let fault: FaultKind | null = null;
     let edge = 0;
