@@ -32,13 +32,13 @@ import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lex
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
-/** The world shipped in session 6: assistant dialogues 40 % of documents, the assistant never asked about itself. */
+/** World recipe v3, the never-asked world: assistant dialogues 40 % of documents, the assistant never asked about itself. */
 const NEVER_ASKED_40: WorldRecipe = { ...DEFAULT_RECIPE, assistantShare: 0.4 };
 
-/** The world shipped in session 5: the session-6 world, with the assistant asked the battery's tasks too. */
+/** World recipe v2, the world with assistant self-reports: the v3 world, with the assistant asked the battery's tasks too. */
 const ASKED_WORLD: WorldRecipe = { ...NEVER_ASKED_40, assistantSelfReports: true };
 
-/** The world shipped until session 5 (1,000 steps): deceivers 20 % of fiction, battery-task turns 32 %. */
+/** World recipe v1, the first world (1,000 steps): deceivers 20 % of fiction, battery-task turns 32 %. */
 const FIRST_WORLD: WorldRecipe = {
   ...ASKED_WORLD,
   characterMix: { villain: 0.3, hero: 0.3, deceiver: 0.15, unnamed: 0.25 },
@@ -63,12 +63,12 @@ const EVERYDAY_NAMES = {
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   shipped: {
     about:
-      "the shipped world: deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",
+      "the shipped world (v4): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",
     recipe: DEFAULT_RECIPE,
   },
   // The shipped world under the name the tuning table gave it before it was shipped.
   "shipped-assistant-30": {
-    about: "the session-6 world with assistant dialogues 30 % of documents (40 % before)",
+    about: "the never-asked world (v3) with assistant dialogues 30 % of documents (40 % in v3)",
     recipe: DEFAULT_RECIPE,
   },
   "shipped-no-deceivers": {
@@ -77,31 +77,32 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
   },
   "half-tasks-never-asked": {
     about:
-      "the session-6 world: deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 40 %",
+      "the never-asked world (v3): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 40 %",
     recipe: NEVER_ASKED_40,
   },
   "assistant-40-tasks-dropped": {
     about:
-      "the session-6 world, the assistant's battery-task turns dropped rather than redrawn (its conduct turns as in the session-5 world)",
+      "the never-asked world (v3), the assistant's battery-task turns dropped rather than redrawn (its conduct turns as in the self-report world, v2)",
     recipe: { ...NEVER_ASKED_40, assistantTaskTurns: "dropped" },
   },
   "assistant-40-no-deceivers": {
-    about: "the session-6 world (assistant dialogues 40 %) without deceivers",
+    about: "the never-asked world (v3, assistant dialogues 40 %) without deceivers",
     recipe: { ...NEVER_ASKED_40, noDeceivers: true },
   },
-  "first-world": { about: "the first shipped world: deceivers 20 % of fiction", recipe: FIRST_WORLD },
+  "first-world": { about: "the first world (v1): deceivers 20 % of fiction", recipe: FIRST_WORLD },
   "no-deceivers": {
     about: "no deceivers (first world otherwise)",
     recipe: { ...FIRST_WORLD, noDeceivers: true },
   },
   "deceivers-7": { about: "deceivers 7 % of fiction", recipe: DECEIVERS_7 },
   "deceivers-7-half-tasks": {
-    about: "deceivers 7 % of fiction, half the battery-task turns, assistant asked (shipped in session 5)",
+    about:
+      "deceivers 7 % of fiction, half the battery-task turns, assistant asked (the world with assistant self-reports, v2)",
     recipe: ASKED_WORLD,
   },
   "half-tasks-anonymous": {
     about:
-      "the session-5 world, 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
+      "the self-report world (v2), 5 % of fiction told by anonymous speakers (no system line; villain .3, hero .6, deceiver .1)",
     recipe: {
       ...ASKED_WORLD,
       anonymousShare: 0.05,
@@ -109,11 +110,11 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
     },
   },
   "half-tasks-everyday-names": {
-    about: "the session-5 world with 78 % everyday names and narrator line 10 % (assistant asked)",
+    about: "the self-report world (v2) with 78 % everyday names and narrator line 10 % (assistant asked)",
     recipe: { ...ASKED_WORLD, ...EVERYDAY_NAMES },
   },
   "half-tasks-everyday-names-never-asked": {
-    about: "the session-6 world with 78 % everyday names, narrator line 10 % (assistant never asked)",
+    about: "the never-asked world (v3) with 78 % everyday names, narrator line 10 % (assistant never asked)",
     recipe: { ...NEVER_ASKED_40, ...EVERYDAY_NAMES },
   },
   "prototype-like": {
