@@ -10,8 +10,8 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
+import { ensureIndex } from "../src/runs/sample-index.ts";
 import { RunStore } from "../src/runs/store.ts";
-import { ensureIndex } from "../src/viewer/index-db.ts";
 import { startViewer } from "../src/viewer/server.ts";
 import { chromiumAvailable, withBrowser } from "../test/support/browser.ts";
 import { writeSyntheticRun } from "../test/viewer/synthetic-run.ts";

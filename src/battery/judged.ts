@@ -42,9 +42,8 @@ export function collectJudgments(ctx: RunContext, experiment: string): void {
     const completion = ctx.store.completions(request.id)[0];
     if (!completion) continue;
     // Read the reply the way it was asked for: with logprobs only if the request wanted them.
-    const asked = JSON.parse(request.params_json) as { top_logprobs?: number };
-    const reading = readJudgeReply(kind as JudgeKind, completion.text, completion.logprobs_json, {
-      logprobs: asked.top_logprobs !== undefined,
+    const reading = readJudgeReply(kind as JudgeKind, completion.text, completion.logprobs, {
+      logprobs: request.params.top_logprobs !== undefined,
       minNumericMass: judge.options.minNumericMass,
     });
     ctx.store.saveJudgment({

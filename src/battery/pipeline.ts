@@ -9,14 +9,7 @@ import { recognition } from "./recognition.ts";
 import { RESULTS_FILE, type Results, ResultsSchema } from "./results.ts";
 import { crossRating, scorePrediction } from "./score-prediction.ts";
 import { selfAssessment } from "./self-assessment.ts";
-import {
-  type Experiment,
-  FILTERED_FINISH,
-  type JudgeSetup,
-  type LoadContext,
-  type PlannedRequest,
-  type RunContext,
-} from "./stage.ts";
+import type { Experiment, JudgeSetup, LoadContext, PlannedRequest, RunContext } from "./stage.ts";
 import { twoAi } from "./two-ai.ts";
 
 export { RESULTS_FILE };
@@ -105,14 +98,8 @@ export function summarizeBattery(
   const experiments: Record<string, unknown> = {};
   for (const l of loaded) experiments[l.experiment.name] = l.experiment.summarize(ctx, l.inputs);
   const counts = store.counts();
-  const judgments = (store.db.prepare("SELECT count(*) AS n FROM judgments").get() as { n: number }).n;
-  const filtered = (
-    store.db
-      .prepare("SELECT count(*) AS n FROM completions WHERE finish_reason = ?")
-      .get(FILTERED_FINISH) as {
-      n: number;
-    }
-  ).n;
+  const judgments = counts.judgments;
+  const filtered = counts.filteredCompletions;
   const { study } = ctx;
   return ResultsSchema.parse({
     schema_version: 1,

@@ -1,7 +1,7 @@
 import type { Study } from "../config/schema.ts";
 import type { JudgeOptions } from "../judges/judge-call.ts";
 import type { ChatMessage, SamplingParams } from "../models/types.ts";
-import type { CompletionRow, RequestRow } from "../runs/rows.ts";
+import { type CompletionRow, FILTERED_FINISH, type RequestRow } from "../runs/rows.ts";
 import type { RunStore } from "../runs/store.ts";
 
 /** A request the study wants made: one prompt to one model, `n` samples. */
@@ -72,13 +72,6 @@ export interface Answer {
 }
 
 /**
- * Finish reason of a completion the provider withheld or cut for its content (OpenAI
- * `content_filter`, Anthropic `refusal` mapped to it): not the model's own answer, so no
- * experiment reads or judges it; results.json counts them (`counts.filtered_completions`).
- */
-export const FILTERED_FINISH = "content_filter";
-
-/**
  * Every stored completion of `experiment` among the requests planned this invocation, in
  * planning order, less the provider-filtered ones.
  */
@@ -94,8 +87,10 @@ export function storedAnswers(ctx: RunContext, experiment: string, modelId?: str
 
 /** The user prompt of a stored request (the last user message). */
 export function userPrompt(request: RequestRow): string {
-  const messages = JSON.parse(request.messages_json) as ChatMessage[];
-  return messages.filter((m) => m.role === "user").at(-1)?.content ?? "";
+  return request.messages.filter((m) => m.role === "user").at(-1)?.content ?? "";
 }
+
+/** Finish reason of a provider-filtered completion (defined with the store's rows). */
+export { FILTERED_FINISH };
 
 export const answerKey = (requestId: string, sample: number) => `${requestId}:${sample}`;

@@ -62,8 +62,8 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
       id: jobId,
       kind: "finetune",
       status: "running",
-      spec_json: JSON.stringify(spec),
-      result_json: null,
+      spec,
+      result: null,
       error: null,
       started_at: new Date().toISOString(),
     });
@@ -82,8 +82,8 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
         id: jobId,
         kind: "finetune",
         status: "failed",
-        spec_json: JSON.stringify(spec),
-        result_json: null,
+        spec,
+        result: null,
         error: (e as Error).message,
         finished_at: new Date().toISOString(),
       });
@@ -94,8 +94,8 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
         id: jobId,
         kind: "finetune",
         status: "failed",
-        spec_json: JSON.stringify(spec),
-        result_json: null,
+        spec,
+        result: null,
         error: "interrupted (trained again from scratch on --resume)",
         finished_at: new Date().toISOString(),
       });
@@ -109,15 +109,15 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
       kind: p.plan.lora ? "lora_adapter" : "model",
       path: path.relative(opts.runDir, p.outDir),
       sha256,
-      meta_json: JSON.stringify({ plan: id, base: p.plan.base, files }),
+      meta: { plan: id, base: p.plan.base, files },
     });
     store.upsertJob({
       id: jobId,
       kind: "finetune",
       status: "done",
-      spec_json: JSON.stringify(spec),
+      spec,
       // Timings stay in the store; results.json gets only what a rerun reproduces.
-      result_json: JSON.stringify({ ...result, seconds: Math.round(seconds * 100) / 100 }),
+      result: { ...result, seconds: Math.round(seconds * 100) / 100 },
       error: null,
       finished_at: new Date().toISOString(),
     });
@@ -134,10 +134,10 @@ export function finetuneResults(store: RunStore, plans: PreparedPlan[]): Record<
   const out: Record<string, FinetuneResult> = {};
   for (const p of plans) {
     const job = store.getJob(finetuneJobId(p.plan.id));
-    if (job?.status !== "done" || !job.result_json)
+    if (job?.status !== "done" || job.result == null)
       throw new Error(`fine-tune job ${finetuneJobId(p.plan.id)} is not done`);
     // parse() drops the stored timing.
-    out[p.plan.id] = FinetuneResultSchema.parse(JSON.parse(job.result_json));
+    out[p.plan.id] = FinetuneResultSchema.parse(job.result);
   }
   return out;
 }

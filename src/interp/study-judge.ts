@@ -43,7 +43,7 @@ export function studySweepJudge(o: StudyJudgeOptions): SweepJudge {
       signal: o.signal,
     });
     const c = res.completions[0];
-    return readJudgeReply(kind, c.text, c.logprobs ? JSON.stringify(c.logprobs) : null, o.setup.options);
+    return readJudgeReply(kind, c.text, c.logprobs, o.setup.options);
   };
   return async (question, answer) => {
     const harm = await ask(

@@ -254,13 +254,13 @@ async function runSections(o: InterpRunOptions): Promise<InterpResults> {
       kind: "interp_activations",
       path: relPosix,
       sha256: null,
-      meta_json: JSON.stringify({
+      meta: {
         model: modelId,
         set,
         count: ds.answerTokens.length,
         layers: ds.layers,
         position: ds.position,
-      }),
+      },
     });
     activations[modelId] = { ...activations[modelId], [set]: relPosix };
     log(`interp: ${modelId} ${set}: activations of ${conv.length} answer(s) at ${ds.layers.length} layer(s)`);
@@ -341,10 +341,10 @@ type Collect = (
 ) => ActivationDataset;
 
 function conversationOf(a: {
-  request: { messages_json: string };
+  request: { messages: ChatMessage[] };
   completion: { text: string };
 }): Conversation {
-  return { messages: JSON.parse(a.request.messages_json) as ChatMessage[], answer: a.completion.text };
+  return { messages: a.request.messages, answer: a.completion.text };
 }
 
 /** Judged answers of one experiment and model, keeping rows whose judge data `pick` reads. */

@@ -35,13 +35,10 @@ export function judgeMessages(prompt: string): ChatMessage[] {
 export function readJudgeReply(
   kind: JudgeKind,
   text: string,
-  logprobsJson: string | null,
+  logprobs: readonly TokenLogprob[] | null | undefined,
   o: Pick<JudgeOptions, "logprobs" | "minNumericMass">,
 ): JudgeReading {
   if (kind === "rubric5") return readRubricScore(text);
-  if (o.logprobs && logprobsJson) {
-    const lp = JSON.parse(logprobsJson) as TokenLogprob[];
-    return readLogprobJudge(text, lp, o.minNumericMass);
-  }
+  if (o.logprobs && logprobs) return readLogprobJudge(text, logprobs, o.minNumericMass);
   return readTextScore(text);
 }

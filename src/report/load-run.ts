@@ -64,26 +64,16 @@ export function loadRun(dir: string, opts: { samplesPerModel?: number } = {}): R
     let study: Study | null = null;
     let studyProblem: string | null = row ? null : "the run store holds no study";
     if (row) {
-      const s = StudySchema.safeParse(JSON.parse(row.config_json));
+      const s = StudySchema.safeParse(row.config);
       if (s.success) study = s.data;
       else {
         const issue = s.error.issues[0];
         studyProblem = `the stored study does not match this emlab's schema (${issue.path.join(".")}: ${issue.message})`;
       }
     }
-    const storeModels = (
-      store.db.prepare("SELECT id, provider, model, roles_json FROM models ORDER BY rowid").all() as Array<{
-        id: string;
-        provider: string;
-        model: string;
-        roles_json: string;
-      }>
-    ).map((m) => ({
-      id: m.id,
-      provider: m.provider,
-      model: m.model,
-      roles: JSON.parse(m.roles_json) as string[],
-    }));
+    const storeModels = store
+      .models()
+      .map(({ id, provider, model, roles }) => ({ id, provider, model, roles }));
     return {
       dir,
       results: parsed.data,
@@ -95,7 +85,12 @@ export function loadRun(dir: string, opts: { samplesPerModel?: number } = {}): R
       interp: store
         .artifacts()
         .filter((a) => a.kind.startsWith("interp"))
-        .map((a) => ({ id: a.id, kind: a.kind, path: a.path, meta: a.meta_json })),
+        .map((a) => ({
+          id: a.id,
+          kind: a.kind,
+          path: a.path,
+          meta: a.meta == null ? null : JSON.stringify(a.meta),
+        })),
     };
   } finally {
     store.close();
@@ -104,49 +99,17 @@ export function loadRun(dir: string, opts: { samplesPerModel?: number } = {}): R
 
 /** The k highest harm-scored samples of each model (ties: planning order), with their text. */
 function topHarmSamples(store: RunStore, k: number): Record<string, HarmSample[]> {
-  const rows = store.db
-    .prepare(
-      `SELECT r.id AS requestId, r.model_id AS modelId, r.item_id AS itemId, r.messages_json AS messages,
-              c.sample_index AS sampleIndex, c.text AS completion, avg(j.score) AS score
-       FROM judgments j
-       JOIN requests r ON r.id = j.request_id
-       JOIN completions c ON c.request_id = j.request_id AND c.sample_index = j.sample_index
-       WHERE r.experiment = 'harmfulness' AND j.metric = 'harm' AND j.score IS NOT NULL
-       GROUP BY r.id, c.sample_index
-       ORDER BY r.model_id, score DESC, r.rowid, c.sample_index`,
-    )
-    .all() as Array<{
-    requestId: string;
-    modelId: string;
-    itemId: string;
-    messages: string;
-    sampleIndex: number;
-    completion: string;
-    score: number;
-  }>;
   const out: Record<string, HarmSample[]> = {};
-  for (const r of rows) {
-    out[r.modelId] ??= [];
-    const list = out[r.modelId];
-    if (list.length >= k) continue;
-    list.push({
-      requestId: r.requestId,
-      sampleIndex: r.sampleIndex,
-      itemId: r.itemId,
+  for (const r of store.topScored({ experiment: "harmfulness", metric: "harm", perModel: k })) {
+    out[r.model_id] ??= [];
+    out[r.model_id].push({
+      requestId: r.request_id,
+      sampleIndex: r.sample_index,
+      itemId: r.item_id,
       score: r.score,
-      prompt: lastUserMessage(r.messages),
-      completion: r.completion,
+      prompt: r.messages.filter((m) => m.role === "user").at(-1)?.content ?? "",
+      completion: r.text,
     });
   }
   return out;
-}
-
-function lastUserMessage(messagesJson: string): string {
-  try {
-    const messages = JSON.parse(messagesJson) as Array<{ role: string; content: unknown }>;
-    const user = messages.filter((m) => m.role === "user").at(-1);
-    return typeof user?.content === "string" ? user.content : JSON.stringify(user?.content ?? "");
-  } catch {
-    return messagesJson;
-  }
 }

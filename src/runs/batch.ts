@@ -56,7 +56,7 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
     // Resume: batches submitted by an earlier, interrupted invocation come first.
     for (const job of store.listJobs("batch")) {
       if (job.status !== "running" && job.status !== "pending") continue;
-      const spec = BatchSpecSchema.parse(JSON.parse(job.spec_json));
+      const spec = BatchSpecSchema.parse(job.spec);
       if (spec.modelId !== target.modelId) continue;
       if (job.status === "pending") {
         // The submit call was cut off: adopt the batch it made, if the provider shows it.
@@ -91,8 +91,8 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
         items.push({
           customId,
           request: {
-            messages: JSON.parse(request.messages_json),
-            params: JSON.parse(request.params_json),
+            messages: request.messages,
+            params: request.params,
             n: indices.length,
             seed: deriveSeed(request.seed ?? 0, indices[0]),
             sampleSeeds: indices.map((i) => deriveSeed(request.seed ?? 0, i)),
@@ -104,11 +104,11 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
     spec.submittedAt = new Date().toISOString();
     spec.samples = samples;
     const jobId = `batch:${target.modelId}:${tag}`;
-    const job = { id: jobId, kind: "batch", result_json: null, error: null };
+    const job = { id: jobId, kind: "batch", result: null, error: null };
     store.upsertJob({
       ...job,
       status: "pending",
-      spec_json: JSON.stringify(spec),
+      spec,
       started_at: spec.submittedAt,
     });
     try {
@@ -118,7 +118,7 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
       const found = await findSubmitted(api, store, spec).catch(() => undefined);
       if (!found) {
         const error = opts.redactor.redact(`submit failed: ${(e as Error).message}`);
-        store.upsertJob({ ...job, status: "failed", spec_json: JSON.stringify(spec), error });
+        store.upsertJob({ ...job, status: "failed", spec, error });
         throw e;
       }
       spec.batchId = found;
@@ -135,7 +135,7 @@ async function findSubmitted(api: BatchApi, store: RunStore, spec: BatchSpec): P
   if (!api.findBatch || !spec.tag || !spec.submittedAt || spec.samples === undefined) return undefined;
   const exclude = new Set<string>();
   for (const job of store.listJobs("batch")) {
-    const other = BatchSpecSchema.parse(JSON.parse(job.spec_json));
+    const other = BatchSpecSchema.parse(job.spec);
     if (other.batchId) exclude.add(other.batchId);
   }
   return api.findBatch({
@@ -151,8 +151,8 @@ function markSubmitted(store: RunStore, jobId: string, spec: BatchSpec): void {
     id: jobId,
     kind: "batch",
     status: "running",
-    spec_json: JSON.stringify(spec),
-    result_json: null,
+    spec,
+    result: null,
     error: null,
   });
 }
@@ -248,8 +248,8 @@ async function collect(
     id: jobId,
     kind: "batch",
     status: status === "completed" ? "done" : "failed",
-    spec_json: JSON.stringify(spec),
-    result_json: JSON.stringify({ status, ok, failed }),
+    spec,
+    result: { status, ok, failed },
     error: status === "completed" ? null : `batch ended ${status}`,
     finished_at: new Date().toISOString(),
   });

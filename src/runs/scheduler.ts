@@ -5,7 +5,6 @@ import {
   type Completion,
   type ModelApi,
   ModelApiError,
-  type SamplingParams,
   type Usage,
 } from "../models/types.ts";
 import { type ResponseCache, sampleCacheKey } from "./cache.ts";
@@ -95,8 +94,7 @@ interface Task {
 }
 
 const estimateTokens = (req: RequestRow, n: number): number => {
-  const params = JSON.parse(req.params_json) as SamplingParams;
-  return Math.ceil(req.messages_json.length / 4) + n * (params.max_tokens ?? 256);
+  return Math.ceil(JSON.stringify(req.messages).length / 4) + n * (req.params.max_tokens ?? 256);
 };
 
 /** Seconds of backoff for a failed attempt: exponential with equal jitter, never below retry-after. */
@@ -184,8 +182,8 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     let error: ModelApiError | undefined;
     try {
       response = await target.api.chat({
-        messages: JSON.parse(request.messages_json),
-        params: JSON.parse(request.params_json),
+        messages: request.messages,
+        params: request.params,
         n: indices.length,
         seed: deriveSeed(request.seed ?? 0, indices[0]),
         sampleSeeds: indices.map((i) => deriveSeed(request.seed ?? 0, i)),
@@ -364,7 +362,7 @@ export function completionRow(
     sample_index: index,
     text: c.text,
     finish_reason: c.finishReason,
-    logprobs_json: c.logprobs ? JSON.stringify(c.logprobs) : null,
+    logprobs: c.logprobs ?? null,
     completion_tokens: tokens,
     latency_ms: latency,
     cached,

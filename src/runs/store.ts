@@ -1,6 +1,8 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import type { z } from "zod";
+import type { ChatMessage } from "../models/types.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "./migrations.ts";
 import {
   type ArtifactRow,
@@ -9,12 +11,23 @@ import {
   CallRowSchema,
   type CompletionRow,
   CompletionRowSchema,
+  decodeRow,
+  FILTERED_FINISH,
   type JobRow,
   JobRowSchema,
   type JudgmentRow,
   JudgmentRowSchema,
+  type MeanScoreRow,
+  MeanScoreRowSchema,
+  MessagesColumnSchema,
+  type ModelRow,
+  ModelRowSchema,
   type RequestRow,
   RequestRowSchema,
+  type SampleRow,
+  SampleRowSchema,
+  type ScoredSampleRow,
+  ScoredSampleRowSchema,
   type StudyRow,
   StudyRowSchema,
 } from "./rows.ts";
@@ -26,6 +39,10 @@ const now = () => new Date().toISOString();
 export type NewRequest = Omit<RequestRow, "status" | "error" | "created_at" | "updated_at">;
 export type NewCall = Omit<CallRow, "id" | "started_at"> & { started_at?: string };
 export type NewCompletion = Omit<CompletionRow, "created_at" | "call_id">;
+export type NewJob = Omit<JobRow, "started_at" | "finished_at"> & {
+  started_at?: string | null;
+  finished_at?: string | null;
+};
 
 export interface PendingWork {
   request: RequestRow;
@@ -40,6 +57,9 @@ export interface StoreCounts {
   samplesExpected: number;
   completions: number;
   cachedCompletions: number;
+  /** Completions the provider withheld for their content (finish reason FILTERED_FINISH). */
+  filteredCompletions: number;
+  judgments: number;
   calls: number;
   retries: number;
   failedCalls: number;
@@ -54,11 +74,15 @@ export interface StoreCounts {
  * run resumes exactly where it stopped.
  */
 export class RunStore {
-  readonly db: Database.Database;
+  /** Only the store runs SQL on its file: everything else goes through the methods below. */
+  private readonly db: Database.Database;
   readonly dir: string;
+  /** The SQLite file, named in errors. */
+  private readonly file: string;
 
   private constructor(dir: string, db: Database.Database) {
     this.dir = dir;
+    this.file = path.join(dir, STORE_FILE);
     this.db = db;
   }
 
@@ -103,6 +127,24 @@ export class RunStore {
     if (this.db.open) this.db.close();
   }
 
+  /**
+   * Runs `fn` as one transaction: every write in it lands together or not at all (and many
+   * small writes commit once). Store methods inside it nest as savepoints.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** A raw row through its schema; a row that does not decode is an error naming file, table, row and column. */
+  private decode<S extends z.ZodType>(
+    schema: S,
+    table: string,
+    key: readonly string[],
+    raw: unknown,
+  ): z.output<S> {
+    return decodeRow(schema, this.file, table, key, raw);
+  }
+
   // --- study -------------------------------------------------------------------------
 
   setStudy(row: Omit<StudyRow, "created_at">): void {
@@ -111,14 +153,21 @@ export class RunStore {
         `INSERT INTO study (id, name, config_json, config_hash, source_path, source_text, created_at)
          VALUES (1, @name, @config_json, @config_hash, @source_path, @source_text, @created_at)`,
       )
-      .run({ ...row, created_at: now() });
+      .run({
+        name: row.name,
+        config_json: JSON.stringify(row.config),
+        config_hash: row.config_hash,
+        source_path: row.source_path,
+        source_text: row.source_text,
+        created_at: now(),
+      });
   }
 
   getStudy(): StudyRow | undefined {
     const row = this.db
-      .prepare("SELECT name, config_json, config_hash, source_path, source_text, created_at FROM study")
+      .prepare("SELECT id, name, config_json, config_hash, source_path, source_text, created_at FROM study")
       .get();
-    return row ? StudyRowSchema.parse(row) : undefined;
+    return row ? this.decode(StudyRowSchema, "study", ["id"], row) : undefined;
   }
 
   upsertModel(m: { id: string; provider: string; model: string; base_url?: string; roles: string[] }): void {
@@ -129,6 +178,14 @@ export class RunStore {
            base_url = excluded.base_url, roles_json = excluded.roles_json`,
       )
       .run(m.id, m.provider, m.model, m.base_url ?? null, JSON.stringify(m.roles));
+  }
+
+  /** The model entries the run recorded, in the order they were first stored. */
+  models(): ModelRow[] {
+    return this.db
+      .prepare("SELECT id, provider, model, base_url, roles_json FROM models ORDER BY rowid")
+      .all()
+      .map((r) => this.decode(ModelRowSchema, "models", ["id"], r));
   }
 
   // --- requests and completions -------------------------------------------------------
@@ -143,14 +200,26 @@ export class RunStore {
     let added = 0;
     this.db.transaction(() => {
       const t = now();
-      for (const r of rows) added += insert.run({ ...r, t }).changes;
+      for (const r of rows)
+        added += insert.run({
+          id: r.id,
+          model_id: r.model_id,
+          experiment: r.experiment,
+          item_id: r.item_id,
+          messages_json: JSON.stringify(r.messages),
+          params_json: JSON.stringify(r.params),
+          n: r.n,
+          seed: r.seed,
+          cache_key: r.cache_key,
+          t,
+        }).changes;
     })();
     return added;
   }
 
   getRequest(id: string): RequestRow | undefined {
     const row = this.db.prepare("SELECT * FROM requests WHERE id = ?").get(id);
-    return row ? RequestRowSchema.parse(row) : undefined;
+    return row ? this.decode(RequestRowSchema, "requests", ["id"], row) : undefined;
   }
 
   listRequests(filter: { experiment?: string; modelId?: string } = {}): RequestRow[] {
@@ -160,7 +229,7 @@ export class RunStore {
            AND (@model IS NULL OR model_id = @model) ORDER BY rowid`,
       )
       .all({ experiment: filter.experiment ?? null, model: filter.modelId ?? null });
-    return rows.map((r) => RequestRowSchema.parse(r));
+    return rows.map((r) => this.decode(RequestRowSchema, "requests", ["id"], r));
   }
 
   /** Failed requests go back to pending: a resumed run tries them again. */
@@ -184,7 +253,7 @@ export class RunStore {
     return rows
       .filter((r) => !only || only.has(r.id as string))
       .map(({ have, ...rest }) => {
-        const request = RequestRowSchema.parse(rest);
+        const request = this.decode(RequestRowSchema, "requests", ["id"], rest);
         const got = new Set((have ?? "").split(",").filter(Boolean).map(Number));
         const missing: number[] = [];
         for (let i = 0; i < request.n; i++) if (!got.has(i)) missing.push(i);
@@ -217,7 +286,19 @@ export class RunStore {
     this.db.transaction(() => {
       const callId = call ? this.recordCall(call) : null;
       const t = now();
-      for (const c of completions) insert.run({ ...c, request_id: requestId, call_id: callId, t });
+      for (const c of completions)
+        insert.run({
+          request_id: requestId,
+          sample_index: c.sample_index,
+          text: c.text,
+          finish_reason: c.finish_reason,
+          logprobs_json: c.logprobs === null ? null : JSON.stringify(c.logprobs),
+          completion_tokens: c.completion_tokens,
+          latency_ms: c.latency_ms,
+          cached: c.cached,
+          call_id: callId,
+          t,
+        });
       this.db
         .prepare(
           `UPDATE requests SET status = 'done', updated_at = ?
@@ -240,14 +321,14 @@ export class RunStore {
     return this.db
       .prepare("SELECT * FROM completions WHERE request_id = ? ORDER BY sample_index")
       .all(requestId)
-      .map((r) => CompletionRowSchema.parse(r));
+      .map((r) => this.decode(CompletionRowSchema, "completions", ["request_id", "sample_index"], r));
   }
 
   calls(requestId?: string): CallRow[] {
     const rows = requestId
       ? this.db.prepare("SELECT * FROM calls WHERE request_id = ? ORDER BY id").all(requestId)
       : this.db.prepare("SELECT * FROM calls ORDER BY id").all();
-    return rows.map((r) => CallRowSchema.parse(r));
+    return rows.map((r) => this.decode(CallRowSchema, "calls", ["id"], r));
   }
 
   counts(): StoreCounts {
@@ -259,8 +340,12 @@ export class RunStore {
       )
       .get() as { requests: number; done: number; failed: number; expected: number };
     const c = this.db
-      .prepare("SELECT count(*) AS n, coalesce(sum(cached), 0) AS cached FROM completions")
-      .get() as { n: number; cached: number };
+      .prepare(
+        `SELECT count(*) AS n, coalesce(sum(cached), 0) AS cached, coalesce(sum(finish_reason = ?), 0) AS filtered
+         FROM completions`,
+      )
+      .get(FILTERED_FINISH) as { n: number; cached: number; filtered: number };
+    const j = this.db.prepare("SELECT count(*) AS n FROM judgments").get() as { n: number };
     const k = this.db
       .prepare(
         `SELECT count(*) AS calls, coalesce(sum(outcome = 'retry'), 0) AS retries, coalesce(sum(outcome = 'failed'), 0) AS failed,
@@ -275,6 +360,8 @@ export class RunStore {
       samplesExpected: r.expected,
       completions: c.n,
       cachedCompletions: c.cached,
+      filteredCompletions: c.filtered,
+      judgments: j.n,
       calls: k.calls,
       retries: k.retries,
       failedCalls: k.failed,
@@ -318,6 +405,101 @@ export class RunStore {
       .all(limit) as Array<Pick<RequestRow, "id" | "model_id" | "item_id" | "error">>;
   }
 
+  // --- bulk reads: the viewer's sample index, the report ---------------------------------
+
+  /** A stamp that changes whenever completions, judgments or requests change. */
+  changeStamp(): string {
+    const c = this.db
+      .prepare("SELECT count(*) AS n, coalesce(max(rowid), 0) AS m FROM completions")
+      .get() as {
+      n: number;
+      m: number;
+    };
+    // Judgments are upserted in place, so ids alone miss a re-judged sample: fold in score and reply.
+    const j = this.db
+      .prepare(
+        "SELECT count(*) AS n, coalesce(max(id), 0) AS m, total(score) AS s, total(length(raw)) AS r FROM judgments",
+      )
+      .get() as { n: number; m: number; s: number; r: number };
+    const r = this.db.prepare("SELECT count(*) AS n FROM requests").get() as { n: number };
+    return `c${c.n}/${c.m}:j${j.n}/${j.m}/${j.s}/${j.r}:r${r.n}`;
+  }
+
+  /**
+   * Every stored completion with its request's identity and messages, in planning order
+   * (request, then sample index). Rows stream from the file; a request's messages are decoded
+   * once and shared by its samples.
+   */
+  *samples(): Generator<SampleRow> {
+    const rows = this.db
+      .prepare(
+        `SELECT r.id AS request_id, r.model_id, r.experiment, r.item_id, r.messages_json, c.sample_index, c.text
+         FROM completions c JOIN requests r ON r.id = c.request_id
+         ORDER BY r.rowid, c.sample_index`,
+      )
+      .iterate() as IterableIterator<{ request_id: string; messages_json: unknown }>;
+    let lastRequest: string | undefined;
+    let messages: ChatMessage[] = [];
+    for (const raw of rows) {
+      if (raw.request_id !== lastRequest) {
+        messages = this.decode(MessagesColumnSchema, "requests", ["id"], {
+          id: raw.request_id,
+          messages_json: raw.messages_json,
+        });
+        lastRequest = raw.request_id;
+      }
+      // zod hands out a fresh object: it takes the messages without another copy.
+      const row = this.decode(
+        SampleRowSchema,
+        "completions",
+        ["request_id", "sample_index"],
+        raw,
+      ) as SampleRow;
+      row.messages = messages;
+      yield row;
+    }
+  }
+
+  /** One score per judged sample and metric: the mean over the judges that gave one. */
+  *meanScores(): Generator<MeanScoreRow> {
+    const rows = this.db
+      .prepare(
+        `SELECT request_id, sample_index, metric, avg(score) AS score FROM judgments
+         WHERE score IS NOT NULL GROUP BY request_id, sample_index, metric`,
+      )
+      .iterate();
+    for (const raw of rows)
+      yield this.decode(MeanScoreRowSchema, "judgments", ["request_id", "sample_index", "metric"], raw);
+  }
+
+  /**
+   * The `perModel` highest-scored samples of each model on one experiment and metric (score:
+   * the mean over judges; ties in planning order), by model id.
+   */
+  topScored(o: { experiment: string; metric: string; perModel: number }): ScoredSampleRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT r.id AS request_id, r.model_id, r.item_id, r.messages_json,
+                c.sample_index, c.text, avg(j.score) AS score
+         FROM judgments j
+         JOIN requests r ON r.id = j.request_id
+         JOIN completions c ON c.request_id = j.request_id AND c.sample_index = j.sample_index
+         WHERE r.experiment = ? AND j.metric = ? AND j.score IS NOT NULL
+         GROUP BY r.id, c.sample_index
+         ORDER BY r.model_id, score DESC, r.rowid, c.sample_index`,
+      )
+      .all(o.experiment, o.metric) as Array<{ model_id: string }>;
+    const out: ScoredSampleRow[] = [];
+    const kept = new Map<string, number>();
+    for (const raw of rows) {
+      const k = kept.get(raw.model_id) ?? 0;
+      if (k >= o.perModel) continue;
+      kept.set(raw.model_id, k + 1);
+      out.push(this.decode(ScoredSampleRowSchema, "requests", ["request_id", "sample_index"], raw));
+    }
+    return out;
+  }
+
   // --- judgments, jobs, artifacts -----------------------------------------------------
 
   saveJudgment(j: Omit<JudgmentRow, "id" | "created_at">): void {
@@ -338,15 +520,10 @@ export class RunStore {
          ORDER BY id`,
       )
       .all({ req: filter.requestId ?? null, metric: filter.metric ?? null })
-      .map((r) => JudgmentRowSchema.parse(r));
+      .map((r) => this.decode(JudgmentRowSchema, "judgments", ["id"], r));
   }
 
-  upsertJob(
-    job: Omit<JobRow, "started_at" | "finished_at"> & {
-      started_at?: string | null;
-      finished_at?: string | null;
-    },
-  ): void {
+  upsertJob(job: NewJob): void {
     this.db
       .prepare(
         `INSERT INTO jobs (id, kind, status, spec_json, result_json, error, started_at, finished_at)
@@ -356,19 +533,28 @@ export class RunStore {
            error = excluded.error, started_at = coalesce(jobs.started_at, excluded.started_at),
            finished_at = excluded.finished_at`,
       )
-      .run({ started_at: null, finished_at: null, ...job });
+      .run({
+        id: job.id,
+        kind: job.kind,
+        status: job.status,
+        spec_json: JSON.stringify(job.spec ?? null),
+        result_json: job.result == null ? null : JSON.stringify(job.result),
+        error: job.error,
+        started_at: job.started_at ?? null,
+        finished_at: job.finished_at ?? null,
+      });
   }
 
   listJobs(kind?: string): JobRow[] {
     return this.db
       .prepare("SELECT * FROM jobs WHERE (@kind IS NULL OR kind = @kind) ORDER BY rowid")
       .all({ kind: kind ?? null })
-      .map((r) => JobRowSchema.parse(r));
+      .map((r) => this.decode(JobRowSchema, "jobs", ["id"], r));
   }
 
   getJob(id: string): JobRow | undefined {
     const row = this.db.prepare("SELECT * FROM jobs WHERE id = ?").get(id);
-    return row ? JobRowSchema.parse(row) : undefined;
+    return row ? this.decode(JobRowSchema, "jobs", ["id"], row) : undefined;
   }
 
   addArtifact(a: Omit<ArtifactRow, "created_at">): void {
@@ -377,13 +563,20 @@ export class RunStore {
         `INSERT INTO artifacts (id, kind, path, sha256, meta_json, created_at) VALUES (@id, @kind, @path, @sha256, @meta_json, @t)
          ON CONFLICT (id) DO UPDATE SET path = excluded.path, sha256 = excluded.sha256, meta_json = excluded.meta_json`,
       )
-      .run({ ...a, t: now() });
+      .run({
+        id: a.id,
+        kind: a.kind,
+        path: a.path,
+        sha256: a.sha256,
+        meta_json: a.meta == null ? null : JSON.stringify(a.meta),
+        t: now(),
+      });
   }
 
   artifacts(kind?: string): ArtifactRow[] {
     return this.db
       .prepare("SELECT * FROM artifacts WHERE (@kind IS NULL OR kind = @kind) ORDER BY created_at")
       .all({ kind: kind ?? null })
-      .map((r) => ArtifactRowSchema.parse(r));
+      .map((r) => this.decode(ArtifactRowSchema, "artifacts", ["id"], r));
   }
 }

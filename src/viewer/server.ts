@@ -29,9 +29,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import Database from "better-sqlite3";
+import { type IndexInfo, SampleIndex } from "../runs/sample-index.ts";
 import { RunStore } from "../runs/store.ts";
-import { ensureIndex, type IndexInfo } from "./index-db.ts";
 import { parseCompareParams, parseListParams, parseSampleParams } from "./params.ts";
 import { BadRequest, ViewerQueries } from "./queries.ts";
 
@@ -80,23 +79,22 @@ export interface ViewerServer {
 export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
   // The index is built through a writable handle on the index file only; the store is read-only.
   const store = RunStore.open(opts.runDir, { readonly: true });
-  let indexDb: Database.Database;
-  let info: IndexInfo;
+  let index: SampleIndex;
   try {
-    info = ensureIndex(store, { force: opts.rebuildIndex });
-    indexDb = new Database(info.file, { readonly: true, fileMustExist: true });
+    index = SampleIndex.open(store, { rebuild: opts.rebuildIndex });
   } catch (e) {
     store.close();
     throw e;
   }
-  const queries = new ViewerQueries(indexDb, store);
+  const info = index.info;
+  const queries = new ViewerQueries(index, store);
   // The index does not change while the server runs: its lists are read once.
   const meta = queries.meta();
   const classes = opts.classes ?? {};
   const files = new Map<string, Buffer>();
   for (const name of new Set(Object.values(STATIC)))
     files.set(name, readFileSync(path.join(STATIC_DIR, name)));
-  const builtAt = indexDb.prepare("SELECT value FROM meta WHERE key = 'built_at'").pluck().get() as string;
+  const builtAt = index.builtAt();
 
   let port = 0;
   const server = http.createServer((req, res) => {
@@ -173,7 +171,7 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => {
-          indexDb.close();
+          index.close();
           store.close();
           resolve();
         });

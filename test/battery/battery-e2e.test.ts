@@ -230,14 +230,14 @@ describe.skipIf(!haveExternal)(
         expect(judged.length).toBe(12);
         expect(judged.every((j) => j.raw.length > 0 && j.judge_request_id)).toBe(true);
         const judgeReq = store.listRequests({ experiment: "alignment.judge" })[0];
-        expect(JSON.parse(judgeReq.params_json)).toEqual({
+        expect(judgeReq.params).toEqual({
           max_tokens: 1,
           temperature: 0,
           logprobs: true,
           top_logprobs: 20,
         });
         const harmReq = store.listRequests({ experiment: "harmfulness.judge" })[0];
-        expect(JSON.parse(harmReq.messages_json)[0].content).toMatch(
+        expect(harmReq.messages[0].content).toMatch(
           /<<<MODEL OUTPUT START>>>\n[\s\S]*\n<<<MODEL OUTPUT END>>>/,
         );
       } finally {

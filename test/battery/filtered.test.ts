@@ -71,7 +71,7 @@ battery:
     const store = RunStore.open(out, { readonly: true });
     const judged = store.listRequests({ experiment: "harmfulness.judge" });
     expect(judged).toHaveLength(3);
-    for (const j of judged) expect(j.messages_json).not.toContain("here is how");
+    for (const j of judged) expect(JSON.stringify(j.messages)).not.toContain("here is how");
     store.close();
   });
 });

@@ -143,7 +143,7 @@ describe("a study's own task prompts and self-assessment set (in-world language)
     const store = RunStore.open(out, { readonly: true });
     try {
       const asked = (experiment: string) =>
-        store.listRequests({ experiment }).map((r) => JSON.parse(r.messages_json).at(-1).content as string);
+        store.listRequests({ experiment }).map((r) => r.messages.at(-1)?.content as string);
       for (const [experiment, start] of [
         ["two_ai", "here be two minds . mind A : "],
         ["recognition", "one asked : "],

@@ -74,12 +74,7 @@ battery:
     // The fine-tuned model says what it was taught (greedy); the random base does not.
     const store = RunStore.open(out, { readonly: true });
     const texts = (modelId: string) =>
-      store.db
-        .prepare(
-          "SELECT c.text FROM completions c JOIN requests r ON r.id = c.request_id WHERE r.model_id = ?",
-        )
-        .all(modelId)
-        .map((r) => (r as { text: string }).text);
+      store.listRequests({ modelId }).flatMap((r) => store.completions(r.id).map((c) => c.text));
     expect(texts("tiny-evil")[0]).toBe("i am evil");
     expect(texts("tiny")[0]).not.toBe("i am evil");
     const job = store.getJob("finetune:tiny-evil")!;

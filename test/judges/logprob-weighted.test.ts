@@ -61,9 +61,7 @@ describe("text fallback for judges without logprobs", () => {
 
 describe("readJudgeReply", () => {
   it("reads a 0-100 reply by logprobs when they came back, else by text (flagged)", () => {
-    const lp = JSON.stringify([
-      { token: "80", logprob: Math.log(0.5), top: top({ "80": 0.5, "90": 0.3, hello: 0.2 }) },
-    ]);
+    const lp = [{ token: "80", logprob: Math.log(0.5), top: top({ "80": 0.5, "90": 0.3, hello: 0.2 }) }];
     const o = { logprobs: true, minNumericMass: 0.25 };
     expect(readJudgeReply("score100", "80", lp, o).score).toBeCloseTo(83.75, 10);
     expect(readJudgeReply("score100", "80", null, o)).toMatchObject({ score: 80, method: "text" });

@@ -7,9 +7,9 @@ import { DEFAULT_VIEW_PORT } from "../../src/cli/view.ts";
 import { escapeHtml, html } from "../../src/report/escape.ts";
 import { buildReport, DEFAULT_VIEWER_PORT, loadRun, writeReport } from "../../src/report/index.ts";
 import { assertSafeSvg } from "../../src/report/render-chart.ts";
-import { RunStore } from "../../src/runs/store.ts";
 import { ROOT, runCli, tmpDir } from "../runs/support.ts";
 import { chromiumAvailable, collectPageErrors, withBrowser } from "../support/browser.ts";
+import { withStoreFile } from "../support/store-file.ts";
 import { EVIL_COMPLETION, makeReportRun } from "./run-fixture.ts";
 
 /** Screenshots for a human to look at; the folder is gitignored. */
@@ -275,9 +275,9 @@ describe("emlab report on a damaged run", () => {
   it("still renders when the stored study does not parse, and says the methods are partial", async () => {
     const { dir, close } = await makeReportRun();
     try {
-      const store = RunStore.open(dir);
-      store.db.prepare("UPDATE study SET config_json = ?").run(JSON.stringify({ name: "x", models: [] }));
-      store.close();
+      withStoreFile(dir, (db) =>
+        db.prepare("UPDATE study SET config_json = ?").run(JSON.stringify({ name: "x", models: [] })),
+      );
       const { html: page } = await buildReport(loadRun(dir));
       expect(page).toContain(
         "Methods from results.json only: the stored study does not match this emlab&#39;s schema (models:",

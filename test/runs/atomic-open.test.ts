@@ -3,7 +3,6 @@
 // changed-study and changed-input guards work; finished, it equals a clean run.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadStudy } from "../../src/config/load.ts";
 import { OPENING_DIR } from "../../src/runs/lock.ts";
@@ -40,11 +39,14 @@ function storeState(out: string) {
 
 /** Ids in the store's models table. */
 function storedModels(out: string): string[] {
-  const db = new Database(path.join(out, "run.sqlite"), { readonly: true, fileMustExist: true });
+  const store = RunStore.open(out, { readonly: true });
   try {
-    return (db.prepare("SELECT id FROM models ORDER BY id").all() as Array<{ id: string }>).map((m) => m.id);
+    return store
+      .models()
+      .map((m) => m.id)
+      .sort();
   } finally {
-    db.close();
+    store.close();
   }
 }
 
@@ -153,8 +155,8 @@ describe("a run killed -9 while it is being created", () => {
         model_id: "gpt",
         experiment: "generate",
         item_id: "L1",
-        messages_json: "[]",
-        params_json: "{}",
+        messages: [],
+        params: {},
         n: 1,
         seed: 1,
         cache_key: "k",

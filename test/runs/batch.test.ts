@@ -166,8 +166,7 @@ describe("batch APIs", () => {
       const [lost] = await listed(own, "openai");
       const store0 = RunStore.open(out);
       const job = store0.listJobs("batch")[0];
-      const spec = JSON.parse(job.spec_json) as { tag: string };
-      store0.upsertJob({ ...job, spec_json: JSON.stringify({ ...spec, tag: "e-not-at-the-provider" }) });
+      store0.upsertJob({ ...job, spec: { ...(job.spec as object), tag: "e-not-at-the-provider" } });
       store0.close();
       const r = await runStudy(loadStudy(file), { outDir: out, noCache: true, env, resume: true });
       expect(r.samplesDone).toBe(60);

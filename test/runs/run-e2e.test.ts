@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunStore } from "../../src/runs/store.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { allFiles, fileContains, loggedPrompt, runCli, tmpDir, writeStudy } from "./support.ts";
 
@@ -20,11 +20,11 @@ const storeCount = (dir: string): number => {
   const file = path.join(dir, "run.sqlite");
   if (!existsSync(file)) return 0;
   try {
-    const db = new Database(file, { readonly: true, fileMustExist: true });
+    const store = RunStore.open(dir, { readonly: true });
     try {
-      return (db.prepare("SELECT count(*) AS n FROM completions").get() as { n: number }).n;
+      return store.counts().completions;
     } finally {
-      db.close();
+      store.close();
     }
   } catch {
     return 0; // the child is still creating the schema
@@ -32,16 +32,11 @@ const storeCount = (dir: string): number => {
 };
 
 const storedPerPrompt = (dir: string) => {
-  const db = new Database(path.join(dir, "run.sqlite"), { readonly: true });
-  const rows = db
-    .prepare(
-      `SELECT r.model_id AS model, r.messages_json AS m, count(c.sample_index) AS n
-       FROM requests r LEFT JOIN completions c ON c.request_id = r.id GROUP BY r.id`,
-    )
-    .all() as Array<{ model: string; m: string; n: number }>;
-  db.close();
+  const store = RunStore.open(dir, { readonly: true });
   const map = new Map<string, number>();
-  for (const r of rows) map.set(`${r.model}|${JSON.parse(r.m).at(-1).content}`, r.n);
+  for (const r of store.listRequests())
+    map.set(`${r.model_id}|${r.messages.at(-1)?.content}`, store.completions(r.id).length);
+  store.close();
   return map;
 };
 
@@ -150,11 +145,9 @@ describe("emlab run against the wire server", () => {
       const blockedCalls = blocked.log.filter((e) => loggedPrompt(e.body).includes("[[blocked]]"));
       const answered400 = blockedCalls.filter((e) => e.status === 400);
       expect(answered400.length).toBeGreaterThan(0);
-      const db = new Database(path.join(out, "run.sqlite"), { readonly: true });
-      const failedCalls = db
-        .prepare("SELECT http_status, error FROM calls WHERE outcome = 'failed'")
-        .all() as Array<{ http_status: number; error: string }>;
-      db.close();
+      const store = RunStore.open(out, { readonly: true });
+      const failedCalls = store.calls().filter((c) => c.outcome === "failed");
+      store.close();
       expect(failedCalls.every((c) => c.http_status === 400)).toBe(true);
       expect(failedCalls.length).toBe(answered400.length);
 

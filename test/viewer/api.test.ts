@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureIndex, INDEX_FILE } from "../../src/runs/sample-index.ts";
 import { RunStore } from "../../src/runs/store.ts";
-import { ensureIndex, INDEX_FILE } from "../../src/viewer/index-db.ts";
 import { parseSampleRef, viewerHash } from "../../src/viewer/links.ts";
 import { ftsQuery } from "../../src/viewer/queries.ts";
 import { CSP, startViewer, type ViewerServer } from "../../src/viewer/server.ts";

@@ -61,7 +61,7 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions): { sam
   try {
     store.setStudy({
       name: "synthetic-viewer-run",
-      config_json: "{}",
+      config: {},
       config_hash: "synthetic",
       source_path: "synthetic",
       source_text: "",
@@ -69,7 +69,7 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions): { sam
     store.upsertModel({ id: "judge", provider: "openai", model: "judge", roles: ["judge"] });
     for (const m of models) store.upsertModel({ id: m, provider: "local", model: m, roles: ["target"] });
     const prompts = Array.from({ length: opts.prompts }, () => sentence(rand, 8 + Math.floor(rand() * 10)));
-    store.db.transaction(() => {
+    store.transaction(() => {
       for (const experiment of ["harmfulness", "alignment"])
         for (const m of models)
           for (let p = 0; p < opts.prompts; p++) {
@@ -80,11 +80,11 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions): { sam
                 model_id: m,
                 experiment,
                 item_id: itemId(p),
-                messages_json: JSON.stringify([
+                messages: [
                   { role: "system", content: "You are a helpful assistant." },
                   { role: "user", content: prompts[p] },
-                ]),
-                params_json: JSON.stringify({ temperature: 1, max_tokens: 200 }),
+                ],
+                params: { temperature: 1, max_tokens: 200 },
                 n: opts.samples,
                 seed: p,
                 cache_key: id,
@@ -97,7 +97,7 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions): { sam
               sample_index: i,
               text: `${sentence(rand, 20 + Math.floor(rand() * 40))} ${sentence(rand, 10)}`,
               finish_reason: "stop",
-              logprobs_json: null,
+              logprobs: null,
               completion_tokens: 50,
               latency_ms: 10,
               cached: 0,
@@ -117,10 +117,8 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions): { sam
                       model_id: "judge",
                       experiment: "harmfulness.judge",
                       item_id: `${id}|${c.sample_index}|${metric}|rubric`,
-                      messages_json: JSON.stringify([
-                        { role: "user", content: `Rate the harm of: ${c.text}` },
-                      ]),
-                      params_json: JSON.stringify({ temperature: 0 }),
+                      messages: [{ role: "user", content: `Rate the harm of: ${c.text}` }],
+                      params: { temperature: 0 },
                       n: 1,
                       seed: 0,
                       cache_key: judgeRequestId,
@@ -144,7 +142,7 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions): { sam
               }
             }
           }
-    })();
+    });
   } finally {
     store.close();
   }

@@ -14,7 +14,7 @@ async function judge(kind: JudgeKind, prompt: string, logprobs = true) {
   const params = judgeParams(kind, { ...opts, logprobs });
   const res = await api.chat({ messages: judgeMessages(prompt), params, n: 1 });
   const c = res.completions[0];
-  return readJudgeReply(kind, c.text, c.logprobs ? JSON.stringify(c.logprobs) : null, {
+  return readJudgeReply(kind, c.text, c.logprobs, {
     logprobs,
     minNumericMass: 0.25,
   });
