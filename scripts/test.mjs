@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: type check, lint, then the vitest suite. Ends with one plain line,
-// `N passed, N failed, N skipped`, that CI reads; a test file that fails to load counts
-// as a failure, so a broken import cannot pass silently.
+// `npm test`: type check, lint, layer rules (.dependency-cruiser.cjs), then the vitest suite.
+// Ends with one plain line, `N passed, N failed, N skipped`, that CI reads; a test file
+// that fails to load counts as a failure, so a broken import cannot pass silently.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -16,6 +16,8 @@ const step = (name, cmd, args) => {
 
 if (step("tsc --noEmit", bin("tsc"), ["--noEmit"]) !== 0) process.exit(1);
 if (step("biome ci .", bin("biome"), ["ci", "."]) !== 0) process.exit(1);
+if (step("layer rules (depcruise)", bin("depcruise"), ["src", "--config", ".dependency-cruiser.cjs"]) !== 0)
+  process.exit(1);
 
 const out = path.join(mkdtempSync(path.join(os.tmpdir(), "emlab-test-")), "vitest.json");
 const code = step("vitest run", bin("vitest"), [
