@@ -42,7 +42,8 @@ module.exports = {
         "better-sqlite3 (its types included) is imported only under src/runs/: the store keeps its database.",
       severity: "error",
       from: { pathNot: "^src/runs/" },
-      to: { path: "^node_modules/(@types/)?better-sqlite3/" },
+      // Anywhere in a node_modules tree (npm's flat one, pnpm's .pnpm/, a linked checkout).
+      to: { path: "(^|/)node_modules/(@types/)?better-sqlite3/" },
     },
     {
       name: "engine-standalone",
@@ -57,7 +58,7 @@ module.exports = {
       severity: "error",
       from: { path: "^src/(results|config)/" },
       to: {
-        pathNot: ["^src/(results|config)/", "^node_modules/(zod|yaml)/"],
+        pathNot: ["^src/(results|config)/", "(^|/)node_modules/(zod|yaml)/"],
         dependencyTypesNot: ["core"],
       },
     },
