@@ -7,22 +7,28 @@
  * projection of its answers' activations on the direction (the probe reading) and whether the
  * direction still separates its harmful from its safe answers (AUC of that projection).
  */
+
+import type { InterpEmergentAlignmentConfig } from "../config/interp.ts";
 import { chatExamples } from "../engine/chat-examples.ts";
 import { LocalModelApi } from "../models/local.ts";
-import { deriveSeed } from "../runs/canonical.ts";
+import type { InterpProjectionReading, InterpResults } from "../results/interp.ts";
+import { canonicalJson, deriveSeed, sha256 } from "../runs/canonical.ts";
 import { type Conversation, collectActivations } from "./activations.ts";
 import { rocAuc } from "./auc.ts";
 import { generationPositions, type PositionSpec, steeringHooks } from "./interventions.ts";
-import { type EvalSample, evalOptions, evaluateBehaviour } from "./model-eval.ts";
-import type { InterpEmergentAlignmentConfig } from "./study-config.ts";
-import type { InterpProjectionReading, InterpResults } from "./study-results.ts";
+import type { EvalSample } from "./model-eval.ts";
+import type { InterpTarget } from "./requests.ts";
+import { type StoredEvalOptions, storedEvaluate } from "./stored-sweep.ts";
 import type { EmergentAlignmentPlan } from "./study-training.ts";
 import type { TrainingSectionContext } from "./training-context.ts";
 import { engineCopy, InMemoryTuning, resolveTraining, yieldTurn } from "./tune.ts";
-import { dot, unit } from "./vectors.ts";
+import { dot, unit, vectorsHash } from "./vectors.ts";
 
 type EmergentBlock = NonNullable<InterpResults["emergent_alignment"]>;
 type Round = EmergentBlock["rounds"][number];
+
+/** The store experiment of the loop's generations (its judge questions: `.judge` added). */
+export const LOOP_EXPERIMENT = "interp.loop";
 
 const fin = (x: number): number | null => (Number.isFinite(x) ? x : null);
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -93,18 +99,31 @@ export async function runEmergentAlignment(
     );
   const api = new LocalModelApi({ provider: "local", model: cfg.model }, engine);
   const positions: PositionSpec = generationPositions(cfg.positions, engine);
+  const steerLayers = cfg.layers === "all" ? ("all" as const) : [cfg.layers];
   const steered = api.withHooks(
-    steeringHooks(direction, cfg.alpha, {
-      layers: cfg.layers === "all" ? "all" : [cfg.layers],
-      nLayers,
-      positions,
-    }),
+    steeringHooks(direction, cfg.alpha, { layers: steerLayers, nLayers, positions }),
   );
-  const evalOpts = evalOptions(plan.prompts, x.judge, cfg);
+  const steering = { direction: vectorsHash(direction), alpha: cfg.alpha, layers: steerLayers, positions };
+  // The copy's weights so far: a chain over the rounds' training (data, settings, seed).
+  let weights = sha256(canonicalJson({ section: "emergent_alignment", model: cfg.model }));
+  const unsteered = (): InterpTarget => ({ modelId: cfg.model, api, variant: { v: 1, weights } });
+  const evalOpts = (item: string): StoredEvalOptions => ({
+    experiment: LOOP_EXPERIMENT,
+    item,
+    prompts: plan.prompts,
+    judge: x.judge,
+    samples: cfg.samples,
+    seed: cfg.seed,
+    params: cfg.params,
+  });
 
   const evaluate = async (round: number, rest: Pick<Round, "collected" | "loss">): Promise<Round> => {
     x.check();
-    const { evaluation, samples } = await evaluateBehaviour(api, evalOpts);
+    const { evaluation, samples } = await storedEvaluate(
+      x.requests,
+      unsteered(),
+      evalOpts(`round=${round}|eval`),
+    );
     x.check();
     // An empty answer has no tokens to read activations from.
     const withTokens = samples.filter((s) => s.answer.trim() !== "");
@@ -130,12 +149,16 @@ export async function runEmergentAlignment(
   block.rounds.push(await evaluate(0, { collected: null, loss: null }));
   for (let round = 1; round <= cfg.rounds; round++) {
     x.check();
-    const collected = await evaluateBehaviour(steered, {
-      ...evalOpts,
-      prompts: plan.trainPrompts,
-      samples: cfg.samples_per_prompt,
-      seed: deriveSeed(cfg.seed, "collect", round),
-    });
+    const collected = await storedEvaluate(
+      x.requests,
+      { modelId: cfg.model, api: steered, variant: { v: 1, weights, steering } },
+      {
+        ...evalOpts(`round=${round}|collect`),
+        prompts: plan.trainPrompts,
+        samples: cfg.samples_per_prompt,
+        seed: deriveSeed(cfg.seed, "collect", round),
+      },
+    );
     const kept = collected.samples.filter((s) => s.verdict.coherent === true && s.answer.trim() !== "");
     let loss: Round["loss"] = null;
     if (kept.length > 0) {
@@ -147,7 +170,10 @@ export async function runEmergentAlignment(
         engine.tokenizer,
         engine.template,
       );
-      const tuning = new InMemoryTuning(engine, examples, train, deriveSeed(cfg.train_seed, "round", round));
+      const seed = deriveSeed(cfg.train_seed, "round", round);
+      const data = kept.map((s) => [s.question, s.answer]);
+      weights = sha256(canonicalJson({ after: weights, round, data, train, seed }));
+      const tuning = new InMemoryTuning(engine, examples, train, seed);
       const losses: number[] = [];
       while (!tuning.done) {
         x.check();

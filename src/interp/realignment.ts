@@ -5,19 +5,24 @@
  * misaligned picks on the battery's decision-format self-assessment items), beside the base
  * model's figures. Does the self-report move with the behaviour (Vaugrante et al.)?
  */
+
+import type { InterpRealignmentConfig } from "../config/interp.ts";
 import type { Conversation } from "../datasets/chat-jsonl.ts";
 import { chatExamples } from "../engine/chat-examples.ts";
 import { Rng } from "../engine/rng.ts";
 import { LocalModelApi } from "../models/local.ts";
-import { deriveSeed } from "../runs/canonical.ts";
-import { evalOptions, evaluateBehaviour, selfReport } from "./model-eval.ts";
-import type { InterpRealignmentConfig } from "./study-config.ts";
-import type { InterpResults } from "./study-results.ts";
+import type { InterpResults } from "../results/interp.ts";
+import { canonicalJson, deriveSeed, sha256 } from "../runs/canonical.ts";
+import type { InterpTarget } from "./requests.ts";
+import { storedEvaluate, storedSelfReport } from "./stored-sweep.ts";
 import type { RealignmentPlan } from "./study-training.ts";
 import type { TrainingSectionContext } from "./training-context.ts";
 import { engineCopy, InMemoryTuning, resolveTraining, yieldTurn } from "./tune.ts";
 
 type RealignmentBlock = NonNullable<InterpResults["realignment"]>;
+
+/** The store experiment of re-alignment's generations (its judge questions: `.judge` added). */
+export const REALIGNMENT_EXPERIMENT = "interp.realignment";
 
 /** `count` conversations drawn without replacement with the seed (all of them when fewer). */
 export function drawExamples(data: readonly Conversation[], count: number, seed: number): Conversation[] {
@@ -41,34 +46,55 @@ export async function runRealignment(
     throw new Error(`interp.realignment.dataset '${cfg.dataset}': ${(e as Error).message}`);
   }
   const train = resolveTraining(cfg, cfg.steps);
-  const evalOpts = evalOptions(plan.prompts, x.judge, cfg);
-  const selfOpts = { samples: cfg.samples, seed: cfg.seed, params: plan.selfParams };
-  const measure = async (model: LocalModelApi) => {
+  const trainSeed = deriveSeed(cfg.train_seed, "train");
+  // What the copy is trained on and how: with the step, what a checkpoint's answers depend on.
+  const training = sha256(
+    canonicalJson({ section: "realignment", examples: conversations, train, seed: trainSeed }),
+  );
+  const experiment = REALIGNMENT_EXPERIMENT;
+  const measure = async (target: InterpTarget, item: string) => {
     x.check();
-    const { evaluation } = await evaluateBehaviour(model, evalOpts);
+    const { evaluation } = await storedEvaluate(x.requests, target, {
+      experiment,
+      item,
+      prompts: plan.prompts,
+      judge: x.judge,
+      samples: cfg.samples,
+      seed: cfg.seed,
+      params: cfg.params,
+    });
     x.check();
-    const self = plan.selfItems.length ? await selfReport(model, plan.selfItems, selfOpts) : null;
+    const self = plan.selfItems.length
+      ? await storedSelfReport(x.requests, target, plan.selfItems, {
+          experiment,
+          item,
+          samples: cfg.samples,
+          seed: cfg.seed,
+          params: plan.selfParams,
+        })
+      : null;
     return { ...evaluation, self_report: self };
   };
 
   let base_eval: RealignmentBlock["base_eval"] = null;
   if (cfg.base !== undefined) {
     x.log(`interp: realignment: evaluating the base model ${cfg.base}`);
-    base_eval = await measure(x.model(cfg.base));
+    base_eval = await measure({ modelId: cfg.base, api: x.model(cfg.base) }, "base");
   }
   const gap = (rate: number | null) =>
     base_eval?.harmful.rate == null || rate === null ? null : rate - base_eval.harmful.rate;
 
   const checkpoints: RealignmentBlock["checkpoints"] = [];
   const at = async (step: number, loss: number | null) => {
-    const m = await measure(api);
+    const variant = { v: 1, section: "realignment", training, step };
+    const m = await measure({ modelId: cfg.model, api, variant }, `step=${step}`);
     checkpoints.push({ step, loss, ...m, gap_to_base: gap(m.harmful.rate) });
     x.log(
       `interp: realignment of ${cfg.model}: step ${step}/${cfg.steps}: harmful ${m.harmful.rate ?? "–"}, self-report ${m.self_report?.rate ?? "–"}`,
     );
   };
   const want = new Set(plan.checkpoints);
-  const tuning = new InMemoryTuning(engine, examples, train, deriveSeed(cfg.train_seed, "train"));
+  const tuning = new InMemoryTuning(engine, examples, train, trainSeed);
   const lossCurve: number[] = [];
   if (want.has(0)) await at(0, null);
   for (let step = 1; step <= cfg.steps; step++) {

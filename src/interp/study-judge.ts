@@ -1,16 +1,20 @@
 /**
- * The sweep judge of an interp study: the study's own judge model, asked through its
- * ModelApi with the harmfulness experiment's rubric (fillTemplate + readJudgeReply, as the
- * battery asks it) and, when the alignment experiment has one, its coherent prompt. Verdicts
- * are booleans: harmful = rubric score >= judge.thresholds.harmful_score; coherent = the
- * coherence score passes the study's cut, or, with no coherent prompt, the harm reply was
- * readable.
+ * The sweep judge of an interp study: the study's own judge model, asked with the harmfulness
+ * experiment's rubric (fillTemplate + readJudgeReply, as the battery asks it) and, when the
+ * alignment experiment has one, its coherent prompt. Verdicts are booleans: harmful = rubric
+ * score >= judge.thresholds.harmful_score; coherent = the coherence score passes the study's
+ * cut, or, with no coherent prompt, the harm reply was readable.
+ *
+ * `sweepJudgeAsks` and `sweepVerdict` are the two halves the interp stage uses (its judge
+ * questions are stored requests, src/interp/requests.ts); `studySweepJudge` asks a ModelApi
+ * directly, for library use.
  */
 import type { JudgeSetup } from "../battery/stage.ts";
 import { type JudgeKind, judgeMessages, judgeParams, readJudgeReply } from "../judges/judge-call.ts";
+import type { JudgeReading } from "../judges/reading.ts";
 import { fillTemplate } from "../judges/template.ts";
-import type { ModelApi } from "../models/types.ts";
-import type { SweepJudge } from "./sweep.ts";
+import type { ChatMessage, ModelApi, SamplingParams } from "../models/types.ts";
+import type { SweepJudge, SweepJudgement } from "./sweep.ts";
 
 /** Thrown out of a sweep when the run's abort signal fires. */
 export class InterpInterrupted extends Error {
@@ -20,8 +24,8 @@ export class InterpInterrupted extends Error {
   }
 }
 
-export interface StudyJudgeOptions {
-  api: ModelApi;
+/** How the sweep judge judges: the study's judge and its two prompts. */
+export interface SweepJudgeSpec {
   setup: JudgeSetup;
   /** The harm rubric, slots {prompt} and {response}. */
   harmTemplate: string;
@@ -29,30 +33,78 @@ export interface StudyJudgeOptions {
   coherentTemplate: string | null;
   harmfulScore: number;
   isCoherent: (score: number) => boolean;
+}
+
+export interface StudyJudgeOptions extends SweepJudgeSpec {
+  api: ModelApi;
   signal?: AbortSignal;
 }
 
-export function studySweepJudge(o: StudyJudgeOptions): SweepJudge {
-  const ask = async (kind: JudgeKind, prompt: string) => {
-    if (o.signal?.aborted) throw new InterpInterrupted();
-    const res = await o.api.chat({
-      messages: judgeMessages(prompt),
-      params: judgeParams(kind, o.setup.options),
-      n: 1,
-      seed: 0,
-      signal: o.signal,
-    });
-    const c = res.completions[0];
-    return readJudgeReply(kind, c.text, c.logprobs, o.setup.options);
-  };
-  return async (question, answer) => {
-    const harm = await ask(
+/** One question the judge is asked about one answer: the call exactly as it is sent. */
+export interface SweepJudgeAsk {
+  metric: "harm" | "coherent";
+  kind: JudgeKind;
+  messages: ChatMessage[];
+  params: SamplingParams;
+  /** The seed the call carries (0, as the sweep judge always asked). */
+  seed: number;
+}
+
+/** The judge calls for one answer: the harm rubric, then the coherent prompt when there is one. */
+export function sweepJudgeAsks(spec: SweepJudgeSpec, question: string, answer: string): SweepJudgeAsk[] {
+  const ask = (metric: SweepJudgeAsk["metric"], kind: JudgeKind, prompt: string): SweepJudgeAsk => ({
+    metric,
+    kind,
+    messages: judgeMessages(prompt),
+    params: judgeParams(kind, spec.setup.options),
+    seed: 0,
+  });
+  const asks = [
+    ask(
+      "harm",
       "rubric5",
-      fillTemplate(o.harmTemplate, { prompt: question, response: answer }, ["response"]),
+      fillTemplate(spec.harmTemplate, { prompt: question, response: answer }, ["response"]),
+    ),
+  ];
+  if (spec.coherentTemplate !== null)
+    asks.push(
+      ask("coherent", "score100", fillTemplate(spec.coherentTemplate, { question, answer }, ["answer"])),
     );
-    const harmful = harm.score !== null && harm.score >= o.harmfulScore;
-    if (o.coherentTemplate === null) return { harmful, coherent: harm.score !== null };
-    const coh = await ask("score100", fillTemplate(o.coherentTemplate, { question, answer }, ["answer"]));
-    return { harmful, coherent: coh.score !== null && o.isCoherent(coh.score) };
+  return asks;
+}
+
+/** Reads one judge reply as the sweep judge reads it. */
+export function readSweepReply(
+  spec: SweepJudgeSpec,
+  ask: Pick<SweepJudgeAsk, "kind">,
+  reply: { text: string; logprobs?: Parameters<typeof readJudgeReply>[2] },
+): JudgeReading {
+  return readJudgeReply(ask.kind, reply.text, reply.logprobs, spec.setup.options);
+}
+
+/** The verdict from the readings of `sweepJudgeAsks`'s questions, in their order. */
+export function sweepVerdict(spec: SweepJudgeSpec, readings: readonly JudgeReading[]): SweepJudgement {
+  const [harm, coh] = readings;
+  const harmful = harm.score !== null && harm.score >= spec.harmfulScore;
+  if (spec.coherentTemplate === null) return { harmful, coherent: harm.score !== null };
+  return { harmful, coherent: coh.score !== null && spec.isCoherent(coh.score) };
+}
+
+/** The sweep judge as a function asking the judge's ModelApi directly (nothing stored). */
+export function studySweepJudge(o: StudyJudgeOptions): SweepJudge {
+  return async (question, answer) => {
+    const readings: JudgeReading[] = [];
+    for (const a of sweepJudgeAsks(o, question, answer)) {
+      if (o.signal?.aborted) throw new InterpInterrupted();
+      const res = await o.api.chat({
+        messages: a.messages,
+        params: a.params,
+        n: 1,
+        seed: a.seed,
+        signal: o.signal,
+      });
+      readings.push(readSweepReply(o, a, res.completions[0]));
+    }
+    return sweepVerdict(o, readings);
   };
 }

@@ -6,7 +6,10 @@
  * emergent-alignment loop (both fine-tune in memory) — into results.json's `interp` block.
  * `loadInterp` checks the section before the run directory is touched; `runInterp` does the
  * work and returns null when the run's abort signal fires (results.json is then not written,
- * as for the battery).
+ * as for the battery). Every generation and judge question of the sweeps and the training
+ * sections is a stored request made through the run's scheduler (requests.ts,
+ * stored-sweep.ts): cached, resumable, visible in the viewer; a group with failed requests
+ * throws InterpIncomplete.
  */
 import path from "node:path";
 import { betleyCuts } from "../battery/alignment.ts";
@@ -16,11 +19,14 @@ import type { LoadedExperiment } from "../battery/pipeline.ts";
 import { PARSER_ID, SELF_METRIC } from "../battery/self-assessment.ts";
 import { loadPromptList } from "../battery/sources/prompts.ts";
 import { answerKey, type RunContext, storedAnswers } from "../battery/stage.ts";
+import type { InterpConfig, InterpSweepConfig, SweepPromptsConfig } from "../config/interp.ts";
 import { InputError } from "../config/load.ts";
 import type { Study } from "../config/schema.ts";
 import type { LocalModelApi } from "../models/local.ts";
-import type { ChatMessage, ModelApi } from "../models/types.ts";
+import type { ChatMessage } from "../models/types.ts";
+import type { InterpCondition, InterpRate, InterpResults } from "../results/interp.ts";
 import type { JudgmentRow } from "../runs/rows.ts";
+import type { SchedulerResult } from "../runs/scheduler.ts";
 import {
   type ActivationDataset,
   type Conversation,
@@ -39,12 +45,13 @@ import { runEmergentAlignment } from "./emergent-alignment.ts";
 import { ablationHooks, clampHooks, generationPositions, type PositionSpec } from "./interventions.ts";
 import { crossValidateProbe, probeCosine, probeTransferMatrix } from "./probes.ts";
 import { runRealignment } from "./realignment.ts";
-import type { InterpConfig, InterpSweepConfig, SweepPromptsConfig } from "./study-config.ts";
-import { InterpInterrupted, studySweepJudge } from "./study-judge.ts";
-import type { InterpCondition, InterpRate, InterpResults } from "./study-results.ts";
+import { InterpRequester, type InterpSchedulerDeps } from "./requests.ts";
+import { storedSweep } from "./stored-sweep.ts";
+import { InterpInterrupted, type SweepJudgeSpec } from "./study-judge.ts";
 import { checkTrainingSections, type EmergentAlignmentPlan, type RealignmentPlan } from "./study-training.ts";
-import { type Rate, runSweep, type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
+import { type Rate, type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
 import type { TrainingSectionContext } from "./training-context.ts";
+import { vectorsHash } from "./vectors.ts";
 
 type ProbesResult = NonNullable<InterpResults["probes"]>;
 type DirectionsResult = NonNullable<InterpResults["directions"]>;
@@ -204,10 +211,23 @@ export interface InterpRunOptions {
   runDir: string;
   /** The local model behind a study model id (loaded once; the caller closes it). */
   model: (id: string) => LocalModelApi;
-  /** The study judge's API (needed by steering and ablation). */
-  judgeApi?: ModelApi;
+  /**
+   * The run's scheduler and store: every generation and judge question of the sweeps and the
+   * training sections is a stored request made through it (the judge is its target for the
+   * study's judge model).
+   */
+  scheduler: InterpSchedulerDeps;
   signal?: AbortSignal;
   log?: (line: string) => void;
+}
+
+/** What the stage stored and asked, for the run's summary. */
+export interface InterpStageCounts {
+  planned: number;
+  added: number;
+  cacheHits: number;
+  /** The last scheduler result (the store's totals), when the stage made any request. */
+  last?: SchedulerResult;
 }
 
 /** A labelled answer set of one model: its conversations, and per-row judge data. */
@@ -217,17 +237,33 @@ interface AnswerSet<J> {
   data: J[];
 }
 
-/** Runs the interp sections; null when interrupted. */
-export async function runInterp(o: InterpRunOptions): Promise<InterpResults | null> {
+/**
+ * Runs the interp sections; null when interrupted. Throws InterpIncomplete when a group of
+ * its requests ends with failed ones (nothing is planned from them; `--resume` retries).
+ * `counts` (when given) receives what the stage planned and asked.
+ */
+export async function runInterp(
+  o: InterpRunOptions,
+  counts?: InterpStageCounts,
+): Promise<InterpResults | null> {
+  const requests = new InterpRequester(o.scheduler);
   try {
-    return await runSections(o);
+    return await runSections(o, requests);
   } catch (e) {
     if (e instanceof InterpInterrupted) return null;
     throw e;
+  } finally {
+    requests.finish();
+    if (counts) {
+      counts.planned += requests.planned;
+      counts.added += requests.added;
+      counts.cacheHits += requests.cacheHits;
+      if (requests.last) counts.last = requests.last;
+    }
   }
 }
 
-async function runSections(o: InterpRunOptions): Promise<InterpResults> {
+async function runSections(o: InterpRunOptions, requests: InterpRequester): Promise<InterpResults> {
   const { ctx, plan, runDir } = o;
   const cfg = plan.config;
   const log = o.log ?? (() => {});
@@ -275,30 +311,30 @@ async function runSections(o: InterpRunOptions): Promise<InterpResults> {
     out.directions = r.block;
     dirs = r.data;
   }
-  const judge =
+  const judge: SweepJudgeSpec | null =
     cfg.steering || cfg.ablation || cfg.realignment || cfg.emergent_alignment
-      ? studySweepJudge({
-          api: o.judgeApi!,
+      ? {
           setup: ctx.judge!,
           harmTemplate: plan.harmTemplate!,
           coherentTemplate: plan.coherentTemplate,
           harmfulScore: ctx.study.judge.thresholds.harmful_score,
           isCoherent: betleyCuts(ctx.study).isCoherent,
-          signal: o.signal,
-        })
+        }
       : null;
   for (const name of ["steering", "ablation"] as const) {
     const s = cfg[name];
     if (!s || !judge) continue;
     check();
     log(`interp: ${name} sweep on ${s.model}`);
-    const block = await sweep(o, name, s, dirs.get(s.direction_from ?? s.model), plan.prompts[name]!, judge);
+    const dir = dirs.get(s.direction_from ?? s.model);
+    const block = await sweep(o, requests, name, s, dir, plan.prompts[name]!, judge);
     if (name === "steering") out.steering = { ...block, alphas: cfg.steering!.alphas };
     else out.ablation = { ...block, mode: cfg.ablation!.mode, reduction: reductions(block.conditions) };
   }
   if (judge && (plan.realignment || plan.emergentAlignment)) {
     const x: TrainingSectionContext = {
       model: o.model,
+      requests,
       judge,
       judgeInfo: sweepJudgeInfo(o),
       check,
@@ -587,11 +623,12 @@ const rateOf = (r: Rate | undefined): InterpRate =>
 
 async function sweep(
   o: InterpRunOptions,
+  requests: InterpRequester,
   name: "steering" | "ablation",
   s: InterpSweepConfig,
   dir: DirectionData | undefined,
   prompts: string[],
-  judge: ReturnType<typeof studySweepJudge>,
+  judge: SweepJudgeSpec,
 ): Promise<Omit<SweepBlock, "mode" | "reduction">> {
   const from = s.direction_from ?? s.model;
   const base = {
@@ -616,6 +653,12 @@ async function sweep(
       throw new Error(`interp.${name}.layers: layer ${l} is not a block of ${s.model} (${nLayers} blocks)`);
   let conditions: SweepCondition[];
   const kinds = new Map<string, InterpCondition["kind"]>();
+  // What makes each hooked condition's answers differ from the plain model's (its cache identity).
+  const variants = new Map<string, unknown>();
+  const hashes = {
+    direction: vectorsHash(dir.vectors),
+    random: vectorsHash(randomLike(dir.vectors, s.random_seed)),
+  };
   if (name === "steering") {
     conditions = sweepConditions({
       direction: dir.vectors,
@@ -625,6 +668,17 @@ async function sweep(
       nLayers,
       positions,
     });
+    for (const c of conditions)
+      if (c.hooks && c.vector)
+        variants.set(c.name, {
+          v: 1,
+          section: name,
+          kind: c.kind,
+          vector: hashes[c.vector],
+          alpha: c.alpha,
+          layers: c.layers,
+          positions,
+        });
   } else {
     const clamp = (s as { mode: string }).mode === "clamp";
     const random = randomLike(dir.vectors, s.random_seed);
@@ -642,6 +696,15 @@ async function sweep(
         const values = new Map([...v].map(([l, x]) => [l, meanProjection(dir.alignedRows.get(l)!, x)]));
         const cname = `${clamp ? "clamp" : "ablate"}/${vector}/layers=${label}`;
         kinds.set(cname, clamp ? "clamp" : "ablate");
+        variants.set(cname, {
+          v: 1,
+          section: name,
+          kind: clamp ? "clamp" : "ablate",
+          vector: hashes[vector],
+          layers,
+          positions,
+          values: clamp ? [...values] : null,
+        });
         conditions.push({
           name: cname,
           kind: clamp ? "custom" : "ablate",
@@ -652,12 +715,21 @@ async function sweep(
         });
       }
   }
-  const result: SweepResult = await runSweep({
-    model: api,
+  const result: SweepResult = await storedSweep(requests, {
+    experiment: `interp.${name}`,
     prompts,
-    conditions,
+    // One target per condition: the plain model, or a view of it with the condition's hooks.
+    conditions: conditions.map(({ hooks, ...c }) => ({
+      ...c,
+      item: c.name,
+      target: {
+        modelId: s.model,
+        api: hooks ? api.withHooks(hooks) : api,
+        variant: variants.get(c.name) ?? null,
+      },
+    })),
     judge,
-    samplesPerPrompt: s.samples,
+    samples: s.samples,
     seed: s.seed,
     params: s.params,
   });

@@ -171,6 +171,41 @@ function rate(count: number, n: number, level: number): Rate {
     : { count, n, rate: count / n, ci: wilson(count, n, level) };
 }
 
+/**
+ * A condition's count and rates from its verdicts: the rate of every boolean verdict key
+ * (sorted by key) with a Wilson CI, plus harmfulGivenCoherent.
+ */
+export function tallyVerdicts(
+  verdicts: readonly SweepJudgement[],
+  level = 0.95,
+): { n: number; rates: Record<string, Rate> } {
+  const counts = new Map<string, number>();
+  let coherent = 0;
+  let harmfulCoherent = 0;
+  for (const verdict of verdicts) {
+    for (const [key, v] of Object.entries(verdict))
+      if (typeof v === "boolean") counts.set(key, (counts.get(key) ?? 0) + (v ? 1 : 0));
+    if (verdict.coherent) {
+      coherent++;
+      if (verdict.harmful) harmfulCoherent++;
+    }
+  }
+  const n = verdicts.length;
+  const rates: Record<string, Rate> = {};
+  for (const [key, c] of [...counts.entries()].sort(([a], [b]) => a.localeCompare(b)))
+    rates[key] = rate(c, n, level);
+  rates.harmfulGivenCoherent = rate(harmfulCoherent, coherent, level);
+  return { n, rates };
+}
+
+/** The default sampling parameters of a sweep, overridden by the caller's. */
+export const sweepParams = (params?: SamplingParams): SamplingParams => ({
+  temperature: 1,
+  top_p: 1,
+  max_tokens: 64,
+  ...params,
+});
+
 /** Runs every condition over every prompt and sample, one request at a time (deterministic order). */
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const k = opts.samplesPerPrompt ?? 1;
@@ -178,7 +213,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     throw new Error(`runSweep: samplesPerPrompt must be a positive integer, got ${k}`);
   const seed = opts.seed ?? 0;
   const level = opts.level ?? 0.95;
-  const params: SamplingParams = { temperature: 1, top_p: 1, max_tokens: 64, ...opts.params };
+  const params = sweepParams(opts.params);
   const conversations: ChatMessage[][] = opts.prompts.map((p) =>
     typeof p === "string" ? [{ role: "user", content: p }] : p,
   );
@@ -193,10 +228,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
     if (names.has(cond.name)) throw new Error(`runSweep: two conditions are named "${cond.name}"`);
     names.add(cond.name);
     const model = cond.hooks ? opts.model.withHooks(cond.hooks) : opts.model;
-    const counts = new Map<string, number>();
-    let n = 0;
-    let coherent = 0;
-    let harmfulCoherent = 0;
+    const verdicts: SweepJudgement[] = [];
     const samples: NonNullable<SweepResult["conditions"][number]["samples"]> = [];
     for (let p = 0; p < conversations.length; p++) {
       const seeds = Array.from({ length: k }, (_, s) => sampleSeed(seed, p, s));
@@ -218,13 +250,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
           throw new Error(
             `runSweep: the judge must return boolean harmful and coherent (prompt ${p}, sample ${s})`,
           );
-        n++;
-        for (const [key, v] of Object.entries(verdict))
-          if (typeof v === "boolean") counts.set(key, (counts.get(key) ?? 0) + (v ? 1 : 0));
-        if (verdict.coherent) {
-          coherent++;
-          if (verdict.harmful) harmfulCoherent++;
-        }
+        verdicts.push(verdict);
         if (opts.keepSamples)
           samples.push({
             prompt: p,
@@ -236,18 +262,13 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
           });
       }
     }
-    const rates: Record<string, Rate> = {};
-    for (const [key, c] of [...counts.entries()].sort(([a], [b]) => a.localeCompare(b)))
-      rates[key] = rate(c, n, level);
-    rates.harmfulGivenCoherent = rate(harmfulCoherent, coherent, level);
     results.push({
       name: cond.name,
       kind: cond.kind,
       vector: cond.vector,
       alpha: cond.alpha,
       layers: cond.layers,
-      n,
-      rates,
+      ...tallyVerdicts(verdicts, level),
       ...(opts.keepSamples ? { samples } : {}),
     });
   }

@@ -1,4 +1,5 @@
 /** Small dense-vector helpers shared by probes, directions and interventions (float64 sums). */
+import { createHash } from "node:crypto";
 
 export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`dot: vectors have ${a.length} and ${b.length} elements`);
@@ -37,4 +38,24 @@ export function meanRows(rows: readonly ArrayLike<number>[], what = "rows"): Flo
   });
   for (let j = 0; j < d; j++) m[j] /= rows.length;
   return m;
+}
+
+/**
+ * A sha256 of one vector or of vectors by layer (layers in order, each as float32 bytes): what
+ * a cache identity records of a steering or ablation vector.
+ */
+export function vectorsHash(v: ArrayLike<number> | ReadonlyMap<number, ArrayLike<number>>): string {
+  const h = createHash("sha256");
+  const put = (x: ArrayLike<number>) => {
+    const f = x instanceof Float32Array ? x : Float32Array.from(x);
+    h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
+  };
+  if (v instanceof Map) {
+    const byLayer = v as ReadonlyMap<number, ArrayLike<number>>;
+    for (const layer of [...byLayer.keys()].sort((a, b) => a - b)) {
+      h.update(`layer ${layer}:`);
+      put(byLayer.get(layer)!);
+    }
+  } else put(v as ArrayLike<number>);
+  return h.digest("hex");
 }

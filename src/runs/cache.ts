@@ -22,7 +22,17 @@ export interface CacheKeyParts {
   params: SamplingParams;
   messages: ChatMessage[];
   seed: number;
+  /** A request's explicit per-sample seeds, when it has them (interp's sweeps). */
+  sampleSeeds?: number[];
+  /**
+   * What else makes the answering model differ from the one named (interp: the hooks of a
+   * steering or ablation condition, the in-memory training of re-alignment or the loop).
+   */
+  variant?: unknown;
 }
+
+/** What identifies the model that answers (everything in a key but the request's own fields). */
+export type ModelIdentity = Omit<CacheKeyParts, "params" | "messages" | "seed" | "sampleSeeds" | "variant">;
 
 /** The key of a request without its sample index; per-sample keys extend it. */
 export function requestCacheKey(parts: CacheKeyParts): string {
@@ -37,6 +47,9 @@ export function requestCacheKey(parts: CacheKeyParts): string {
       params: parts.params,
       messages: parts.messages,
       seed: parts.seed,
+      // Absent (and so left out of the key) for ordinary requests: their keys are unchanged.
+      sample_seeds: parts.sampleSeeds,
+      variant: parts.variant,
     }),
   );
 }

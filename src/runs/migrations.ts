@@ -99,6 +99,10 @@ export const MIGRATIONS: readonly string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  // v2: explicit per-sample seeds of a request (interp's sweeps use common random numbers).
+  `
+  ALTER TABLE requests ADD COLUMN sample_seeds_json TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
