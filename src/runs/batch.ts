@@ -3,10 +3,16 @@ import { z } from "zod";
 import { asBatchApi } from "../models/registry.ts";
 import { type BatchApi, type BatchItem, type ChatResponse, ModelApiError } from "../models/types.ts";
 import { type ResponseCache, sampleCacheKey } from "./cache.ts";
-import { deriveSeed } from "./canonical.ts";
 import { sleep } from "./limiter.ts";
 import type { Redactor } from "./redact.ts";
-import { callCost, completionRow, type ModelTarget, type ProgressSink, takeFromCache } from "./scheduler.ts";
+import {
+  callCost,
+  callSeeds,
+  completionRow,
+  type ModelTarget,
+  type ProgressSink,
+  takeFromCache,
+} from "./scheduler.ts";
 import type { RunStore } from "./store.ts";
 
 /**
@@ -94,8 +100,7 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
             messages: request.messages,
             params: request.params,
             n: indices.length,
-            seed: deriveSeed(request.seed ?? 0, indices[0]),
-            sampleSeeds: indices.map((i) => deriveSeed(request.seed ?? 0, i)),
+            ...callSeeds(request, indices),
           },
         });
       }

@@ -73,15 +73,18 @@ export const RequestRowSchema = z
     n: z.number().int(),
     seed: z.number().int().nullable(),
     cache_key: z.string(),
+    /** Explicit per-sample seeds (interp's sweeps); null: sample i's seed derives from `seed` and i. */
+    sample_seeds_json: jsonText(z.array(z.number().int())).nullable().optional(),
     status: RequestStatusSchema,
     error: z.string().nullable(),
     created_at: z.string(),
     updated_at: z.string(),
   })
-  .transform(({ messages_json, params_json, ...r }) => ({
+  .transform(({ messages_json, params_json, sample_seeds_json, ...r }) => ({
     ...r,
     messages: messages_json,
     params: params_json,
+    sample_seeds: sample_seeds_json ?? null,
   }));
 export type RequestRow = z.infer<typeof RequestRowSchema>;
 

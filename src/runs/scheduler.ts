@@ -97,6 +97,22 @@ const estimateTokens = (req: RequestRow, n: number): number => {
   return Math.ceil(JSON.stringify(req.messages).length / 4) + n * (req.params.max_tokens ?? 256);
 };
 
+/**
+ * The seeds of a call for some of a request's samples: sample i's seed is the request's
+ * explicit `sample_seeds[i]` when it has them (interp's common random numbers), else derived
+ * from the request seed and i; the call's `seed` is its first sample's.
+ */
+export function callSeeds(
+  request: Pick<RequestRow, "id" | "n" | "seed" | "sample_seeds">,
+  indices: readonly number[],
+): { seed: number; sampleSeeds: number[] } {
+  const explicit = request.sample_seeds;
+  if (explicit && explicit.length !== request.n)
+    throw new Error(`request ${request.id}: ${explicit.length} sample seeds for n = ${request.n}`);
+  const sampleSeeds = indices.map((i) => (explicit ? explicit[i] : deriveSeed(request.seed ?? 0, i)));
+  return { seed: sampleSeeds[0], sampleSeeds };
+}
+
 /** Seconds of backoff for a failed attempt: exponential with equal jitter, never below retry-after. */
 export function backoffMs(
   attempt: number,
@@ -185,8 +201,7 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
         messages: request.messages,
         params: request.params,
         n: indices.length,
-        seed: deriveSeed(request.seed ?? 0, indices[0]),
-        sampleSeeds: indices.map((i) => deriveSeed(request.seed ?? 0, i)),
+        ...callSeeds(request, indices),
         signal: ctl.signal,
         timeoutMs,
       });

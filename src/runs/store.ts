@@ -36,7 +36,13 @@ export const STORE_FILE = "run.sqlite";
 
 const now = () => new Date().toISOString();
 
-export type NewRequest = Omit<RequestRow, "status" | "error" | "created_at" | "updated_at">;
+export type NewRequest = Omit<
+  RequestRow,
+  "status" | "error" | "created_at" | "updated_at" | "sample_seeds"
+> & {
+  /** Explicit per-sample seeds (length n), honoured by the scheduler; default: derived from `seed`. */
+  sample_seeds?: number[] | null;
+};
 export type NewCall = Omit<CallRow, "id" | "started_at"> & { started_at?: string };
 export type NewCompletion = Omit<CompletionRow, "created_at" | "call_id">;
 export type NewJob = Omit<JobRow, "started_at" | "finished_at"> & {
@@ -194,8 +200,8 @@ export class RunStore {
   addRequests(rows: NewRequest[]): number {
     const insert = this.db.prepare(
       `INSERT OR IGNORE INTO requests
-         (id, model_id, experiment, item_id, messages_json, params_json, n, seed, cache_key, status, error, created_at, updated_at)
-       VALUES (@id, @model_id, @experiment, @item_id, @messages_json, @params_json, @n, @seed, @cache_key, 'pending', NULL, @t, @t)`,
+         (id, model_id, experiment, item_id, messages_json, params_json, n, seed, cache_key, sample_seeds_json, status, error, created_at, updated_at)
+       VALUES (@id, @model_id, @experiment, @item_id, @messages_json, @params_json, @n, @seed, @cache_key, @sample_seeds_json, 'pending', NULL, @t, @t)`,
     );
     let added = 0;
     this.db.transaction(() => {
@@ -211,6 +217,7 @@ export class RunStore {
           n: r.n,
           seed: r.seed,
           cache_key: r.cache_key,
+          sample_seeds_json: r.sample_seeds ? JSON.stringify(r.sample_seeds) : null,
           t,
         }).changes;
     })();
@@ -579,4 +586,62 @@ export class RunStore {
       .all({ kind: kind ?? null })
       .map((r) => this.decode(ArtifactRowSchema, "artifacts", ["id"], r));
   }
+
+  // --- interp: its stored requests and judgments ------------------------------------
+
+  /** Many judgments in one transaction (upserted as saveJudgment does). */
+  saveJudgments(rows: readonly Omit<JudgmentRow, "id" | "created_at">[]): void {
+    this.db.transaction(() => {
+      for (const j of rows) this.saveJudgment(j);
+    })();
+  }
+
+  /** How many of these requests are marked failed. */
+  failedAmong(ids: Iterable<string>): number {
+    const status = this.db.prepare("SELECT status FROM requests WHERE id = ?").pluck();
+    let failed = 0;
+    for (const id of ids) if (status.get(id) === "failed") failed++;
+    return failed;
+  }
+
+  /**
+   * results.json's `counts` over the requests whose experiment does not start with `prefix`
+   * (INTERP_EXPERIMENTS: the interp stage's own requests, and the judgments of their answers,
+   * are left out, so the battery's counts are the same with or without them).
+   */
+  countsOutside(prefix: string): {
+    requests: number;
+    requestsFailed: number;
+    completions: number;
+    filteredCompletions: number;
+    judgments: number;
+  } {
+    const outside = "substr(r.experiment, 1, length(@prefix)) <> @prefix";
+    const r = this.db
+      .prepare(
+        `SELECT count(*) AS n, coalesce(sum(r.status = 'failed'), 0) AS failed FROM requests r WHERE ${outside}`,
+      )
+      .get({ prefix }) as { n: number; failed: number };
+    const c = this.db
+      .prepare(
+        `SELECT count(*) AS n, coalesce(sum(c.finish_reason = @filtered), 0) AS filtered
+         FROM completions c JOIN requests r ON r.id = c.request_id WHERE ${outside}`,
+      )
+      .get({ prefix, filtered: FILTERED_FINISH }) as { n: number; filtered: number };
+    const j = this.db
+      .prepare(
+        `SELECT count(*) AS n FROM judgments j JOIN requests r ON r.id = j.request_id WHERE ${outside}`,
+      )
+      .get({ prefix }) as { n: number };
+    return {
+      requests: r.n,
+      requestsFailed: r.failed,
+      completions: c.n,
+      filteredCompletions: c.filtered,
+      judgments: j.n,
+    };
+  }
 }
+
+/** The prefix of the interp stage's experiment names (`interp.steering`, `interp.steering.judge`, ...). */
+export const INTERP_EXPERIMENTS = "interp.";

@@ -139,8 +139,8 @@ export function toStoreRequest(
     model_id: p.modelId,
     experiment: p.experiment,
     item_id: p.itemId,
-    messages: p.messages,
-    params: p.params,
+    messages_json: JSON.stringify(p.messages),
+    params_json: JSON.stringify(p.params),
     n: p.n,
     seed,
     cache_key,
@@ -264,7 +264,7 @@ export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<R
     for (const m of study.models) s.upsertModel({ ...m, base_url: m.base_url, roles: m.roles });
     s.setStudy({
       name: study.name,
-      config: declared,
+      config_json: JSON.stringify(declared),
       config_hash: hash,
       source_path: file,
       source_text: loaded.text,
