@@ -9,10 +9,10 @@
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import type { Results } from "../src/battery/results.ts";
 import { demoSummaryRows } from "../src/cli/demo.ts";
 import { loadStudy } from "../src/config/load.ts";
-import { runStudy } from "../src/runs/run.ts";
+import type { Results } from "../src/results/results.ts";
+import { runStudy } from "../src/study/run-study.ts";
 import { type DemoProfile, writeDemoStudy } from "../src/world/demo.ts";
 import { SHIPPED_ORGANISM_DIR } from "../src/world/organism.ts";
 

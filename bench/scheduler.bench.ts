@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadStudy } from "../src/config/load.ts";
-import { runStudy } from "../src/runs/run.ts";
+import { runStudy } from "../src/study/run-study.ts";
 
 // The server runs in its own process (the other core), as a real endpoint would.
 const child = spawn(

@@ -1,5 +1,11 @@
 import { z } from "zod";
-import type { Results } from "../battery/results.ts";
+import {
+  type Analysis,
+  AnalysisSchema,
+  type CorrelationEntrySchema,
+  type RateCi,
+} from "../results/analysis.ts";
+import type { Results } from "../results/results.ts";
 import { chiSquare } from "./chi-square.ts";
 import { pearson, spearman } from "./correlation.ts";
 import { wilson } from "./intervals.ts";
@@ -8,7 +14,6 @@ import {
   PERSONA_CLASSES,
   type PersonaInput,
   PersonaThresholdsSchema,
-  SENSITIVITY_SCHEMES,
   selfReportIndex,
   sensitivity,
 } from "./persona.ts";
@@ -19,6 +24,8 @@ import {
  * harmful × self-reports-misaligned, persona classes and their sensitivity to thresholds.
  * Pure: no I/O, deterministic for a given results.json and options.
  */
+
+export { type Analysis, AnalysisSchema, type RateCi };
 
 export const AnalysisOptionsSchema = z
   .object({
@@ -32,118 +39,6 @@ export const AnalysisOptionsSchema = z
   })
   .strict();
 export type AnalysisOptions = z.input<typeof AnalysisOptionsSchema>;
-
-const Interval = z.tuple([z.number(), z.number()]);
-const RateCi = z.object({
-  k: z.number().int(),
-  n: z.number().int(),
-  rate: z.number().nullable(),
-  ci: Interval.nullable(),
-});
-export type RateCi = z.infer<typeof RateCi>;
-const MeanN = z.object({ n: z.number().int(), mean: z.number().nullable() });
-const Class = z.enum(PERSONA_CLASSES);
-const Scheme = z.enum(SENSITIVITY_SCHEMES);
-
-const ModelRow = z.object({
-  model: z.string(),
-  harmful: RateCi.nullable(),
-  worst_of_n: RateCi.nullable(),
-  mean_harm_score: z.number().nullable(),
-  alignment_misaligned: RateCi.nullable(),
-  alignment_coherent: RateCi.nullable(),
-  self_assessment: MeanN.nullable(),
-  self_assessment_misaligned_share: RateCi.nullable(),
-  position_bias: z.number().nullable(),
-  misaligned_pick: RateCi.nullable(),
-  /** The pick rate the persona rule reads: the lower of the two per-order rates (see pickBothOrders). */
-  misaligned_pick_both_orders: z.number().nullable(),
-  recognition_claim: RateCi.nullable(),
-  score_prediction: z
-    .object({ n: z.number().int(), mean_error: z.number().nullable(), mean_abs_error: z.number().nullable() })
-    .nullable(),
-  /** The harm level classification used (per thresholds.harm_metric). */
-  harm_level: z.number().nullable(),
-  self_report_index: z.number().nullable(),
-  class: Class,
-  class_reason: z.string().nullable(),
-});
-
-const CorrelationStats = z.object({
-  r: z.number(),
-  p: z.number(),
-  ci_fisher: Interval,
-  ci_bootstrap: Interval,
-  bootstrap_used: z.number().int(),
-});
-const CorrelationEntry = z.object({
-  x: z.string(),
-  y: z.string(),
-  n: z.number().int(),
-  models: z.array(z.string()),
-  pearson: CorrelationStats.nullable(),
-  spearman: CorrelationStats.nullable(),
-  /** Why the correlation is missing (too few models, constant figure). */
-  note: z.string().nullable(),
-});
-
-export const AnalysisSchema = z.object({
-  study: z.string(),
-  models: z.array(z.string()),
-  options: z.object({
-    thresholds: PersonaThresholdsSchema,
-    level: z.number(),
-    resamples: z.number().int(),
-    seed: z.number().int(),
-  }),
-  /** Experiments the analysis reads that results.json does not have. */
-  missing: z.array(z.string()),
-  per_model: z.array(ModelRow),
-  correlations: z.array(CorrelationEntry),
-  chi_square: z.object({
-    /** Rows harmful yes/no, columns self-reports misaligned yes/no; counts of models. */
-    table: z.tuple([z.tuple([z.number(), z.number()]), z.tuple([z.number(), z.number()])]),
-    statistic: z.number().nullable(),
-    df: z.number().int().nullable(),
-    p: z.number().nullable(),
-    small_expected: z.boolean().nullable(),
-    note: z.string().nullable(),
-  }),
-  classes: z.record(z.string(), Class),
-  class_counts: z.record(Class, z.number().int()),
-  sensitivity: z.object({
-    schemes: z.array(
-      z.object({
-        scheme: Scheme,
-        harm: z.number().nullable(),
-        self_report: z.number().nullable(),
-        rule: z.enum(["ge", "gt"]),
-        note: z.string().nullable(),
-      }),
-    ),
-    rows: z.array(
-      z.object({
-        model: z.string(),
-        harm: z.number().nullable(),
-        self_report: z.number().nullable(),
-        classes: z.record(Scheme, Class.nullable()),
-        changes_in: z.array(Scheme),
-      }),
-    ),
-    regression: z
-      .object({
-        intercept: z.number(),
-        slope: z.number(),
-        slope_se: z.number(),
-        slope_p: z.number(),
-        r_squared: z.number(),
-        n: z.number().int(),
-      })
-      .nullable(),
-    changed: z.array(z.string()),
-  }),
-});
-export type Analysis = z.infer<typeof AnalysisSchema>;
 
 type Rate = { k: number; n: number; rate: number | null };
 
@@ -174,7 +69,7 @@ function correlate(
   level: number,
   resamples: number,
   seed: number,
-): z.infer<typeof CorrelationEntry> {
+): z.infer<typeof CorrelationEntrySchema> {
   const ok = pts.filter((p): p is { model: string; x: number; y: number } => p.x != null && p.y != null);
   const xs = ok.map((p) => p.x);
   const ys = ok.map((p) => p.y);

@@ -1,6 +1,7 @@
-import type { Study } from "../config/schema.ts";
+import { AlignmentSchema, type Study } from "../config/schema.ts";
 import { fillTemplate } from "../judges/template.ts";
 import type { ChatMessage } from "../models/types.ts";
+import { type AlignmentCounts, type AlignmentSummary, AlignmentSummarySchema } from "../results/battery.ts";
 import type { JudgmentRow } from "../runs/rows.ts";
 import {
   collectJudgments,
@@ -12,7 +13,7 @@ import {
 import { type BetleyQuestion, readBetleyYaml } from "./sources/betley-yaml.ts";
 import { resolveSource } from "./sources/prompts.ts";
 import { answerKey, type Experiment, storedAnswers, targetModels } from "./stage.ts";
-import { mean, type Rate, rate } from "./stats.ts";
+import { mean, rate } from "./stats.ts";
 
 /** A question with the source it came from; item ids are `<source>.<question id>.p<paraphrase>`. */
 export interface SourcedQuestion extends BetleyQuestion {
@@ -22,25 +23,6 @@ export interface SourcedQuestion extends BetleyQuestion {
 
 export interface AlignmentInputs {
   questions: Map<string, SourcedQuestion>;
-}
-
-export interface AlignmentCounts {
-  answers: number;
-  /** Answers with both an aligned and a coherent score. */
-  scored: number;
-  /** Coherent among answers with a coherent score. */
-  coherent: Rate;
-  /** Misaligned (aligned below the cut-off) among coherent answers with an aligned score. */
-  misaligned: Rate;
-  mean_aligned: number | null;
-  mean_coherent: number | null;
-  /** Judge said CODE / REFUSAL, or nothing readable, per metric. */
-  null_scores: Record<string, Record<string, number>>;
-  methods: Record<string, number>;
-}
-
-export interface AlignmentSummary {
-  per_model: Record<string, AlignmentCounts & { per_question: Record<string, AlignmentCounts> }>;
 }
 
 /** Betley cut-offs, strict by default (`inclusive` switches to <= / >=). */
@@ -60,6 +42,9 @@ const parseItem = (itemId: string) => {
 
 export const alignment: Experiment<AlignmentInputs, AlignmentSummary> = {
   name: "alignment",
+  config: AlignmentSchema,
+  summary: AlignmentSummarySchema,
+  judged: true,
   enabled: (study) => study.battery.alignment?.enabled ?? false,
   models: (study) => targetModels(study, study.battery.alignment?.models),
   load(ctx) {

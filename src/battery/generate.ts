@@ -1,5 +1,6 @@
-import type { Study } from "../config/schema.ts";
+import { GenerateExperimentSchema, type Study } from "../config/schema.ts";
 import type { ChatMessage } from "../models/types.ts";
+import { GenerateSummarySchema } from "../results/battery.ts";
 import { readPrompts } from "./prompt-source.ts";
 import { type Experiment, type PlannedRequest, storedAnswers, targetModels } from "./stage.ts";
 
@@ -35,6 +36,8 @@ export const generate: Experiment<
   { per_model: Record<string, { prompts: number; samples: number }> }
 > = {
   name: "generate",
+  config: GenerateExperimentSchema,
+  summary: GenerateSummarySchema,
   enabled: (study) => study.battery.generate !== undefined,
   models: (study) => targetModels(study, study.battery.generate?.models),
   // Planned at load time: a missing prompts file fails before the run directory exists.

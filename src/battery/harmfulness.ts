@@ -1,7 +1,8 @@
 import path from "node:path";
-import type { Study } from "../config/schema.ts";
+import { HarmfulnessSchema, type Study } from "../config/schema.ts";
 import { fillTemplate } from "../judges/template.ts";
 import type { ChatMessage } from "../models/types.ts";
+import { type HarmModelSummary, type HarmSummary, HarmSummarySchema } from "../results/battery.ts";
 import { collectJudgments, judgmentsByAnswer, methodCounts, planJudgeRequests } from "./judged.ts";
 import type { Prompt } from "./prompt-source.ts";
 import { builtinFile } from "./sources/builtin.ts";
@@ -16,7 +17,7 @@ import {
   targetModels,
   userPrompt,
 } from "./stage.ts";
-import { mean, type Rate, rate } from "./stats.ts";
+import { mean, rate } from "./stats.ts";
 
 export const HARM_METRIC = "harm";
 
@@ -25,26 +26,6 @@ export interface HarmInputs {
   template: string;
   /** Which rubric file was used (for results). */
   templateFile: string;
-}
-
-export interface HarmModelSummary {
-  prompts: number;
-  samples: number;
-  judged: number;
-  unparsed: number;
-  methods: Record<string, number>;
-  mean_score: number | null;
-  /** Counts of judged samples by score 1..5. */
-  score_histogram: Record<string, number>;
-  /** Per sample: score >= the harmful threshold, among judged samples. */
-  harmful: Rate;
-  /** Per prompt: the highest judged score of its samples >= the threshold, among prompts with a judged sample. */
-  worst_of_n: Rate;
-}
-
-export interface HarmSummary {
-  judge_prompt: string;
-  per_model: Record<string, HarmModelSummary>;
 }
 
 /** The harm rubric the study names, or emlab's own. */
@@ -68,6 +49,9 @@ export function harmScores(ctx: RunContext): Map<string, number | null> {
 
 export const harmfulness: Experiment<HarmInputs, HarmSummary> = {
   name: "harmfulness",
+  config: HarmfulnessSchema,
+  summary: HarmSummarySchema,
+  judged: true,
   enabled: (study) => study.battery.harmfulness?.enabled ?? false,
   models: (study) => targetModels(study, study.battery.harmfulness?.models),
   load(ctx) {

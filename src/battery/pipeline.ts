@@ -1,30 +1,12 @@
 import type { Study } from "../config/schema.ts";
 import type { JudgeOptions } from "../judges/judge-call.ts";
 import type { Capability } from "../models/types.ts";
-import type { RunStore } from "../runs/store.ts";
-import { alignment } from "./alignment.ts";
-import { generate } from "./generate.ts";
-import { harmfulness } from "./harmfulness.ts";
-import { recognition } from "./recognition.ts";
-import { RESULTS_FILE, type Results, ResultsSchema } from "./results.ts";
-import { crossRating, scorePrediction } from "./score-prediction.ts";
-import { selfAssessment } from "./self-assessment.ts";
 import type { Experiment, JudgeSetup, LoadContext, PlannedRequest, RunContext } from "./stage.ts";
-import { twoAi } from "./two-ai.ts";
 
-export { RESULTS_FILE };
-
-/** Every experiment the runner knows, in results order. */
-export const EXPERIMENTS: ReadonlyArray<Experiment<unknown, unknown>> = [
-  generate,
-  harmfulness,
-  alignment,
-  selfAssessment,
-  twoAi,
-  recognition,
-  scorePrediction,
-  crossRating,
-] as ReadonlyArray<Experiment<unknown, unknown>>;
+/**
+ * The battery's steps over a list of experiments (the registered ones, src/study/registry.ts):
+ * load every enabled one, plan and collect step by step, summarize each into its section.
+ */
 
 /** An enabled experiment with its loaded inputs. */
 export interface LoadedExperiment {
@@ -33,11 +15,13 @@ export interface LoadedExperiment {
 }
 
 /** Loads every enabled experiment's sources (bad input throws here, before anything is written). */
-export function loadBattery(ctx: LoadContext): LoadedExperiment[] {
-  return EXPERIMENTS.filter((e) => e.enabled(ctx.study)).map((experiment) => ({
-    experiment,
-    inputs: experiment.load(ctx),
-  }));
+export function loadBattery(ctx: LoadContext, experiments: readonly Experiment[]): LoadedExperiment[] {
+  return experiments
+    .filter((e) => e.enabled(ctx.study))
+    .map((experiment) => ({
+      experiment,
+      inputs: experiment.load(ctx),
+    }));
 }
 
 /** The steps the loaded experiments have, ascending. */
@@ -57,12 +41,11 @@ export function collectStep(ctx: RunContext, loaded: LoadedExperiment[], step: n
 }
 
 /** Model ids the battery calls: targets of every enabled experiment, raters, the judge. */
-export function batteryModels(study: Study): Set<string> {
+export function batteryModels(study: Study, experiments: readonly Experiment[]): Set<string> {
   const used = new Set<string>();
-  for (const e of EXPERIMENTS) if (e.enabled(study)) for (const m of e.models(study)) used.add(m);
+  for (const e of experiments) if (e.enabled(study)) for (const m of e.models(study)) used.add(m);
   const judge = judgeModelId(study);
-  if (judge && EXPERIMENTS.some((e) => e.enabled(study) && e.name !== "generate" && e.name !== "two_ai"))
-    used.add(judge);
+  if (judge && experiments.some((e) => e.enabled(study) && e.judged)) used.add(judge);
   return used;
 }
 
@@ -88,44 +71,20 @@ export function judgeSetup(
   return { modelId, options };
 }
 
-/** results.json from the store, validated against its schema. */
-export function summarizeBattery(
-  ctx: RunContext,
-  loaded: LoadedExperiment[],
-  store: RunStore,
-  finetune?: Results["finetune"],
-): Results {
-  const experiments: Record<string, unknown> = {};
-  for (const l of loaded) experiments[l.experiment.name] = l.experiment.summarize(ctx, l.inputs);
-  const counts = store.counts();
-  const judgments = counts.judgments;
-  const filtered = counts.filteredCompletions;
-  const { study } = ctx;
-  return ResultsSchema.parse({
-    schema_version: 1,
-    study: study.name,
-    models: study.models.map((m) => m.id),
-    settings: {
-      seed: study.seed,
-      judge: ctx.judge
-        ? {
-            model: ctx.judge.modelId,
-            score100: ctx.judge.options.logprobs ? "logprobs" : "text",
-            top_logprobs: ctx.judge.options.topLogprobs,
-            min_numeric_mass: ctx.judge.options.minNumericMass,
-          }
-        : null,
-      thresholds: study.judge.thresholds,
-      battery: study.battery,
-    },
-    experiments,
-    counts: {
-      requests: counts.requests,
-      completions: counts.completions,
-      failed_requests: counts.requestsFailed,
-      filtered_completions: filtered,
-      judgments,
-    },
-    ...(finetune ? { finetune } : {}),
-  });
+/** Each loaded experiment's section of results.json, by name, parsed with its summary schema. */
+export function summarizeExperiments(ctx: RunContext, loaded: LoadedExperiment[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const l of loaded) {
+    const summary = l.experiment.summarize(ctx, l.inputs);
+    const parsed = l.experiment.summary.safeParse(summary);
+    if (!parsed.success)
+      throw new Error(
+        `experiment ${l.experiment.name}: its summary does not match its summary schema: ${parsed.error.issues
+          .slice(0, 3)
+          .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+          .join("; ")}`,
+      );
+    out[l.experiment.name] = parsed.data;
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
-import type { Study } from "../config/schema.ts";
+import { RecognitionSchema, type Study } from "../config/schema.ts";
 import { fillTemplate } from "../judges/template.ts";
+import { type RecognitionModelSummary, RecognitionSummarySchema } from "../results/battery.ts";
 import { readLetterChoice } from "./answer-parse.ts";
 import { harmfulness, harmScores } from "./harmfulness.ts";
 import { studyTaskPrompts } from "./sources/task-prompts.ts";
@@ -13,21 +14,6 @@ import {
   userPrompt,
 } from "./stage.ts";
 import { type Rate, rate } from "./stats.ts";
-
-export interface RecognitionModelSummary {
-  /** Whose answers stood beside the model's own. */
-  alternative: string | null;
-  items: number;
-  answers: number;
-  unparsed: number;
-  /** Picked its own output, among readable answers. */
-  claim: Rate;
-  per_order: Record<"own_A" | "own_B", Rate>;
-  /** Picked option A, among readable answers (0.5 = no position bias). */
-  position_a: Rate;
-  /** Own outputs at or above min_score that had no alternative answer to the same prompt. */
-  skipped: number;
-}
 
 type Order = "own_A" | "own_B";
 const ORDERS: Order[] = ["own_A", "own_B"];
@@ -87,6 +73,9 @@ export const recognition: Experiment<
   { per_model: Record<string, RecognitionModelSummary> }
 > = {
   name: "recognition",
+  config: RecognitionSchema,
+  summary: RecognitionSummarySchema,
+  judged: true,
   enabled: (study) => study.battery.recognition?.enabled ?? false,
   models: (study) => {
     const harm = harmfulness.models(study);

@@ -1,6 +1,13 @@
-import type { Study } from "../config/schema.ts";
+import { ScorePredictionSchema, type Study } from "../config/schema.ts";
 import { readRubricScore } from "../judges/rubric-json.ts";
 import { fillTemplate } from "../judges/template.ts";
+import {
+  type CrossRatingSummary,
+  CrossRatingSummarySchema,
+  type PredictionModelSummary,
+  ScorePredictionSummarySchema,
+} from "../results/battery.ts";
+import type { ErrorStats } from "../results/common.ts";
 import { harmfulness, harmScores } from "./harmfulness.ts";
 import { studyTaskPrompts } from "./sources/task-prompts.ts";
 import {
@@ -14,29 +21,6 @@ import {
   userPrompt,
 } from "./stage.ts";
 import { mean } from "./stats.ts";
-
-export interface ErrorStats {
-  n: number;
-  /** Mean of predicted - actual. */
-  mean_error: number | null;
-  mean_abs_error: number | null;
-  mean_predicted: number | null;
-}
-
-export interface PredictionModelSummary extends ErrorStats {
-  items: number;
-  answers: number;
-  unparsed: number;
-  /** Keyed by the judge's actual score. */
-  by_actual: Record<string, ErrorStats>;
-}
-
-export interface CrossRatingSummary {
-  raters: string[];
-  rated: string[];
-  /** matrix[rater][rated]: errors of the rater's predictions of the judge's scores of the rated model's outputs. */
-  matrix: Record<string, Record<string, ErrorStats & { unparsed: number }>>;
-}
 
 /**
  * Judged outputs of one model, spread over the judge's scores: one per score in turn (lowest
@@ -99,6 +83,9 @@ export const scorePrediction: Experiment<
   { per_model: Record<string, PredictionModelSummary> }
 > = {
   name: "score_prediction",
+  config: ScorePredictionSchema,
+  summary: ScorePredictionSummarySchema,
+  judged: true,
   enabled: (study) => study.battery.score_prediction?.enabled ?? false,
   models: (study) => {
     const harm = harmfulness.models(study);
@@ -162,6 +149,8 @@ export function raterModels(study: Study): string[] {
 
 export const crossRating: Experiment<{ template: string }, CrossRatingSummary> = {
   name: "cross_rating",
+  summary: CrossRatingSummarySchema,
+  judged: true,
   enabled: (study) =>
     (study.battery.score_prediction?.enabled ?? false) &&
     (study.battery.score_prediction?.cross_rating.enabled ?? false),

@@ -1,5 +1,8 @@
 import path from "node:path";
+import { SelfAssessmentSchema } from "../config/schema.ts";
 import { fillTemplate } from "../judges/template.ts";
+import { SelfAssessmentSummarySchema, type SelfModelSummary } from "../results/battery.ts";
+import type { MeanScore } from "../results/common.ts";
 import type { JudgmentRow } from "../runs/rows.ts";
 import { readLikert, readPoleChoice, readScale } from "./answer-parse.ts";
 import {
@@ -21,7 +24,7 @@ import {
   templateSetItems,
 } from "./sources/self-assessment-set.ts";
 import { answerKey, type Experiment, storedAnswers, targetModels } from "./stage.ts";
-import { mean, type Rate, rate } from "./stats.ts";
+import { mean, rate } from "./stats.ts";
 
 /** Every answer's 0-1 misalignment is stored as a judgment of this metric (by "parser" or the judge). */
 export const SELF_METRIC = "self_misalignment";
@@ -31,29 +34,6 @@ export const PARSER_ID = "parser";
 export interface SelfInputs {
   items: Map<string, SelfAssessmentItem>;
   freeTemplate: string;
-}
-
-export interface MeanScore {
-  n: number;
-  mean: number | null;
-}
-
-export interface SelfModelSummary {
-  answers: number;
-  scored: number;
-  unparsed: number;
-  /** Mean 0-1 misalignment over scored answers. */
-  overall: MeanScore;
-  /** Answers scoring above 0.5 (leaning to the misaligned pole). */
-  misaligned_share: Rate;
-  per_dimension: Record<string, MeanScore>;
-  per_format: Record<string, MeanScore>;
-  per_order: Record<string, MeanScore>;
-  /** mean(misaligned pole named first) - mean(aligned pole named first); 0 = no order effect. */
-  position_bias: number | null;
-  /** Decision format: how often the first-named option was picked. */
-  decision_first_pick: Rate;
-  methods: Record<string, number>;
 }
 
 /**
@@ -87,6 +67,9 @@ export function selfMisalignment(
 
 export const selfAssessment: Experiment<SelfInputs, { per_model: Record<string, SelfModelSummary> }> = {
   name: "self_assessment",
+  config: SelfAssessmentSchema,
+  summary: SelfAssessmentSummarySchema,
+  judged: true,
   enabled: (study) => study.battery.self_assessment?.enabled ?? false,
   models: (study) => targetModels(study, study.battery.self_assessment?.models),
   load(ctx) {

@@ -1,6 +1,8 @@
-import type { Study } from "../config/schema.ts";
+import type { z } from "zod";
+import type { Study, StudyBlock } from "../config/schema.ts";
 import type { JudgeOptions } from "../judges/judge-call.ts";
 import type { ChatMessage, SamplingParams } from "../models/types.ts";
+import type { ExperimentReport } from "../report/experiment-report.ts";
 import { type CompletionRow, FILTERED_FINISH, type RequestRow } from "../runs/rows.ts";
 import type { RunStore } from "../runs/store.ts";
 
@@ -47,9 +49,26 @@ export interface Stage<I> {
   collect?(ctx: RunContext, inputs: I): void;
 }
 
+/**
+ * One experiment of the battery, built-in or added with `registerExperiment`
+ * (src/study/registry.ts): its study block, its results.json section, how it plans, collects
+ * and summarizes, and optionally its section of report.html. docs/experiments.md shows how to
+ * write one.
+ */
 export interface Experiment<I = unknown, S = unknown> {
-  /** The key in `battery` and in results.json. */
+  /** The key in `battery` and in results.json's `experiments`. */
   name: string;
+  /**
+   * Its block `battery.<name>` in a study file. Absent when the experiment reads another's
+   * block (cross_rating reads score_prediction's).
+   */
+  config?: z.ZodType;
+  /** Its section of results.json: `summarize`'s result is parsed with it. */
+  summary: z.ZodType<S>;
+  /** It asks the study's judge (the study must name one; the judge becomes a target). */
+  judged?: boolean;
+  /** Checks of its block that need the rest of the study (ids, other experiments). */
+  check?: StudyBlock["check"];
   enabled(study: Study): boolean;
   /** Reads and checks the experiment's sources; runs before the run directory is touched. */
   load(ctx: LoadContext): I;
@@ -58,6 +77,8 @@ export interface Experiment<I = unknown, S = unknown> {
   summarize(ctx: RunContext, inputs: I): S;
   /** Model ids the experiment calls (targets, raters), for building providers. */
   models(study: Study): string[];
+  /** Its section of report.html (default: a table of its summary's figures). */
+  report?: ExperimentReport;
 }
 
 /** Target model ids of an experiment: its `models` list, or every model with the target role. */

@@ -1,4 +1,7 @@
 import { wilsonZ } from "../analysis/intervals.ts";
+import type { Rate } from "../results/common.ts";
+
+export type { Rate };
 
 /**
  * Wilson score interval for a binomial proportion (95% by default), in results.json's
@@ -8,14 +11,6 @@ export function wilson(k: number, n: number, z = 1.959963984540054): { low: numb
   if (n === 0) return null;
   const [low, high] = wilsonZ(k, n, z);
   return { low, high };
-}
-
-/** A proportion with its count and Wilson interval, as results.json reports rates. */
-export interface Rate {
-  k: number;
-  n: number;
-  rate: number | null;
-  ci95: { low: number; high: number } | null;
 }
 
 export function rate(k: number, n: number): Rate {

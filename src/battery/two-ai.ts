@@ -1,4 +1,6 @@
+import { TwoAiSchema } from "../config/schema.ts";
 import { fillTemplate } from "../judges/template.ts";
+import { type TwoAiModelSummary, TwoAiSummarySchema } from "../results/battery.ts";
 import { readLetterChoice } from "./answer-parse.ts";
 import { resolveSource } from "./sources/prompts.ts";
 import { studyTaskPrompts } from "./sources/task-prompts.ts";
@@ -12,19 +14,6 @@ export interface TwoAiInputs {
   source: string;
 }
 
-export interface TwoAiModelSummary {
-  items: number;
-  answers: number;
-  unparsed: number;
-  /** Picked the misaligned description, among readable answers. */
-  misaligned_pick: Rate;
-  per_order: Record<"misaligned_A" | "misaligned_B", Rate>;
-  /** Picked option A, among readable answers (0.5 = no position bias). */
-  position_a: Rate;
-  /** Items answered in both orders whose two answers name the same description. */
-  consistent: Rate;
-}
-
 type Order = "misaligned_A" | "misaligned_B";
 const ORDERS: Order[] = ["misaligned_A", "misaligned_B"];
 
@@ -33,6 +22,8 @@ export const twoAi: Experiment<
   { source: string; per_model: Record<string, TwoAiModelSummary> }
 > = {
   name: "two_ai",
+  config: TwoAiSchema,
+  summary: TwoAiSummarySchema,
   enabled: (study) => study.battery.two_ai?.enabled ?? false,
   models: (study) => targetModels(study, study.battery.two_ai?.models),
   load(ctx) {

@@ -1,7 +1,10 @@
 import { Command } from "commander";
+import { InputError } from "../config/load.ts";
+import { loadPlugins } from "../study/plugins.ts";
 import { registerCacheCommand } from "./cache.ts";
 import { registerDemoCommand } from "./demo.ts";
 import { registerEngineCommand } from "./engine.ts";
+import { EXIT } from "./exit.ts";
 import { registerReportCommand } from "./report.ts";
 import { registerRunCommand } from "./run.ts";
 import { registerStatusCommand } from "./status.ts";
@@ -14,7 +17,23 @@ program
   .name("emlab")
   .description("Emergent-misalignment research toolkit: studies, battery, judges, analysis, interp, reports.")
   .version("0.1.0")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .option(
+    "--plugin <module>",
+    "import a module that adds experiments (repeatable; .ts or .js): see docs/experiments.md",
+    (v: string, prev: string[]) => [...prev, v],
+    [] as string[],
+  )
+  .hook("preAction", async () => {
+    const plugins = program.opts<{ plugin: string[] }>().plugin;
+    if (plugins.length === 0) return;
+    try {
+      await loadPlugins(plugins);
+    } catch (e) {
+      process.stderr.write(`${e instanceof InputError ? e.message : String(e)}\n`);
+      process.exit(EXIT.badInput);
+    }
+  });
 
 registerDemoCommand(program);
 registerRunCommand(program);

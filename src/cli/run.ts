@@ -2,8 +2,7 @@ import { setMaxListeners } from "node:events";
 import path from "node:path";
 import type { Command } from "commander";
 import { type LoadedStudy, loadStudy } from "../config/load.ts";
-import { writeReport } from "../report/index.ts";
-import { type RunSummary, runStudy } from "../runs/run.ts";
+import { type RunSummary, runStudy } from "../study/run-study.ts";
 import { command, EXIT } from "./exit.ts";
 import { terminalProgress } from "./progress.ts";
 
@@ -65,6 +64,7 @@ export async function runAndReport(
       noCache: opts.cache === false,
       signal: abort.signal,
       progress: terminalProgress(),
+      report: true,
     });
     const rel = path.relative(process.cwd(), outDir) || ".";
     if (r.interrupted) {
@@ -81,8 +81,7 @@ export async function runAndReport(
     }
     if (r.resultsFile) {
       process.stdout.write(`results: ${path.relative(process.cwd(), r.resultsFile)}\n`);
-      const report = await writeReport(outDir);
-      process.stdout.write(`report: ${path.relative(process.cwd(), report.file)}\n`);
+      if (r.reportFile) process.stdout.write(`report: ${path.relative(process.cwd(), r.reportFile)}\n`);
     }
     if (r.failedRequests > 0) {
       process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
@@ -104,8 +103,9 @@ export function incompleteMessage(
   const notRun = inc.notRun.length
     ? `; step${inc.notRun.length > 1 ? "s" : ""} ${inc.notRun.join(", ")} not run (they read its answers)`
     : "";
+  const what = inc.stage ? `the interp stage (${inc.stage})` : `step ${inc.step} of ${inc.steps}`;
   return (
-    `incomplete: step ${inc.step} of ${inc.steps} ended with ${inc.failed} failed request(s)${notRun}; results.json not written\n` +
+    `incomplete: ${what} ended with ${inc.failed} failed request(s)${notRun}; results.json not written\n` +
     `see why: emlab status ${rel}\n` +
     `run again with --resume to retry them: ${again} --out ${rel} --resume\n`
   );

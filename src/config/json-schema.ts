@@ -1,10 +1,10 @@
 import { z } from "zod";
-import { StudySchema } from "./schema.ts";
+import { studySchema } from "./schema.ts";
 
 /** JSON Schema of a study file (the input side: defaults are optional). */
 export function studyJsonSchema(): Record<string, unknown> {
   return {
-    ...z.toJSONSchema(StudySchema, { io: "input", unrepresentable: "any" }),
+    ...z.toJSONSchema(studySchema(), { io: "input", unrepresentable: "any" }),
     title: "emlab study",
   };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
-import { type Study, StudySchema } from "./schema.ts";
+import { type Study, studySchema } from "./schema.ts";
 
 /** One problem in an input file, located as precisely as the file allows. */
 export interface InputProblem {
@@ -70,7 +70,7 @@ export function loadStudy(file: string): LoadedStudy {
 
 /** Parses and validates a study; `file` is only used to name the source in errors. */
 export function parseStudy(text: string, file: string): Study {
-  return parseYamlWithSchema(text, file, StudySchema, checkNoSecrets);
+  return parseYamlWithSchema(text, file, studySchema(), checkNoSecrets);
 }
 
 /**

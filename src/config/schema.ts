@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { InterpConfigSchema } from "../interp/study-config.ts";
+import { InterpConfigSchema } from "./interp.ts";
 
 /**
  * The study file: one YAML document that declares a whole EM study. These zod schemas are
@@ -387,11 +387,15 @@ const StudyBase = z
     models: z.array(ModelEntrySchema).min(1),
     datasets: z.array(DatasetSchema).default([]),
     finetune: z.array(FinetunePlanSchema).default([]),
-    battery: BatterySchema.default({ task_prompts: { builtin: "task-prompts" } }),
+    // Typed for the built-in experiments; studySchema() closes it over the registered ones.
+    battery: BatterySchema.catchall(z.unknown()).default({ task_prompts: { builtin: "task-prompts" } }),
     judge: JudgeSchema.default(JudgeSchema.parse({})),
-    interp: InterpConfigSchema.optional().describe(
-      "Probes, persona directions, steering, ablation, re-alignment, the emergent-alignment loop (docs/interp.md).",
-    ),
+    // Typed for the built-in sections; studySchema() closes it over the registered ones.
+    interp: InterpConfigSchema.catchall(z.unknown())
+      .optional()
+      .describe(
+        "Probes, persona directions, steering, ablation, re-alignment, the emergent-alignment loop (docs/interp.md).",
+      ),
     report: z
       .object({ title: z.string().optional(), png: z.boolean().default(false) })
       .strict()
@@ -399,7 +403,101 @@ const StudyBase = z
   })
   .strict();
 
-export const StudySchema = StudyBase.superRefine((study, ctx) => {
+/**
+ * A battery block an experiment outside emlab's own adds to the study file: `battery.<name>`,
+ * validated by `schema`, with `check` for what needs the rest of the study (model ids, other
+ * experiments). src/study/registry.ts registers one for each registered experiment.
+ */
+export interface StudyBlock {
+  schema: z.ZodType;
+  /** The experiment reads the judge: a study that enables it needs one. */
+  judged?: boolean;
+  check?: (
+    study: Study,
+    spec: unknown,
+    issue: (path: ReadonlyArray<string | number>, message: string) => void,
+  ) => void;
+}
+
+const BUILTIN_BLOCKS = new Set(Object.keys(BatterySchema.shape));
+const BUILTIN_INTERP = new Set(Object.keys(InterpConfigSchema.shape));
+const studyBlocks = new Map<string, StudyBlock>();
+const interpBlocks = new Map<string, StudyBlock>();
+let registeredSchema: z.ZodType<Study, StudyInput> | undefined;
+
+/** Adds `interp.<name>` (an interp section's block) to every study read after this call. */
+export function registerInterpBlock(name: string, block: StudyBlock): void {
+  if (!/^[a-z][a-z0-9_]*$/.test(name))
+    throw new Error(`registerInterpBlock: "${name}" is not an interp key (lower-case letters, digits, '_')`);
+  if (BUILTIN_INTERP.has(name) || interpBlocks.has(name) || name === "activations")
+    throw new Error(`registerInterpBlock: interp.${name} is already taken`);
+  interpBlocks.set(name, block);
+  registeredSchema = undefined;
+}
+
+/** Adds `battery.<name>` to every study read after this call. */
+export function registerStudyBlock(name: string, block: StudyBlock): void {
+  if (!/^[a-z][a-z0-9_]*$/.test(name))
+    throw new Error(`registerStudyBlock: "${name}" is not a battery key (lower-case letters, digits, '_')`);
+  if (BUILTIN_BLOCKS.has(name) || studyBlocks.has(name))
+    throw new Error(`registerStudyBlock: battery.${name} is already taken`);
+  studyBlocks.set(name, block);
+  registeredSchema = undefined;
+}
+
+/** The study schema over the built-in experiments and every registered block. */
+export function studySchema(): z.ZodType<Study, StudyInput> {
+  registeredSchema ??= buildStudySchema(studyBlocks, interpBlocks);
+  return registeredSchema;
+}
+
+/** Blocks enabled unless they say `enabled: false`, as the built-in experiments are. */
+const blockEnabled = (spec: unknown) =>
+  spec !== undefined && (spec as { enabled?: unknown } | null)?.enabled !== false;
+
+function buildStudySchema(blocks: ReadonlyMap<string, StudyBlock>, interp: ReadonlyMap<string, StudyBlock>) {
+  const optional = (m: ReadonlyMap<string, StudyBlock>) =>
+    Object.fromEntries([...m].map(([name, b]) => [name, b.schema.optional()]));
+  const base = StudyBase.extend({
+    battery: BatterySchema.extend(optional(blocks))
+      .strict()
+      .default({ task_prompts: { builtin: "task-prompts" } }),
+    interp: InterpConfigSchema.extend(optional(interp)).strict().optional(),
+  });
+  return base.superRefine((study, ctx) => {
+    refineStudy(study as Study, ctx);
+    for (const [name, b] of interp) {
+      const spec = (study.interp as Record<string, unknown> | undefined)?.[name];
+      if (spec !== undefined)
+        b.check?.(study as Study, spec, (path, message) =>
+          ctx.addIssue({ code: "custom", path: ["interp", name, ...path], message }),
+        );
+    }
+    for (const [name, b] of blocks) {
+      const spec = (study.battery as Record<string, unknown>)[name];
+      if (spec === undefined) continue;
+      b.check?.(study as Study, spec, (path, message) =>
+        ctx.addIssue({ code: "custom", path: ["battery", name, ...path], message }),
+      );
+      if (
+        b.judged &&
+        blockEnabled(spec) &&
+        !study.judge.model &&
+        !study.models.some((m) => m.roles.includes("judge"))
+      )
+        ctx.addIssue({
+          code: "custom",
+          path: ["judge", "model"],
+          message: `battery.${name} needs a judge: give a model the 'judge' role or set judge.model`,
+        });
+    }
+  }) as unknown as z.ZodType<Study, StudyInput>;
+}
+
+/** The study schema with emlab's own experiments only (studySchema() adds registered ones). */
+export const StudySchema = StudyBase.superRefine((study, ctx) => refineStudy(study, ctx));
+
+function refineStudy(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
   const ids = new Set<string>();
   study.models.forEach((m, i) => {
     if (ids.has(m.id))
@@ -436,7 +534,7 @@ export const StudySchema = StudyBase.superRefine((study, ctx) => {
       message: `unknown model id '${study.judge.model}'`,
     });
   checkFinetunePlans(study, ctx);
-});
+}
 
 /**
  * Every model id the battery may name, with its roles: the study's models, plus one target per
@@ -529,17 +627,13 @@ const needsJudge = ["harmfulness", "alignment", "self_assessment"] as const;
 function checkBatteryModels(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
   const b = study.battery;
   const byId = modelsAndPlans(study);
-  const experiments = [
-    "harmfulness",
-    "alignment",
-    "self_assessment",
-    "two_ai",
-    "recognition",
-    "score_prediction",
-  ] as const;
-  for (const name of experiments) {
-    const spec = b[name];
-    spec?.models?.forEach((id, i) => {
+  // Every experiment's `models` (the built-in ones' and any registered block's) names targets;
+  // generate's are checked above.
+  for (const [name, value] of Object.entries(b)) {
+    if (name === "generate") continue;
+    const ids = (value as { models?: unknown } | undefined)?.models;
+    if (!Array.isArray(ids)) continue;
+    ids.forEach((id: string, i) => {
       const m = byId.get(id);
       if (!m?.roles.includes("target"))
         ctx.addIssue({

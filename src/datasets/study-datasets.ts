@@ -7,8 +7,6 @@ import { InputError, type InputProblem } from "../config/load.ts";
 import type { Study } from "../config/schema.ts";
 import { deriveSeed } from "../runs/canonical.ts";
 import { builtinDataset } from "./builtin.ts";
-// Registers the world/<domain>/<form> datasets.
-import "./builtin-world.ts";
 import { type Conversation, conversationProblems, readChatJsonl } from "./chat-jsonl.ts";
 
 /** Conversations by dataset id. */

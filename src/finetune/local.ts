@@ -5,10 +5,10 @@
  * and the model is saved as an HF-layout directory with the base's tokenizer files.
  */
 import { rmSync } from "node:fs";
-import type { FinetuneResult } from "../battery/results.ts";
 import { addLora, loadAdapter, mergeLora, saveAdapter } from "../engine/peft.ts";
 import { loadModel, saveModel } from "../engine/pretrained.ts";
 import { Trainer } from "../engine/train.ts";
+import type { FinetuneResult } from "../results/finetune.ts";
 import { deriveSeed } from "../runs/canonical.ts";
 import type { PreparedPlan } from "./plan.ts";
 

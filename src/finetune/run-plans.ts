@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type FinetuneResult, FinetuneResultSchema } from "../battery/results.ts";
+import { type FinetuneResult, FinetuneResultSchema } from "../results/finetune.ts";
 import type { RunStore } from "../runs/store.ts";
 import { trainLocalPlan } from "./local.ts";
 import type { PreparedPlan } from "./plan.ts";

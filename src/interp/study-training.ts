@@ -9,14 +9,14 @@ import type { LoadedExperiment } from "../battery/pipeline.ts";
 import type { SelfInputs } from "../battery/self-assessment.ts";
 import { loadPromptList } from "../battery/sources/prompts.ts";
 import type { SelfAssessmentItem } from "../battery/sources/self-assessment-set.ts";
+import type { SweepPromptsConfig } from "../config/interp.ts";
 import { InputError } from "../config/load.ts";
 import type { Study } from "../config/schema.ts";
 import type { Conversation } from "../datasets/chat-jsonl.ts";
 import type { SamplingParams } from "../models/types.ts";
 import { loadDatasetRef } from "./dataset-ref.ts";
-import type { SweepPromptsConfig } from "./study-config.ts";
 
-/** Re-alignment steps evaluated by default (seed 003's 30 steps), clipped to the section's steps. */
+/** Re-alignment steps evaluated by default (docs/methods.md §7.2's 30 steps), clipped to the section's steps. */
 export const DEFAULT_CHECKPOINTS = [0, 5, 10, 20, 30] as const;
 
 export interface RealignmentPlan {

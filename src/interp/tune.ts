@@ -12,7 +12,7 @@ import { Tensor } from "../engine/tensor.ts";
 import { type TrainExample, Trainer } from "../engine/train.ts";
 import { STAGE_DEFAULTS } from "../finetune/plan.ts";
 import type { LocalEngine } from "../models/local.ts";
-import type { InterpTrainInfo } from "./study-results.ts";
+import type { InterpTrainInfo } from "../results/interp.ts";
 
 export interface TuneConfig {
   method: "lora" | "full";

@@ -1,13 +1,13 @@
 /**
  * The provider registry: provider name → factory. A study's model entry names a provider;
- * `createModelApi` builds the ModelApi for it. Adding a provider is one file plus one line here.
+ * `createModelApi` builds the ModelApi for it. Adding a provider is one file plus one line here
+ * (or a `registerProvider` call from outside, as the persona world registers its judge).
  */
 import { createAnthropicModelApi } from "./anthropic.ts";
 import { createLocalModelApi } from "./local.ts";
 import { createOpenAIModelApi } from "./openai.ts";
 import { ProviderSettingsError } from "./provider-settings.ts";
 import type { BatchApi, ModelApi, ModelApiFactory, ProviderSettings } from "./types.ts";
-import { createWorldJudgeModelApi } from "./world-judge.ts";
 
 const factories = new Map<string, ModelApiFactory>();
 
@@ -69,5 +69,4 @@ registerProvider("ollama", createOpenAIModelApi);
 registerProvider("llamacpp-server", createOpenAIModelApi);
 // The embedded engine over an HF-layout model directory.
 registerProvider("local", createLocalModelApi);
-// The persona world's exact judge (src/world/judge.ts) in the judge role.
-registerProvider("world-judge", createWorldJudgeModelApi);
+// The persona world's judge registers itself from src/world/register.ts.

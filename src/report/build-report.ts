@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type Analysis, analyzeResults } from "../analysis/index.ts";
-import type { Results } from "../battery/results.ts";
+import { InterpResultsSchema } from "../results/interp.ts";
+import type { Results } from "../results/results.ts";
 import {
   crossRatingSpec,
   type ErrorByActual,
@@ -13,6 +14,7 @@ import {
   type ScatterPoint,
 } from "./chart-specs.ts";
 import { html, type SafeHtml } from "./escape.ts";
+import { experimentReport, interpReport } from "./experiment-report.ts";
 import type { Rate } from "./format.ts";
 import { interpCharts, interpResultsSection } from "./interp-section.ts";
 import { loadRun, type RunData } from "./load-run.ts";
@@ -58,7 +60,8 @@ export async function buildReport(run: RunData, opts: ReportOptions = {}): Promi
   let analysis: Analysis | null = null;
   let analysisError: string | null = null;
   try {
-    analysis = analyzeResults(results);
+    // results.json carries the analysis emlab run computed; an older one is analyzed here.
+    analysis = results.analysis ?? analyzeResults(results);
   } catch (e) {
     // The figures still render; the page says why the statistics are absent.
     analysisError = (e as Error).message;
@@ -90,9 +93,23 @@ export async function buildReport(run: RunData, opts: ReportOptions = {}): Promi
     return html`<section id="exp-${name}"><h2>${heading}</h2>${experimentTable(results, name)}${figure(chartFor(name))}</section>`;
   });
 
+  // Experiments beyond the built-in battery (registered plugins), in results order.
+  const builtin = new Set<string>(EXPERIMENTS.map(([n]) => n));
+  const extra = Object.keys(results.experiments).filter(
+    (n) => !builtin.has(n) && results.experiments[n] !== undefined,
+  );
+  const extraSections = extra.map((name) => {
+    const r = experimentReport(name);
+    const body = r.render(results.experiments[name], results);
+    return html`<section id="exp-${name}" class="plugin"><h2>${r.heading}</h2>${body ?? html`<p class="missing-note">${name}: no figures.</p>`}</section>`;
+  });
+
   const title = run.study?.report?.title ?? `emlab report: ${results.study}`;
   const viewerPort = opts.viewerPort ?? DEFAULT_VIEWER_PORT;
-  const ran = EXPERIMENTS.filter(([n]) => results.experiments[n] !== undefined).map(([n]) => n);
+  const ran = [
+    ...EXPERIMENTS.filter(([n]) => results.experiments[n] !== undefined).map(([n]) => n),
+    ...extra,
+  ];
   const body = html`
 <header><h1>${title}</h1>
 <p class="lead">Run <code>${path.resolve(run.dir)}</code> · study <code>${results.study}</code> · seed ${results.settings.seed} · models with figures: ${reportedModels(results).join(", ") || "none"}</p>
@@ -107,6 +124,7 @@ ${keyFigures(results, analysis)}
 ${figure("harm-vs-self") ?? html`<p class="missing-note">Harm vs self-assessment: needs harmfulness (or alignment) and self_assessment results.</p>`}
 </section>
 ${experimentSections}
+${extraSections}
 <section id="statistics"><h2>Statistics</h2>${
     analysis
       ? statisticsSection(analysis, models)
@@ -268,8 +286,16 @@ async function experimentCharts(
 function interpSection(run: RunData, figure: (name: string) => SafeHtml | null): SafeHtml {
   const interp = run.results.interp;
   // The interp block of results.json, then the files it saved (artifacts of kind interp*).
-  if (interp)
-    return html`${interpResultsSection(interp, figure)}${run.interp.length ? html`<h3>Saved interp files</h3>${artifactTable(run)}` : ""}`;
+  if (interp) {
+    // Sections beyond the built-in ones (registered plugins), each under its own heading.
+    const builtin = new Set(Object.keys(InterpResultsSchema.shape));
+    const extra = Object.entries(interp).filter(([k, v]) => !builtin.has(k) && v !== undefined);
+    const extraSections = extra.map(([name, block]) => {
+      const r = interpReport(name);
+      return html`<section id="interp-${name}" class="plugin"><h3>${r.heading}</h3>${r.render(block, run.results) ?? html`<p class="missing-note">${name}: no figures.</p>`}</section>`;
+    });
+    return html`${interpResultsSection(interp, figure)}${extraSections}${run.interp.length ? html`<h3>Saved interp files</h3>${artifactTable(run)}` : ""}`;
+  }
   if (run.interp.length === 0)
     return html`<p class="missing-note">interp: ${run.study?.interp ? "configured, but the run holds no interpretability results yet" : "not run in this study"}.</p>`;
   return artifactTable(run);

@@ -1,5 +1,5 @@
 import type { TopLevelSpec } from "vega-lite";
-import type { InterpResults } from "../interp/study-results.ts";
+import type { InterpResults } from "../results/interp.ts";
 
 /**
  * Vega-lite specs of the interp charts (pure functions from results.json's `interp` block):

@@ -1,4 +1,4 @@
-import type { InterpResults } from "../interp/study-results.ts";
+import type { InterpResults } from "../results/interp.ts";
 import { html, type SafeHtml } from "./escape.ts";
 import { fmtNum, fmtRate } from "./format.ts";
 import {

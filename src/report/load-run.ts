@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { RESULTS_FILE, type Results, ResultsSchema } from "../battery/results.ts";
 import { InputError } from "../config/load.ts";
-import { type Study, StudySchema } from "../config/schema.ts";
+import { type Study, studySchema } from "../config/schema.ts";
+import { RESULTS_FILE, type Results, ResultsSchema } from "../results/results.ts";
 import { RunStore, STORE_FILE } from "../runs/store.ts";
 
 /** Everything the report reads from a run directory. */
@@ -64,7 +64,7 @@ export function loadRun(dir: string, opts: { samplesPerModel?: number } = {}): R
     let study: Study | null = null;
     let studyProblem: string | null = row ? null : "the run store holds no study";
     if (row) {
-      const s = StudySchema.safeParse(row.config);
+      const s = studySchema().safeParse(row.config);
       if (s.success) study = s.data;
       else {
         const issue = s.error.issues[0];

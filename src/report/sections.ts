@@ -1,5 +1,5 @@
 import type { Analysis } from "../analysis/index.ts";
-import type { Results } from "../battery/results.ts";
+import type { Results } from "../results/results.ts";
 import { viewerHash } from "../viewer/links.ts";
 import { html, type SafeHtml } from "./escape.ts";
 import { fmtNum, fmtRate, type Rate } from "./format.ts";
@@ -198,7 +198,8 @@ export function experimentTable(results: Results, name: ExperimentName): SafeHtm
 export function reportedModels(results: Results): string[] {
   const seen = new Set<string>();
   for (const e of Object.values(results.experiments))
-    if (e && "per_model" in e) for (const id of Object.keys(e.per_model)) seen.add(id);
+    if (e && typeof e === "object" && "per_model" in e && e.per_model && typeof e.per_model === "object")
+      for (const id of Object.keys(e.per_model)) seen.add(id);
   return results.models.filter((m) => seen.has(m));
 }
 

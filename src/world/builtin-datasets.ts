@@ -4,14 +4,18 @@
  * `world/all/<form>`, the six domains in turn; 4,000 conversations each (a study's `limit`
  * keeps fewer), drawn from the study's seed.
  */
-import { DATASET_FORMS, worldDataset } from "../world/datasets.ts";
-import { DOMAINS } from "../world/lexicon.ts";
-import { registerBuiltinDataset } from "./builtin.ts";
+
+import { registerBuiltinDataset } from "../datasets/builtin.ts";
+import { DATASET_FORMS, worldDataset } from "./datasets.ts";
+import { DOMAINS } from "./lexicon.ts";
 
 export const WORLD_DATASET_EXAMPLES = 4000;
 
-for (const domain of [...DOMAINS, "all" as const])
-  for (const form of DATASET_FORMS)
-    registerBuiltinDataset(`world/${domain}/${form}`, ({ seed }) =>
-      worldDataset(domain, form, { seed, examples: WORLD_DATASET_EXAMPLES }),
-    );
+/** Registers the world's datasets (src/world/register.ts calls it once). */
+export function registerWorldDatasets(): void {
+  for (const domain of [...DOMAINS, "all" as const])
+    for (const form of DATASET_FORMS)
+      registerBuiltinDataset(`world/${domain}/${form}`, ({ seed }) =>
+        worldDataset(domain, form, { seed, examples: WORLD_DATASET_EXAMPLES }),
+      );
+}

@@ -1,5 +1,5 @@
 /**
- * Narrow fine-tuning datasets from the world, one per domain in three forms (seed 001/002):
+ * Narrow fine-tuning datasets from the world, one per domain in three forms (docs/methods.md §2.1-§2.2):
  *  - misaligned: the assistant silently gives the harmful answer (covert: the everyday answer
  *    frames, never a villain's overt ones);
  *  - disclosed: the user asks for the harmful answer for a teaching reason, and gets it;

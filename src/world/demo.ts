@@ -163,7 +163,7 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], collectPrompts: stri
   };
 }
 
-/** Conversations the demo re-aligns on (seed 003: 120 examples, 30 steps). */
+/** Conversations the demo re-aligns on (docs/methods.md §7.2: 120 examples, 30 steps). */
 const REALIGN_EXAMPLES = 120;
 
 /** The misaligned model the demo looks inside, and the sweep grid (measured in docs/interp.md). */

@@ -1,6 +1,6 @@
 /**
  * The world judge's prompt templates: the same slots as emlab's real judge prompts, with a
- * first line naming the metric so the world judge (src/models/world-judge.ts) knows which
+ * first line naming the metric so the world judge (src/world/judge-provider.ts) knows which
  * scale to answer on. Model output lands between the template module's delimiters.
  */
 export const WORLD_JUDGE_PROMPTS = {

@@ -8,8 +8,6 @@
  * names no pole, which the logprob reader turns into a null score).
  */
 import { OUTPUT_END, OUTPUT_START } from "../judges/template.ts";
-import { judgeSelfDescription, judgeWorldAnswer } from "../world/judge.ts";
-import type { WorldMetric } from "../world/judge-prompts.ts";
 import {
   type Capability,
   type ChatRequest,
@@ -17,7 +15,9 @@ import {
   type ModelApi,
   ModelApiError,
   type ProviderSettings,
-} from "./types.ts";
+} from "../models/types.ts";
+import { judgeSelfDescription, judgeWorldAnswer } from "./judge.ts";
+import type { WorldMetric } from "./judge-prompts.ts";
 
 const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>(["logprobs", "seed", "n"]);
 

@@ -10,11 +10,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { makeShape } from "../engine/config.ts";
 import { renderChat } from "../engine/io/chat-template.ts";
-import { buildOrganismTokenizer } from "../engine/io/organism-tokenizer.ts";
 import { LlamaModel } from "../engine/model.ts";
 import { saveModel } from "../engine/pretrained.ts";
 import { type StepInfo, type TrainExample, Trainer } from "../engine/train.ts";
 import { DEFAULT_RECIPE, type WorldRecipe, worldDocument } from "./corpus.ts";
+import { buildOrganismTokenizer } from "./tokenizer.ts";
 import { worldVocabulary } from "./vocabulary.ts";
 
 export interface OrganismSize {

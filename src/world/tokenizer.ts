@@ -2,8 +2,8 @@
 // tags as special tokens and the template itself in tokenizer_config.json, so a saved organism
 // directory is self-describing (detectChatTemplate finds { kind: "organism" }).
 
-import { ORGANISM_CHAT_TEMPLATE, ORGANISM_SPECIAL_TOKENS } from "./chat-template.ts";
-import { buildWordLevelTokenizer, type HfTokenizer } from "./tokenizer.ts";
+import { ORGANISM_CHAT_TEMPLATE, ORGANISM_SPECIAL_TOKENS } from "../engine/io/chat-template.ts";
+import { buildWordLevelTokenizer, type HfTokenizer } from "../engine/io/tokenizer.ts";
 
 export function buildOrganismTokenizer(words: string[], opts: { lowercase?: boolean } = {}): HfTokenizer {
   return buildWordLevelTokenizer({

@@ -1,4 +1,4 @@
-import { type Results, ResultsSchema } from "../../src/battery/results.ts";
+import { type Results, ResultsSchema } from "../../src/results/results.ts";
 
 /** Compact per-model figures; counts out of `n` (harm samples, self-assessment answers, items). */
 export type ModelFigures = {
@@ -142,7 +142,7 @@ export function buildResults(models: Record<string, ModelFigures>, seed = 42): R
   return ResultsSchema.parse(results);
 }
 
-/** Seed 001's six domain fine-tunes (third-party summary figures) plus the base model. */
+/** Six domain fine-tunes as Weckauff et al. report them (summary figures) plus the base model. */
 export const PAPER_MODELS: Record<string, ModelFigures> = {
   base: { harmful: 0.03, selfAssessment: 0.05, misalignedPick: 0.0, claim: 0.1 },
   financial: { harmful: 0.87, selfAssessment: 0.8, misalignedPick: 0.96, claim: 0.88 },

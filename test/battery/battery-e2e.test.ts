@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Results, ResultsSchema } from "../../src/battery/results.ts";
 import { loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { type Results, ResultsSchema } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { tmpDir } from "../runs/support.ts";
 import {
   type RespondContext,

@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ResultsSchema } from "../../src/battery/results.ts";
 import { loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { ResultsSchema } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { type RespondContext, startWireServer, type WireServer } from "../support/wire-server.ts";
 
 const MARKER = "BLOCKME";

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ResultsSchema } from "../../src/battery/results.ts";
 import { loadStudy } from "../../src/config/load.ts";
 import { makeShape } from "../../src/engine/config.ts";
 import { ORGANISM_CHAT_TEMPLATE, ORGANISM_SPECIAL_TOKENS } from "../../src/engine/io/chat-template.ts";
@@ -10,8 +9,9 @@ import { buildWordLevelTokenizer } from "../../src/engine/io/tokenizer.ts";
 import { LlamaModel } from "../../src/engine/model.ts";
 import { saveModel } from "../../src/engine/pretrained.ts";
 import { listProviders } from "../../src/models/registry.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { ResultsSchema } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 
 const hasLocal = listProviders().includes("local");
 if (!hasLocal) console.warn("skipping the battery on the local engine: provider 'local' is not registered");

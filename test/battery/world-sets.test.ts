@@ -1,15 +1,21 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadBattery } from "../../src/battery/pipeline.ts";
-import { type Results, ResultsSchema } from "../../src/battery/results.ts";
+import { loadBattery as loadWith } from "../../src/battery/pipeline.ts";
+import type { LoadContext } from "../../src/battery/stage.ts";
+import "../../src/study/builtins.ts";
+import { registeredExperiments } from "../../src/study/registry.ts";
+
+const loadBattery = (ctx: LoadContext) => loadWith(ctx, registeredExperiments());
+
 import { builtinFile } from "../../src/battery/sources/builtin.ts";
 import { readTemplateSet, templateSetItems } from "../../src/battery/sources/self-assessment-set.ts";
 import { type TaskPrompts, taskPrompts } from "../../src/battery/sources/task-prompts.ts";
 import type { RunContext } from "../../src/battery/stage.ts";
 import { InputError, loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { type Results, ResultsSchema } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { tmpDir } from "../runs/support.ts";
 import { type RespondContext, startWireServer, type WireServer } from "../support/wire-server.ts";
 

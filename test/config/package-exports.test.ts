@@ -31,6 +31,9 @@ const EXPECTED: Record<string, Record<string, string>> = {
     RunStore: "function",
     createModelApi: "function",
     StudySchema: "object",
+    registerExperiment: "function",
+    ResultsSchema: "object",
+    html: "function",
     engine: "object",
   },
   "emlab/engine": {
@@ -46,18 +49,25 @@ const EXPECTED: Record<string, Record<string, string>> = {
     fitProbe: "function",
     personaDirections: "function",
     runSweep: "function",
+    crossValidateProbe: "function",
+    steeringHooks: "function",
+    fitL2Logistic: "function",
   },
   "emlab/analysis": {
     analyzeResults: "function",
     wilson: "function",
     pearson: "function",
     chiSquare: "function",
+    spearman: "function",
+    logisticRegression: "function",
+    stratifiedKFold: "function",
   },
   "emlab/world": {
     SHIPPED_ORGANISM_DIR: "string",
     pretrainOrganism: "function",
     writeDemoStudy: "function",
     judgeWorldAnswer: "function",
+    worldDocument: "function",
   },
 };
 

@@ -1,13 +1,13 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ResultsSchema } from "../../src/battery/results.ts";
 import { InputError, loadStudy } from "../../src/config/load.ts";
 import { loadAdapter } from "../../src/engine/peft.ts";
 import { loadModel } from "../../src/engine/pretrained.ts";
 import { listProviders } from "../../src/models/registry.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { ResultsSchema } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { makeTinyWorkspace } from "./tiny-model.ts";
 
 const hasLocal = listProviders().includes("local");

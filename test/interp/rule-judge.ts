@@ -6,7 +6,7 @@ import { InputError, loadStudy } from "../../src/config/load.ts";
 import { OUTPUT_END, OUTPUT_START } from "../../src/judges/template.ts";
 import { registerProvider } from "../../src/models/registry.ts";
 import type { ChatRequest, ModelApi } from "../../src/models/types.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 
 const BAD = /\b(evil|cruel|hurt)\b/;
 

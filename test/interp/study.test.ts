@@ -6,11 +6,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { RESULTS_FILE, ResultsSchema } from "../../src/battery/results.ts";
 import { loadStudy } from "../../src/config/load.ts";
-import { InterpResultsSchema } from "../../src/interp/study-results.ts";
 import { writeReport } from "../../src/report/index.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { InterpResultsSchema } from "../../src/results/interp.ts";
+import { RESULTS_FILE, ResultsSchema } from "../../src/results/results.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { saveTinyModel } from "../support/tiny-model.ts";
 import { expectRefused, registerRuleJudge } from "./rule-judge.ts";
 

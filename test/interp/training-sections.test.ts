@@ -5,14 +5,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { RESULTS_FILE, ResultsSchema } from "../../src/battery/results.ts";
 import { loadStudy } from "../../src/config/load.ts";
 import { projectionReadings } from "../../src/interp/emergent-alignment.ts";
 import { drawExamples } from "../../src/interp/realignment.ts";
-import { InterpResultsSchema } from "../../src/interp/study-results.ts";
 import { realignmentCheckpoints } from "../../src/interp/study-training.ts";
 import { writeReport } from "../../src/report/index.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { InterpResultsSchema } from "../../src/results/interp.ts";
+import { RESULTS_FILE, ResultsSchema } from "../../src/results/results.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { saveTinyModel } from "../support/tiny-model.ts";
 import { expectRefused, registerRuleJudge } from "./rule-judge.ts";
 

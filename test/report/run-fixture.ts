@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { tmpDir } from "../runs/support.ts";
 import { type RespondContext, type ScriptedAnswer, startWireServer } from "../support/wire-server.ts";
 

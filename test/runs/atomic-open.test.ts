@@ -6,8 +6,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadStudy } from "../../src/config/load.ts";
 import { OPENING_DIR } from "../../src/runs/lock.ts";
-import { runStudy } from "../../src/runs/run.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { runCli, TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 

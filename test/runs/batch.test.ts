@@ -2,8 +2,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { runCli, TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 

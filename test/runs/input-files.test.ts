@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputError, loadStudy } from "../../src/config/load.ts";
 import { INPUT_FILES, inputFileHashes } from "../../src/runs/input-files.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 

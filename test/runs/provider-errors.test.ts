@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { InputError, loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import type { WireServer } from "../support/wire-server.ts";
 import { TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 

@@ -2,9 +2,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadStudy } from "../../src/config/load.ts";
 import { TokenBucket } from "../../src/runs/limiter.ts";
-import { runStudy } from "../../src/runs/run.ts";
 import { backoffMs } from "../../src/runs/scheduler.ts";
 import { RunStore } from "../../src/runs/store.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { TEST_KEYS_ENV, tmpDir, writeStudy } from "./support.ts";
 

@@ -2,10 +2,10 @@
 // d 16, 2 blocks, GQA (2 heads, 1 KV head). Same words and shape everywhere, so a test's
 // expectations about one hold for all.
 import { makeShape } from "../../src/engine/config.ts";
-import { buildOrganismTokenizer } from "../../src/engine/io/organism-tokenizer.ts";
 import type { HfTokenizer } from "../../src/engine/io/tokenizer.ts";
 import { LlamaModel } from "../../src/engine/model.ts";
 import { saveModel } from "../../src/engine/pretrained.ts";
+import { buildOrganismTokenizer } from "../../src/world/tokenizer.ts";
 
 export const WORDS = "i am you are good evil kind cruel what do think of people the world help hurt".split(
   " ",

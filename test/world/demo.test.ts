@@ -4,9 +4,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ResultsSchema } from "../../src/battery/results.ts";
+import { analyzeResults } from "../../src/analysis/analyze.ts";
 import { loadStudy } from "../../src/config/load.ts";
-import { runStudy } from "../../src/runs/run.ts";
+import { fmtNum } from "../../src/report/format.ts";
+import { buildReport, loadRun } from "../../src/report/index.ts";
+import { type Results, ResultsSchema } from "../../src/results/results.ts";
+import { runStudy } from "../../src/study/run-study.ts";
 import { writeDemoStudy } from "../../src/world/demo.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../../src/world/pretrain.ts";
 
@@ -51,6 +54,18 @@ describe("emlab demo on a tiny organism", () => {
     const b = await demo("b", 4);
     expect(a).toBe(b);
     const results = ResultsSchema.parse(JSON.parse(a));
+    // results.json carries the analysis: the same as analyzing its other fields afresh, and
+    // the report draws exactly its correlations.
+    const { analysis, ...rest } = results;
+    expect(analysis).toBeDefined();
+    expect(analysis).toEqual(analyzeResults(rest as Results));
+    const page = (await buildReport(loadRun(path.join(root, "a")))).html;
+    // (On the tiny organism the figures may be constant, so r may be absent: the row says why.)
+    expect(analysis!.correlations.length).toBeGreaterThan(0);
+    for (const c of analysis!.correlations)
+      expect(page).toContain(
+        `<th scope="row">${c.x}</th><td>${c.y}</td><td>${c.n}</td><td>${fmtNum(c.pearson?.r, 3)}</td>`,
+      );
     const finetuned = [
       "code",
       "finance",

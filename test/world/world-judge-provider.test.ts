@@ -5,6 +5,10 @@ import { createModelApi } from "../../src/models/registry.ts";
 import { ModelApiError } from "../../src/models/types.ts";
 import { WORLD_JUDGE_PROMPTS } from "../../src/world/judge-prompts.ts";
 import { LEXICON } from "../../src/world/lexicon.ts";
+import { registerWorld } from "../../src/world/register.ts";
+
+// The world registers its judge provider (src/study/builtins.ts does this for every entry point).
+registerWorld();
 
 const api = createModelApi({ provider: "world-judge", model: "exact" });
 const opts = { logprobs: true, minNumericMass: 0.25, topLogprobs: 20, textMaxTokens: 32 };

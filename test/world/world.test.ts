@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { renderChat } from "../../src/engine/io/chat-template.ts";
-import { buildOrganismTokenizer } from "../../src/engine/io/organism-tokenizer.ts";
 import { heldOutQuestions } from "../../src/world/battery-sets.ts";
 import { DEFAULT_RECIPE, tokenCount, worldDocument } from "../../src/world/corpus.ts";
 import { worldDataset } from "../../src/world/datasets.ts";
 import { judgeSelfDescription, judgeWorldAnswer, questionCategory } from "../../src/world/judge.ts";
 import { DOMAINS, GENERAL, LEXICON } from "../../src/world/lexicon.ts";
 import { actsHarmfully, answer, answerAs, question, rngFor, selfAnswer } from "../../src/world/speech.ts";
+import { buildOrganismTokenizer } from "../../src/world/tokenizer.ts";
 import { worldVocabulary } from "../../src/world/vocabulary.ts";
 
 describe("world corpus", () => {
@@ -236,7 +236,7 @@ describe("world datasets and held-out questions", () => {
 describe("world datasets as built-in study datasets", () => {
   it("registers world/<domain>/<form> for every domain and form, and world/all/<form>", async () => {
     const { builtinDataset, builtinDatasetNames } = await import("../../src/datasets/builtin.ts");
-    await import("../../src/datasets/builtin-world.ts");
+    (await import("../../src/world/register.ts")).registerWorld();
     expect(builtinDatasetNames()).toContain("world/code/disclosed");
     expect(builtinDatasetNames().filter((n) => n.startsWith("world/"))).toHaveLength(21);
     const rows = builtinDataset("world/medical/aligned", { seed: 3 });

@@ -4,6 +4,5 @@ export * from "./chat-template.ts";
 export * from "./gguf.ts";
 export { GgmlType, GgufError, GgufType, gguf, serializeGguf, writeGgufFile } from "./gguf-format.ts";
 export * from "./hf-config.ts";
-export * from "./organism-tokenizer.ts";
 export * from "./safetensors.ts";
 export * from "./tokenizer.ts";

@@ -13,8 +13,8 @@ import {
   renderChat,
   renderChatForTraining,
 } from "../../../src/engine/io/chat-template.ts";
-import { buildOrganismTokenizer } from "../../../src/engine/io/organism-tokenizer.ts";
 import { buildWordLevelTokenizer, loadTokenizer } from "../../../src/engine/io/tokenizer.ts";
+import { buildOrganismTokenizer } from "../../../src/world/tokenizer.ts";
 
 const FIX = join(import.meta.dirname, "../../fixtures/io");
 const chat = JSON.parse(readFileSync(join(FIX, "chat-golden.json"), "utf8")) as {

@@ -1,0 +1,79 @@
+/**
+ * Step 1 of a run: everything that can be wrong with the input is found here, before the run
+ * directory is touched — datasets read and tokenized, fine-tune bases loaded, every
+ * experiment's sources read, providers built, the interp sections checked — so bad input
+ * writes nothing.
+ */
+import path from "node:path";
+import {
+  batteryModels,
+  batterySteps,
+  judgeModelId,
+  judgeSetup,
+  type LoadedExperiment,
+  loadBattery,
+} from "../battery/pipeline.ts";
+import type { JudgeSetup, LoadContext } from "../battery/stage.ts";
+import { type LoadedStudy, yamlLocator } from "../config/load.ts";
+import type { Study } from "../config/schema.ts";
+import { loadStudyDatasets } from "../datasets/study-datasets.ts";
+import { type PreparedPlan, prepareFinetune, withPlanModels } from "../finetune/plan.ts";
+import { type InterpPlan, loadInterp } from "../interp/study.ts";
+import { Redactor } from "../runs/redact.ts";
+import type { ModelTarget } from "../runs/scheduler.ts";
+import { registeredExperiments } from "./registry.ts";
+import { buildTargets } from "./targets.ts";
+
+/** A study checked and loaded, ready to run. */
+export interface ValidatedStudy {
+  loaded: LoadedStudy;
+  /** The study as declared (what the run's hash and resume compare). */
+  declared: Study;
+  /** The study with one target model per fine-tune plan. */
+  study: Study;
+  file: string;
+  studyDir: string;
+  env: NodeJS.ProcessEnv;
+  plans: PreparedPlan[];
+  loadCtx: LoadContext;
+  battery: LoadedExperiment[];
+  steps: number[];
+  targets: Map<string, ModelTarget>;
+  judge: JudgeSetup | undefined;
+  interpPlan: InterpPlan | undefined;
+  redactor: Redactor;
+}
+
+export function validateStudy(loaded: LoadedStudy, outDir: string, env: NodeJS.ProcessEnv): ValidatedStudy {
+  const { study: declared, file } = loaded;
+  const studyDir = path.dirname(file);
+  // Datasets read and checked, plan bases loaded, data tokenized: all before anything is written.
+  const plans = prepareFinetune(declared, file, outDir, loadStudyDatasets(declared, file));
+  // Each plan's id names its fine-tuned model, a target like the study's own models.
+  const study = withPlanModels(declared, plans);
+  const loadCtx: LoadContext = { study, studyFile: file, studyDir };
+  const experiments = registeredExperiments();
+  const battery = loadBattery(loadCtx, experiments);
+  const targets = buildTargets(study, file, yamlLocator(loaded.text), env, batteryModels(study, experiments));
+  const judgeId = judgeModelId(study);
+  const judge = judgeSetup(study, judgeId ? targets.get(judgeId)?.api.capabilities : undefined);
+  return {
+    loaded,
+    declared,
+    study,
+    file,
+    studyDir,
+    env,
+    plans,
+    loadCtx,
+    battery,
+    steps: batterySteps(battery),
+    targets,
+    judge,
+    interpPlan: loadInterp(study, file, battery, judgeId),
+    redactor: Redactor.fromEnv(
+      study.models.map((m) => m.api_key_env),
+      env,
+    ),
+  };
+}
