@@ -462,7 +462,10 @@ function buildStudySchema(blocks: ReadonlyMap<string, StudyBlock>, interp: Reado
     battery: BatterySchema.extend(optional(blocks))
       .strict()
       .default({ task_prompts: { builtin: "task-prompts" } }),
-    interp: InterpConfigSchema.extend(optional(interp)).strict().optional(),
+    interp: InterpConfigSchema.extend(optional(interp))
+      .strict()
+      .optional()
+      .describe(StudyBase.shape.interp.description ?? ""),
   });
   return base.superRefine((study, ctx) => {
     refineStudy(study as Study, ctx);
