@@ -497,8 +497,11 @@ function buildStudySchema(blocks: ReadonlyMap<string, StudyBlock>, interp: Reado
   }) as unknown as z.ZodType<Study, StudyInput>;
 }
 
-/** The study schema with emlab's own experiments only (studySchema() adds registered ones). */
-export const StudySchema = StudyBase.superRefine((study, ctx) => refineStudy(study, ctx));
+/**
+ * The study schema with emlab's own experiments and interp sections only, strict like
+ * studySchema() (which adds the registered ones and is what study files are read with).
+ */
+export const StudySchema: z.ZodType<Study, StudyInput> = buildStudySchema(new Map(), new Map());
 
 function refineStudy(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
   const ids = new Set<string>();
@@ -621,8 +624,8 @@ function checkFinetunePlans(study: z.infer<typeof StudyBase>, ctx: z.RefinementC
   });
 }
 
-export type Study = z.infer<typeof StudySchema>;
-export type StudyInput = z.input<typeof StudySchema>;
+export type Study = z.infer<typeof StudyBase>;
+export type StudyInput = z.input<typeof StudyBase>;
 
 const needsJudge = ["harmfulness", "alignment", "self_assessment"] as const;
 

@@ -167,7 +167,7 @@ export const ArtifactRowSchema = z
   .transform(({ meta_json, ...r }) => ({ ...r, meta: meta_json }));
 export type ArtifactRow = z.infer<typeof ArtifactRowSchema>;
 
-/** The study as the run declared it; `config` is checked by its reader (StudySchema), which may be a newer emlab. */
+/** The study as the run declared it; `config` is checked by its reader (studySchema()), which may be a newer emlab. */
 export const StudyRowSchema = z
   .object({
     name: z.string(),
