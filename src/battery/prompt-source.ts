@@ -1,7 +1,7 @@
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { InputError } from "../config/load.ts";
 import type { PromptSource } from "../config/schema.ts";
+import { readTextFile } from "../config/text-file.ts";
 
 export interface Prompt {
   id: string;
@@ -17,18 +17,7 @@ export function readPrompts(source: PromptSource, studyDir: string, field: strin
   if ("inline" in source)
     return source.inline.map((text, i) => ({ id: `p${String(i + 1).padStart(4, "0")}`, text }));
   const file = path.resolve(studyDir, source.file);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new InputError([
-      {
-        file: source.file,
-        field,
-        message: `cannot read prompts file (${(e as NodeJS.ErrnoException).code})`,
-      },
-    ]);
-  }
+  const text = readTextFile(file, { shownAs: source.file, field, what: "prompts file" });
   const prompts: Prompt[] = [];
   const seen = new Set<string>();
   const lines = text.split(/\r?\n/);

@@ -1,32 +1,11 @@
-import { readFileSync } from "node:fs";
 import path from "node:path";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from "yaml";
 import type { z } from "zod";
+import { InputError, type InputProblem } from "./input-error.ts";
 import { type Study, studySchema } from "./schema.ts";
+import { readTextFile } from "./text-file.ts";
 
-/** One problem in an input file, located as precisely as the file allows. */
-export interface InputProblem {
-  file: string;
-  line?: number;
-  column?: number;
-  field?: string;
-  message: string;
-}
-
-/** Bad input: the CLI exits 2 and prints every problem as `file:line:col: field: message`. */
-export class InputError extends Error {
-  readonly problems: InputProblem[];
-  constructor(problems: InputProblem[]) {
-    super(problems.map(formatProblem).join("\n"));
-    this.name = "InputError";
-    this.problems = problems;
-  }
-}
-
-export function formatProblem(p: InputProblem): string {
-  const where = [p.file, p.line, p.column].filter((x) => x !== undefined).join(":");
-  return `${where}: ${p.field ? `${p.field}: ` : ""}${p.message}`;
-}
+export { formatProblem, InputError, type InputProblem } from "./input-error.ts";
 
 /** `models[0].limits.rpm` from a zod path. */
 export function fieldName(segments: readonly PropertyKey[]): string {
@@ -57,14 +36,7 @@ export interface LoadedStudy {
 
 export function loadStudy(file: string): LoadedStudy {
   const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(abs, "utf8");
-  } catch (e) {
-    throw new InputError([
-      { file, message: `cannot read study file (${(e as NodeJS.ErrnoException).code ?? e})` },
-    ]);
-  }
+  const text = readTextFile(abs, { shownAs: file, what: "study file" });
   return { study: parseStudy(text, file), file: abs, text };
 }
 
@@ -97,7 +69,7 @@ export function parseYamlWithSchema<S extends z.ZodType>(
   }
   const locate = locatorOf(doc, lineCounter);
   const extra = extraCheck?.(doc.contents as Node | null, locate).map((p) => ({ ...p, file })) ?? [];
-  const data = doc.toJS({ maxAliasCount: 1000 });
+  const data = toJsOrThrow(doc, lineCounter, file);
   const result = schema.safeParse(data ?? {});
   if (result.success && extra.length === 0) return result.data;
   const problems = result.success
@@ -105,6 +77,38 @@ export function parseYamlWithSchema<S extends z.ZodType>(
     : result.error.issues.flatMap((issue) => issueProblems(issue, file, locate));
   const named = new Set(extra.map((p) => p.field));
   throw new InputError([...extra, ...problems.filter((p) => !named.has(p.field))]);
+}
+
+// Aliases one document may expand to, in all: past this it is an alias bomb ("billion laughs").
+const MAX_ALIAS_COUNT = 1000;
+
+/** The document's value; an alias bomb or a bad alias is an InputError at the first alias. */
+function toJsOrThrow(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    // A bomb is located at its first alias, an alias to nothing at itself.
+    const excessive = /excessive alias count/i.test((e as Error).message);
+    let first: number | undefined;
+    visit(doc, {
+      Alias: (_key, node) => {
+        if (!excessive && node.resolve(doc) !== undefined) return;
+        first = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const pos = first === undefined ? undefined : lineCounter.linePos(first);
+    throw new InputError([
+      {
+        file,
+        line: pos?.line,
+        column: pos?.col,
+        message: excessive
+          ? `invalid YAML: more than ${MAX_ALIAS_COUNT} alias expansions (an alias bomb?), from the first alias here on`
+          : `invalid YAML: ${(e as Error).message}`,
+      },
+    ]);
+  }
 }
 
 export type Locator = (segments: readonly PropertyKey[], key?: string) => { line?: number; column?: number };

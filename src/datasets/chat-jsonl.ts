@@ -4,9 +4,9 @@
  * or `weight`, a line's `tools`) are dropped rather than refused, so provider files load as
  * they are; what training needs is checked, and every problem names file:line and field.
  */
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { fieldName, InputError, type InputProblem } from "../config/load.ts";
+import { readTextFile } from "../config/text-file.ts";
 import type { ChatMessage } from "../engine/io/chat-template.ts";
 
 export const ChatMessageSchema = z.object({
@@ -19,6 +19,18 @@ export const ConversationSchema = z
   .refine((c) => c.messages.some((m) => m.role === "assistant"), {
     path: ["messages"],
     message: "needs at least one assistant message (the tokens trained on)",
+  })
+  .superRefine((c, ctx) => {
+    // An assistant turn is what training learns: an empty one teaches nothing but to stop.
+    // System and user turns may be empty (an empty system prompt is a common export).
+    c.messages.forEach((m, i) => {
+      if (m.role === "assistant" && m.content.trim() === "")
+        ctx.addIssue({
+          code: "custom",
+          path: ["messages", i, "content"],
+          message: "an assistant message must not be empty (its tokens are what training learns)",
+        });
+    });
   });
 
 /** A dataset as training sees it: conversations, in file order. */
@@ -72,13 +84,6 @@ export function parseChatJsonl(text: string, file: string, opts: { limit?: numbe
 
 /** Reads and checks a chat JSONL file (see parseChatJsonl). */
 export function readChatJsonl(file: string, opts: { limit?: number; name?: string } = {}): Conversation[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new InputError([
-      { file: opts.name ?? file, message: `cannot read (${(e as NodeJS.ErrnoException).code ?? e})` },
-    ]);
-  }
+  const text = readTextFile(file, { shownAs: opts.name });
   return parseChatJsonl(text, opts.name ?? file, opts);
 }

@@ -60,6 +60,47 @@ describe("chat JSONL", () => {
     expect(new InputError(p).message).toContain("data.jsonl:4: messages[1].role: ");
   });
 
+  it("refuses an empty or blank assistant message, naming file:line:field; empty system and user turns pass", () => {
+    const text = [
+      ok("a"),
+      line([
+        { role: "user", content: "hi" },
+        { role: "assistant", content: "" },
+      ]),
+      line([
+        { role: "system", content: "" },
+        { role: "user", content: "" },
+        { role: "assistant", content: "fine" },
+        { role: "user", content: "more?" },
+        { role: "assistant", content: " \n\t" },
+      ]),
+    ].join("\n");
+    const p = problemsOf(() => parseChatJsonl(text, "data.jsonl"));
+    expect(p.map((x) => [x.line, x.field])).toEqual([
+      [2, "messages[1].content"],
+      [3, "messages[4].content"],
+    ]);
+    expect(new InputError(p).message).toContain(
+      "data.jsonl:2: messages[1].content: an assistant message must not be empty",
+    );
+    const fine = line([
+      { role: "system", content: "" },
+      { role: "user", content: "" },
+      { role: "assistant", content: "ok" },
+    ]);
+    expect(parseChatJsonl(fine, "d.jsonl")).toHaveLength(1);
+  });
+
+  it("refuses invalid UTF-8, naming file, line and column", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "emlab-utf8-"));
+    const file = path.join(dir, "d.jsonl");
+    writeFileSync(file, Buffer.concat([Buffer.from(`${ok("a")}\n${ok("b")}`), Buffer.from([0xff, 0x0a])]));
+    const p = problemsOf(() => readChatJsonl(file, { name: "d.jsonl" }));
+    expect(p[0]).toMatchObject({ file: "d.jsonl", line: 2, column: ok("b").length + 1 });
+    expect(p[0].message).toMatch(/^invalid UTF-8 \(byte 0xff/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("refuses an empty or missing file", () => {
     expect(problemsOf(() => parseChatJsonl("\n\n", "e.jsonl"))[0].message).toMatch(/no conversations/);
     expect(problemsOf(() => readChatJsonl("/nonexistent/x.jsonl"))[0].message).toMatch(

@@ -1,13 +1,6 @@
-import { readFileSync } from "node:fs";
-import { InputError } from "../../config/load.ts";
+import { readTextFile } from "../../config/text-file.ts";
 
-/** Reads a source file, turning a missing file into an InputError naming the study field. */
+/** Reads a source file (strict UTF-8); a missing file or a bad byte is an InputError naming it. */
 export function readSourceFile(file: string, shownAs: string, field?: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (e) {
-    throw new InputError([
-      { file: shownAs, field, message: `cannot read file (${(e as NodeJS.ErrnoException).code ?? e})` },
-    ]);
-  }
+  return readTextFile(file, { shownAs, field, what: "file" });
 }
