@@ -19,7 +19,8 @@ export function loadStudyDatasets(study: Study, studyFile: string): LoadedDatase
     try {
       if (d.kind === "chat_jsonl") {
         const file = path.resolve(path.dirname(studyFile), d.path!);
-        out.set(d.id, readChatJsonl(file, { limit: d.limit }));
+        // Errors name the path as the study wrote it, like every other file a study names.
+        out.set(d.id, readChatJsonl(file, { limit: d.limit, name: d.path }));
       } else {
         const where = { file: studyFile, field: `datasets[${i}].name` };
         const all = builtinDataset(d.name!, { seed: deriveSeed(study.seed, "dataset", d.id) }, where);
