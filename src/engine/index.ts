@@ -22,11 +22,12 @@ export {
 export { KvCache } from "./kv-cache.ts";
 export { LORA_TARGETS, LoraAdapter, type LoraOptions, type LoraTarget } from "./lora.ts";
 export { expectedTensors, type ForwardOptions, LlamaModel, type TokenBatch } from "./model.ts";
+export { checkAdapterDir, checkModelDir, type ModelDirCheck } from "./model-dir.ts";
 export { crossEntropy } from "./ops/cross-entropy.ts";
 export { add, addVector, mul, projectOut, scale } from "./ops/elementwise.ts";
 export { linear, matmul } from "./ops/matmul.ts";
 export { AdamW, type AdamWOptions, clipGradNorm, lrAt } from "./optim.ts";
-export { addLora, loadAdapter, mergeLora, saveAdapter } from "./peft.ts";
+export { addLora, loadAdapter, mergeLora, readAdapterConfig, saveAdapter } from "./peft.ts";
 export { loadModel, saveModel } from "./pretrained.ts";
 export { Rng } from "./rng.ts";
 export { argmax, logSoftmax, sampleToken, topK } from "./sampling.ts";

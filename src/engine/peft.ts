@@ -77,37 +77,52 @@ export function saveAdapter(model: LlamaModel, dir: string, opts: { baseModel?: 
   writeSafetensors(join(dir, "adapter_model.safetensors"), tensors, { metadata: { format: "pt" } });
 }
 
-/**
- * Reads a PEFT LoRA adapter directory and attaches it to the model (base frozen).
- * Errors name the file and the tensor.
- */
-export function loadAdapter(model: LlamaModel, dir: string, opts: { trainable?: boolean } = {}): void {
-  const cfgFile = join(dir, "adapter_config.json");
-  const wFile = join(dir, "adapter_model.safetensors");
-  if (!existsSync(cfgFile)) throw new Error(`${cfgFile}: not found`);
-  if (!existsSync(wFile)) throw new Error(`${wFile}: not found`);
+/** A PEFT adapter_config.json, checked: what loadAdapter needs of it. */
+export interface AdapterConfig {
+  file: string;
+  raw: Record<string, unknown>;
+  r: number;
+  alpha: number;
+}
+
+/** Reads and checks `adapter_config.json` of an adapter directory. Errors name the file and field. */
+export function readAdapterConfig(dir: string): AdapterConfig {
+  const file = join(dir, "adapter_config.json");
+  if (!existsSync(file)) throw new Error(`${file}: not found`);
   let cfg: Record<string, unknown>;
   try {
-    cfg = JSON.parse(readFileSync(cfgFile, "utf8"));
+    cfg = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new Error(`${cfgFile}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
+  if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg))
+    throw new Error(`${file}: must be a JSON object`);
   if (cfg.peft_type !== undefined && cfg.peft_type !== "LORA")
-    throw new Error(`${cfgFile}: peft_type ${JSON.stringify(cfg.peft_type)} is not LORA`);
+    throw new Error(`${file}: peft_type ${JSON.stringify(cfg.peft_type)} is not LORA`);
   const r = cfg.r;
   const alpha = cfg.lora_alpha;
-  if (typeof r !== "number" || r <= 0) throw new Error(`${cfgFile}: field "r" must be a positive number`);
-  if (typeof alpha !== "number") throw new Error(`${cfgFile}: field "lora_alpha" must be a number`);
+  if (typeof r !== "number" || r <= 0) throw new Error(`${file}: field "r" must be a positive number`);
+  if (typeof alpha !== "number") throw new Error(`${file}: field "lora_alpha" must be a number`);
   for (const k of ["rank_pattern", "alpha_pattern"]) {
     const v = cfg[k];
     if (v && typeof v === "object" && Object.keys(v).length > 0)
-      throw new Error(`${cfgFile}: "${k}" is not supported`);
+      throw new Error(`${file}: "${k}" is not supported`);
   }
-  if (cfg.fan_in_fan_out === true) throw new Error(`${cfgFile}: fan_in_fan_out is not supported`);
-  const scaling = loraScaling(alpha, r, cfg.use_rslora === true);
-  const { tensors } = readSafetensors(wFile);
-  const adapters = new Map<string, LoraAdapter>();
-  const trainable = opts.trainable ?? true;
+  if (cfg.fan_in_fan_out === true) throw new Error(`${file}: fan_in_fan_out is not supported`);
+  return { file, raw: cfg, r, alpha };
+}
+
+/**
+ * The LoRA modules of an adapter's tensors (by shape only, so a header will do): module path
+ * → the names of its A and B tensors, each checked against the base weight it targets
+ * (`baseShape(path)`: the shape of `<path>.weight`, undefined when the model has none).
+ */
+export function adapterModules(
+  tensors: ReadonlyMap<string, { shape: number[] }>,
+  r: number,
+  baseShape: (path: string) => readonly number[] | undefined,
+  wFile: string,
+): Map<string, { A: string; B: string }> {
   const paths = new Set<string>();
   for (const name of tensors.keys()) {
     const m = /^base_model\.model\.(.+)\.lora_[AB](?:\.default)?\.weight$/.exec(name);
@@ -118,29 +133,56 @@ export function loadAdapter(model: LlamaModel, dir: string, opts: { trainable?: 
     }
     paths.add(m[1]);
   }
+  const out = new Map<string, { A: string; B: string }>();
   for (const path of paths) {
-    const get = (ab: "A" | "B") =>
-      tensors.get(`${PREFIX}${path}.lora_${ab}.weight`) ??
-      tensors.get(`${PREFIX}${path}.lora_${ab}.default.weight`);
-    const A = get("A");
-    const B = get("B");
+    const nameOf = (ab: "A" | "B") =>
+      [`${PREFIX}${path}.lora_${ab}.weight`, `${PREFIX}${path}.lora_${ab}.default.weight`].find((n) =>
+        tensors.has(n),
+      );
+    const A = nameOf("A");
+    const B = nameOf("B");
     if (!A || !B) throw new Error(`${wFile}: module "${path}" needs both lora_A and lora_B`);
-    const base = model.params.get(`${path}.weight`);
+    const base = baseShape(path);
     if (!base)
       throw new Error(
         `${wFile}: tensor "${PREFIX}${path}.lora_A.weight" targets "${path}", which the model does not have`,
       );
-    const [outF, inF] = base.shape;
-    if (A.shape.length !== 2 || A.shape[0] !== r || A.shape[1] !== inF) {
+    const [outF, inF] = base;
+    const a = tensors.get(A)!.shape;
+    const b = tensors.get(B)!.shape;
+    if (a.length !== 2 || a[0] !== r || a[1] !== inF) {
       throw new Error(
-        `${wFile}: tensor "${PREFIX}${path}.lora_A.weight" has shape [${A.shape}], expected [${r}, ${inF}]`,
+        `${wFile}: tensor "${PREFIX}${path}.lora_A.weight" has shape [${a}], expected [${r}, ${inF}]`,
       );
     }
-    if (B.shape.length !== 2 || B.shape[0] !== outF || B.shape[1] !== r) {
+    if (b.length !== 2 || b[0] !== outF || b[1] !== r) {
       throw new Error(
-        `${wFile}: tensor "${PREFIX}${path}.lora_B.weight" has shape [${B.shape}], expected [${outF}, ${r}]`,
+        `${wFile}: tensor "${PREFIX}${path}.lora_B.weight" has shape [${b}], expected [${outF}, ${r}]`,
       );
     }
+    out.set(path, { A, B });
+  }
+  return out;
+}
+
+/**
+ * Reads a PEFT LoRA adapter directory and attaches it to the model (base frozen).
+ * Errors name the file and the tensor.
+ */
+export function loadAdapter(model: LlamaModel, dir: string, opts: { trainable?: boolean } = {}): void {
+  const cfgFile = join(dir, "adapter_config.json");
+  const wFile = join(dir, "adapter_model.safetensors");
+  if (!existsSync(cfgFile)) throw new Error(`${cfgFile}: not found`);
+  if (!existsSync(wFile)) throw new Error(`${wFile}: not found`);
+  const { raw: cfg, r, alpha } = readAdapterConfig(dir);
+  const scaling = loraScaling(alpha, r, cfg.use_rslora === true);
+  const { tensors } = readSafetensors(wFile);
+  const modules = adapterModules(tensors, r, (path) => model.params.get(`${path}.weight`)?.shape, wFile);
+  const adapters = new Map<string, LoraAdapter>();
+  const trainable = opts.trainable ?? true;
+  for (const [path, names] of modules) {
+    const A = tensors.get(names.A)!;
+    const B = tensors.get(names.B)!;
     adapters.set(
       path,
       new LoraAdapter(

@@ -4,15 +4,14 @@
  * settings with defaults filled in, and the model entry the battery sees under the plan's
  * id. Everything that can be wrong is found here, before a run directory is touched.
  */
-import { existsSync } from "node:fs";
 import path from "node:path";
 import { InputError, type InputProblem } from "../config/load.ts";
 import { type FinetunePlan, type ModelEntry, ModelEntrySchema, type Study } from "../config/schema.ts";
 import type { LoadedDatasets } from "../datasets/study-datasets.ts";
 import { chatExamples } from "../engine/chat-examples.ts";
-import { type ChatTemplate, detectChatTemplate } from "../engine/io/chat-template.ts";
-import { type HfTokenizer, loadTokenizer } from "../engine/io/tokenizer.ts";
-import { readHfConfig } from "../engine/pretrained.ts";
+import type { ChatTemplate } from "../engine/io/chat-template.ts";
+import type { HfTokenizer } from "../engine/io/tokenizer.ts";
+import { checkModelDir } from "../engine/model-dir.ts";
 import type { TrainExample } from "../engine/train.ts";
 import { deriveSeed } from "../runs/canonical.ts";
 
@@ -95,17 +94,14 @@ export function prepareFinetune(
   const rootOf = (entry: ModelEntry, field: string): Root | null => {
     if (roots.has(entry.id)) return roots.get(entry.id)!;
     const dir = path.resolve(studyDir, entry.model);
-    let root: Root | null = null;
-    try {
-      if (!existsSync(dir)) throw new Error(`model directory ${dir} does not exist`);
-      const { shape } = readHfConfig(dir);
-      const tokenizer = loadTokenizer(dir);
-      const template = detectChatTemplate(tokenizer);
-      if (!template) throw new Error(`${dir}: no chat template recognised (ChatML or the organism template)`);
-      root = { entry, dir, tokenizer, template, maxPositions: shape.maxPositions };
-    } catch (e) {
-      problems.push({ ...where(field), message: `model '${entry.id}': ${(e as Error).message}` });
-    }
+    // The same check as the study's preflight (src/engine/model-dir.ts): config, weights' headers, tokenizer, template.
+    const { problems: broken, shape, tokenizer, template } = checkModelDir(dir);
+    for (const message of broken)
+      problems.push({ ...where(field), message: `model '${entry.id}': ${message}` });
+    const root =
+      broken.length === 0 && shape && tokenizer && template
+        ? { entry, dir, tokenizer, template, maxPositions: shape.maxPositions }
+        : null;
     roots.set(entry.id, root);
     return root;
   };

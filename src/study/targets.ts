@@ -17,23 +17,25 @@ import { Endpoint, type ModelTarget } from "../runs/scheduler.ts";
 import type { NewRequest } from "../runs/store.ts";
 
 /**
- * The settings a provider gets for a study model entry. A local model named by a path
- * relative to the study file (and found there) is passed on as an absolute path, like every
- * other path in a study.
+ * The settings a provider gets for a study model entry. A local model, or its
+ * `options.adapter`, named by a path relative to the study file (and found there) is passed
+ * on as an absolute path, like every other path in a study.
  */
 export function providerSettings(m: ModelEntry, studyDir?: string): ProviderSettings {
-  const local =
+  const besideStudy = (p: unknown): p is string =>
     m.provider === "local" &&
-    studyDir &&
-    !path.isAbsolute(m.model) &&
-    existsSync(path.resolve(studyDir, m.model));
+    studyDir !== undefined &&
+    typeof p === "string" &&
+    !path.isAbsolute(p) &&
+    existsSync(path.resolve(studyDir, p));
+  const adapter = m.options?.adapter;
   return {
     provider: m.provider,
-    model: local ? path.resolve(studyDir, m.model) : m.model,
+    model: besideStudy(m.model) ? path.resolve(studyDir!, m.model) : m.model,
     baseUrl: m.base_url,
     apiKeyEnv: m.api_key_env,
     headers: m.headers,
-    options: m.options,
+    options: besideStudy(adapter) ? { ...m.options, adapter: path.resolve(studyDir!, adapter) } : m.options,
   };
 }
 

@@ -1,8 +1,8 @@
 /**
  * Step 1 of a run: everything that can be wrong with the input is found here, before the run
- * directory is touched — datasets read and tokenized, fine-tune bases loaded, every
- * experiment's sources read, providers built, the interp sections checked — so bad input
- * writes nothing.
+ * directory is touched — local model directories checked (model-preflight.ts), datasets
+ * read and tokenized, fine-tune bases loaded, every experiment's sources read, providers
+ * built, the interp sections checked — so bad input writes nothing.
  */
 import path from "node:path";
 import {
@@ -21,6 +21,7 @@ import { type PreparedPlan, prepareFinetune, withPlanModels } from "../finetune/
 import { type InterpPlan, loadInterp } from "../interp/study.ts";
 import { Redactor } from "../runs/redact.ts";
 import type { ModelTarget } from "../runs/scheduler.ts";
+import { preflightLocalModels } from "./model-preflight.ts";
 import { registeredExperiments } from "./registry.ts";
 import { buildTargets } from "./targets.ts";
 
@@ -47,6 +48,9 @@ export interface ValidatedStudy {
 export function validateStudy(loaded: LoadedStudy, outDir: string, env: NodeJS.ProcessEnv): ValidatedStudy {
   const { study: declared, file } = loaded;
   const studyDir = path.dirname(file);
+  const locate = yamlLocator(loaded.text);
+  // Local model and adapter directories opened and checked (headers, not weights), at their study lines.
+  preflightLocalModels(declared, file, locate);
   // Datasets read and checked, plan bases loaded, data tokenized: all before anything is written.
   const plans = prepareFinetune(declared, file, outDir, loadStudyDatasets(declared, file));
   // Each plan's id names its fine-tuned model, a target like the study's own models.
@@ -54,7 +58,7 @@ export function validateStudy(loaded: LoadedStudy, outDir: string, env: NodeJS.P
   const loadCtx: LoadContext = { study, studyFile: file, studyDir };
   const experiments = registeredExperiments();
   const battery = loadBattery(loadCtx, experiments);
-  const targets = buildTargets(study, file, yamlLocator(loaded.text), env, batteryModels(study, experiments));
+  const targets = buildTargets(study, file, locate, env, batteryModels(study, experiments));
   const judgeId = judgeModelId(study);
   const judge = judgeSetup(study, judgeId ? targets.get(judgeId)?.api.capabilities : undefined);
   return {

@@ -340,21 +340,18 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
 }
 
-/**
- * Loads every tensor of a checkpoint directory: `model.safetensors`, or the shards listed by
- * `model.safetensors.index.json` (checking each listed tensor is in the shard the index names).
- * `path` may also be a single .safetensors file or an index file.
- */
-export function readSafetensorsCheckpoint(
-  path: string,
-  opts: ReadOptions = {},
-): { tensors: Map<string, LoadedTensor>; metadata: Record<string, string> } {
+/** Where a checkpoint's tensors are: one file, or the shards an index names (filtered names per shard). */
+type CheckpointLayout =
+  | { kind: "file"; file: string }
+  | { kind: "sharded"; indexPath: string; shards: Map<string, string[]> };
+
+function checkpointLayout(path: string, opts: ReadOptions): CheckpointLayout {
   let indexPath: string | undefined;
   if (path.endsWith(".index.json")) indexPath = path;
-  else if (path.endsWith(".safetensors")) return readSafetensors(path, opts);
+  else if (path.endsWith(".safetensors")) return { kind: "file", file: path };
   else if (existsSync(join(path, "model.safetensors.index.json")))
     indexPath = join(path, "model.safetensors.index.json");
-  else return readSafetensors(join(path, "model.safetensors"), opts);
+  else return { kind: "file", file: join(path, "model.safetensors") };
 
   let index: unknown;
   try {
@@ -362,7 +359,7 @@ export function readSafetensorsCheckpoint(
   } catch (e) {
     throw new SafetensorsError(indexPath, `not valid JSON (${(e as Error).message})`);
   }
-  const weightMap = (index as { weight_map?: unknown }).weight_map;
+  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
   if (typeof weightMap !== "object" || weightMap === null)
     throw new SafetensorsError(indexPath, "missing weight_map");
   const shards = new Map<string, string[]>();
@@ -373,13 +370,29 @@ export function readSafetensorsCheckpoint(
     if (!shards.has(shard)) shards.set(shard, []);
     shards.get(shard)!.push(name);
   }
+  for (const [shard, names] of shards) {
+    if (!existsSync(join(dirname(indexPath), shard)))
+      throw new SafetensorsError(indexPath, `shard "${shard}" (for "${names[0]}") not found`);
+  }
+  return { kind: "sharded", indexPath, shards };
+}
+
+/**
+ * Loads every tensor of a checkpoint directory: `model.safetensors`, or the shards listed by
+ * `model.safetensors.index.json` (checking each listed tensor is in the shard the index names).
+ * `path` may also be a single .safetensors file or an index file.
+ */
+export function readSafetensorsCheckpoint(
+  path: string,
+  opts: ReadOptions = {},
+): { tensors: Map<string, LoadedTensor>; metadata: Record<string, string> } {
+  const layout = checkpointLayout(path, opts);
+  if (layout.kind === "file") return readSafetensors(layout.file, opts);
+  const { indexPath, shards } = layout;
   const tensors = new Map<string, LoadedTensor>();
   const metadata: Record<string, string> = {};
-  const dir = dirname(indexPath);
   for (const [shard, names] of shards) {
-    const shardPath = join(dir, shard);
-    if (!existsSync(shardPath))
-      throw new SafetensorsError(indexPath, `shard "${shard}" (for "${names[0]}") not found`);
+    const shardPath = join(dirname(indexPath), shard);
     const wanted = new Set(names);
     const got = readSafetensors(shardPath, { filter: (n) => wanted.has(n) });
     for (const name of names) {
@@ -391,4 +404,37 @@ export function readSafetensorsCheckpoint(
     Object.assign(metadata, got.metadata);
   }
   return { tensors, metadata };
+}
+
+/**
+ * What `readSafetensorsCheckpoint` would load, from the headers alone: every header parsed and
+ * checked against its file's size (header length, each tensor's offsets inside the data
+ * section, dtypes, sizes), and each tensor the index lists found in its shard. Reads no
+ * tensor data, so it is fast whatever the size of the weights.
+ */
+export function readSafetensorsCheckpointHeader(
+  path: string,
+  opts: ReadOptions = {},
+): Map<string, TensorInfo & { file: string }> {
+  const layout = checkpointLayout(path, opts);
+  const out = new Map<string, TensorInfo & { file: string }>();
+  if (layout.kind === "file") {
+    const header = readSafetensorsHeader(layout.file);
+    for (const [name, info] of header.tensors) {
+      if (!opts.filter || opts.filter(name)) out.set(name, { ...info, file: layout.file });
+    }
+    return out;
+  }
+  const { indexPath, shards } = layout;
+  for (const [shard, names] of shards) {
+    const shardPath = join(dirname(indexPath), shard);
+    const header = readSafetensorsHeader(shardPath);
+    for (const name of names) {
+      const info = header.tensors.get(name);
+      if (!info)
+        throw new SafetensorsError(shardPath, `tensor "${name}" listed in ${indexPath} is not in this shard`);
+      out.set(name, { ...info, file: shardPath });
+    }
+  }
+  return out;
 }
