@@ -92,3 +92,23 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
   }
   return -1;
 }
+
+/**
+ * JSON.parse with the parser's complaint located: "not valid JSON (...)" at the line and
+ * column of the position the parser names, if it names one.
+ */
+export function parseJsonText(text: string, shownAs: string, field?: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const message = (e as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    let where: { line?: number; column?: number } = {};
+    if (at) {
+      const before = text.slice(0, Number(at[1]));
+      const lineStart = before.lastIndexOf("\n") + 1;
+      where = { line: before.split("\n").length, column: [...before.slice(lineStart)].length + 1 };
+    }
+    throw new InputError([{ file: shownAs, ...where, field, message: `not valid JSON (${message})` }]);
+  }
+}

@@ -217,7 +217,7 @@ describe("bad in-world sets are named by file and field", () => {
     const file = writeWorldStudy(dir);
     writeFileSync(path.join(dir, "world-task-prompts.json"), "{ two_ai: ");
     expect(inputProblems(() => loadBattery(loadCtx(file)))).toMatch(
-      /^world-task-prompts\.json: not valid JSON/,
+      /^world-task-prompts\.json:1:3: not valid JSON/,
     );
     writeFileSync(file, readFileSync(file, "utf8").replace("world-task-prompts.json", "nowhere/tasks.json"));
     expect(inputProblems(() => loadBattery(loadCtx(file)))).toMatch(

@@ -5,8 +5,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { readPrompts } from "../../src/battery/prompt-source.ts";
 import { parseBetleyYaml, readBetleyYaml } from "../../src/battery/sources/betley-yaml.ts";
 import { readSourceFile } from "../../src/battery/sources/read-text.ts";
+import { parseTwoAiJson } from "../../src/battery/sources/two-ai-json.ts";
 import { InputError, type InputProblem, loadStudy, parseStudy } from "../../src/config/load.ts";
-import { decodeUtf8, firstInvalidUtf8, readTextFile } from "../../src/config/text-file.ts";
+import { decodeUtf8, firstInvalidUtf8, parseJsonText, readTextFile } from "../../src/config/text-file.ts";
 import { readChatJsonl } from "../../src/datasets/chat-jsonl.ts";
 import { runCli } from "../runs/support.ts";
 
@@ -147,6 +148,21 @@ describe("strict UTF-8", () => {
       file: "judge.txt",
       line: 2,
       field: "judge.prompts.harm",
+    });
+  });
+});
+
+describe("whole-file JSON", () => {
+  it("locates the parser's complaint at its line and column", () => {
+    expect(parseJsonText('{"a": [1, 2]}', "x.json")).toEqual({ a: [1, 2] });
+    const [p] = problemsOf(() => parseJsonText('{\n  "items": [\n    {"é": 1,}\n  ]\n}', "set.json", "f"));
+    expect(p).toMatchObject({ file: "set.json", line: 3, column: 13, field: "f" });
+    expect(p.message).toMatch(/^not valid JSON \(/);
+    expect(
+      problemsOf(() => parseTwoAiJson('{"items": [\n  {"item_id": 1 "x"}]}', "two-ai.json"))[0],
+    ).toMatchObject({
+      file: "two-ai.json",
+      line: 2,
     });
   });
 });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { fieldName, InputError, type InputProblem } from "../../config/load.ts";
+import { parseJsonText } from "../../config/text-file.ts";
 import { checkTemplate, fillTemplate } from "../../judges/template.ts";
 import { escapeRegExp } from "../answer-parse.ts";
 import { readSourceFile } from "./read-text.ts";
@@ -71,13 +72,7 @@ const TemplateSetSchema = z
  * by file and field (`dimensions.evil.misaligned`, `formats.likert[1]`).
  */
 export function readTemplateSet(file: string, shownAs = file, field?: string): TemplateSet {
-  let json: unknown;
-  try {
-    json = JSON.parse(readSourceFile(file, shownAs, field));
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError([{ file: shownAs, field, message: `not valid JSON (${(e as Error).message})` }]);
-  }
+  const json = parseJsonText(readSourceFile(file, shownAs, field), shownAs, field);
   const r = TemplateSetSchema.safeParse(json);
   if (!r.success)
     throw new InputError(

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { fieldName, InputError, type InputProblem } from "../../config/load.ts";
+import { parseJsonText } from "../../config/text-file.ts";
 import { checkTemplate } from "../../judges/template.ts";
 import type { LoadContext } from "../stage.ts";
 import { resolveSource } from "./prompts.ts";
@@ -41,13 +42,7 @@ export function taskPrompts(
   field = "battery.task_prompts",
 ): TaskPrompts {
   const { file, shownAs } = resolveSource(source, studyFile, field);
-  let json: unknown;
-  try {
-    json = JSON.parse(readSourceFile(file, shownAs, field));
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError([{ file: shownAs, message: `not valid JSON (${(e as Error).message})` }]);
-  }
+  const json = parseJsonText(readSourceFile(file, shownAs, field), shownAs);
   const r = TaskPromptsSchema.safeParse(json);
   if (!r.success)
     throw new InputError(

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { InputError, type InputProblem, parseYamlWithSchema } from "../../config/load.ts";
+import { type InputProblem, parseYamlWithSchema } from "../../config/load.ts";
+import { parseJsonText } from "../../config/text-file.ts";
 import { readSourceFile } from "./read-text.ts";
 
 /**
@@ -35,12 +36,7 @@ export interface TwoAiItem {
 }
 
 export function parseTwoAiJson(text: string, file: string): TwoAiItem[] {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new InputError([{ file, message: `invalid JSON (${(e as Error).message})` }]);
-  }
+  const data = parseJsonText(text, file);
   // JSON is YAML: the YAML reader locates every problem at its line and field.
   const parsed = parseYamlWithSchema(text, file, FileSchema, (_root, locate) => {
     const problems: InputProblem[] = [];
