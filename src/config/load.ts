@@ -3,6 +3,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument,
 import type { z } from "zod";
 import { InputError, type InputProblem } from "./input-error.ts";
 import { type Study, studySchema } from "./schema.ts";
+import { findModelSecrets } from "./secrets.ts";
 import { readTextFile } from "./text-file.ts";
 
 export { formatProblem, InputError, type InputProblem } from "./input-error.ts";
@@ -180,14 +181,21 @@ function offsetOf(
   return (node as Node | null)?.range?.[0] ?? lastOffset;
 }
 
-/** Refuses key-looking fields anywhere in the study, without echoing their values. */
+/**
+ * Refuses key-looking fields anywhere in the study, and keys in a model's headers, options and
+ * base URL (src/config/secrets.ts: a header takes a secret as `${env:NAME}`), without echoing
+ * their values.
+ */
 function checkNoSecrets(root: Node | null, locate: Locator): InputProblem[] {
   const problems: InputProblem[] = [];
+  // A header named Authorization or X-API-Key is allowed with an env reference: the header rule judges it.
+  const isHeaders = (trail: PropertyKey[]) =>
+    trail.length === 3 && trail[0] === "models" && typeof trail[1] === "number" && trail[2] === "headers";
   const walk = (node: unknown, trail: PropertyKey[]) => {
     if (isMap(node)) {
       for (const pair of node.items) {
         const k = isScalar(pair.key) ? pair.key.value : pair.key;
-        if (typeof k === "string" && SECRET_KEYS.has(k.toLowerCase())) {
+        if (typeof k === "string" && SECRET_KEYS.has(k.toLowerCase()) && !isHeaders(trail)) {
           problems.push({
             file: "",
             ...locate(trail, k),
@@ -205,5 +213,10 @@ function checkNoSecrets(root: Node | null, locate: Locator): InputProblem[] {
     }
   };
   walk(root, []);
+  const named = new Set(problems.map((p) => p.field));
+  for (const f of findModelSecrets(root)) {
+    const field = fieldName(f.path);
+    if (!named.has(field)) problems.push({ file: "", ...locate(f.path), field, message: f.message });
+  }
   return problems;
 }

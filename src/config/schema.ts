@@ -72,7 +72,12 @@ export const ModelEntrySchema = z
     api_key_env: EnvVarName.optional().describe(
       "Environment variable that holds the API key (never the key).",
     ),
-    headers: z.record(z.string(), z.string()).optional(),
+    headers: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(
+        `Extra HTTP headers. A secret only as a reference to an environment variable, e.g. "Bearer \${env:MY_TOKEN}" (read by the provider, never stored).`,
+      ),
     options: z.record(z.string(), z.unknown()).optional().describe("Provider-specific options."),
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     price: PriceSchema.optional(),

@@ -28,6 +28,7 @@ import {
   ProviderSettingsError,
   parseProviderOptions,
   readApiKey,
+  resolveHeaders,
 } from "./provider-settings.ts";
 import {
   type BatchApi,
@@ -171,7 +172,9 @@ export class AnthropicModelApi implements ModelApi, BatchApi {
         ["options", "noAuth"],
       );
     }
-    this.#ctx = { provider: settings.provider, model: settings.model, secrets: [apiKey] };
+    // `${env:NAME}` references in headers are read here; only the provider holds their values.
+    const extra = resolveHeaders(settings, env);
+    this.#ctx = { provider: settings.provider, model: settings.model, secrets: [apiKey, ...extra.secrets] };
     this.#opts = {
       defaultMaxTokens: opts.defaultMaxTokens ?? DEFAULT_MAX_TOKENS,
       nConcurrency: opts.nConcurrency ?? DEFAULT_N_CONCURRENCY,
@@ -183,7 +186,7 @@ export class AnthropicModelApi implements ModelApi, BatchApi {
       baseURL: checkBaseUrl(settings) ?? "https://api.anthropic.com",
       maxRetries: 0,
       timeout: this.#opts.timeoutMs,
-      defaultHeaders: settings.headers,
+      defaultHeaders: extra.headers,
     });
   }
 

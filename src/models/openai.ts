@@ -30,6 +30,7 @@ import {
   ProviderSettingsError,
   parseProviderOptions,
   readApiKey,
+  resolveHeaders,
 } from "./provider-settings.ts";
 import type {
   BatchApi,
@@ -199,7 +200,14 @@ export class OpenAIModelApi implements ModelApi, BatchApi {
       );
     }
     const apiKey = readApiKey(settings, env, this.#official ? "OPENAI_API_KEY" : undefined);
-    this.#ctx = { provider: settings.provider, model: settings.model, secrets: apiKey ? [apiKey] : [] };
+    // `${env:NAME}` references in headers are read here; only the provider holds their values.
+    const extra = resolveHeaders(settings, env);
+    this.#ctx = {
+      provider: settings.provider,
+      model: settings.model,
+      secrets: [...(apiKey ? [apiKey] : []), ...extra.secrets],
+    };
+    const ownAuthorization = Object.keys(extra.headers).some((h) => h.toLowerCase() === "authorization");
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#maxTokensField = opts.maxTokensField ?? (this.#official ? "max_completion_tokens" : "max_tokens");
     const declared: Capability[] = this.#official
@@ -216,8 +224,9 @@ export class OpenAIModelApi implements ModelApi, BatchApi {
       baseURL: baseUrl ?? OFFICIAL_BASE_URL,
       maxRetries: 0,
       timeout: this.#timeoutMs,
-      // Without a key, send no Authorization header at all rather than a fake one.
-      defaultHeaders: { ...settings.headers, ...(apiKey ? {} : { Authorization: null }) },
+      // Without a key, send no Authorization header at all rather than a fake one (unless the
+      // study sends its own, e.g. "Bearer ${env:MY_TOKEN}").
+      defaultHeaders: { ...extra.headers, ...(apiKey || ownAuthorization ? {} : { Authorization: null }) },
     });
   }
 

@@ -4,6 +4,7 @@
  * so a typo fails loudly instead of being ignored).
  */
 import type { z } from "zod";
+import { resolveEnvRefs } from "../config/secrets.ts";
 import { modelError } from "./errors.ts";
 import type { ProviderSettings } from "./types.ts";
 
@@ -81,4 +82,29 @@ export function checkBaseUrl(settings: ProviderSettings): string | undefined {
     );
   }
   return settings.baseUrl.replace(/\/+$/, "");
+}
+
+/**
+ * The headers to send: every `${env:NAME}` in a value replaced by the variable's value (trimmed),
+ * read here, when the provider is built — the study, the store and the logs only ever hold the
+ * reference. `secrets` are the values read, for the provider's error redaction. An unset or
+ * empty variable is a settings error at `headers.<name>`.
+ */
+export function resolveHeaders(
+  settings: ProviderSettings,
+  env: NodeJS.ProcessEnv,
+): { headers: Record<string, string>; secrets: string[] } {
+  const headers: Record<string, string> = {};
+  const secrets: string[] = [];
+  for (const [name, raw] of Object.entries(settings.headers ?? {})) {
+    const r = resolveEnvRefs(raw, env);
+    if (r.missing.length > 0)
+      throw new ProviderSettingsError(
+        `provider "${settings.provider}" (model "${settings.model}"): header '${name}' references environment variable ${r.missing.join(", ")}, which is not set or empty`,
+        ["headers", name],
+      );
+    headers[name] = r.value;
+    secrets.push(...r.secrets);
+  }
+  return { headers, secrets };
 }

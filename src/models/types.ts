@@ -121,7 +121,10 @@ export interface ProviderSettings {
   baseUrl?: string;
   /** Name of the environment variable holding the API key. The key itself is never stored. */
   apiKeyEnv?: string;
-  /** Extra HTTP headers (values must not be secrets: they may be logged). */
+  /**
+   * Extra HTTP headers, as the study writes them: a secret only as `${env:NAME}`, which the
+   * provider replaces when it is built (src/config/secrets.ts); never a resolved value.
+   */
   headers?: Record<string, string>;
   /** Provider-specific options, validated by the provider itself. */
   options?: Record<string, unknown>;

@@ -87,7 +87,9 @@ export async function runBatches(opts: BatchOptions): Promise<number> {
     let samples = 0;
     for (const { request, missing: pending } of store.pendingWork(opts.only)) {
       if (request.model_id !== target.modelId) continue;
-      const missing = opts.cache ? takeFromCache(store, opts.cache, request, pending) : pending;
+      const missing = opts.cache
+        ? takeFromCache(store, opts.cache, request, pending, opts.redactor)
+        : pending;
       cacheHits += pending.length - missing.length;
       for (let s = 0; s < missing.length; s += target.maxN) {
         const indices = missing.slice(s, s + target.maxN);
@@ -188,7 +190,9 @@ async function collect(
   let ok = 0;
   let failed = 0;
   for (const [customId, item] of Object.entries(spec.items)) {
-    const r = results.get(customId);
+    const answer = results.get(customId);
+    // Redacted here, once, like the direct path's answers: nothing a server echoed reaches the store or cache.
+    const r = answer && !(answer instanceof ModelApiError) ? opts.redactor.redactResponse(answer) : answer;
     const base = {
       request_id: item.requestId,
       attempt: 1,

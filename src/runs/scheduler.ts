@@ -161,7 +161,7 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     const target = opts.targets.get(request.model_id);
     if (!target)
       throw new Error(`run store names model '${request.model_id}', which the study does not define`);
-    const todo = cache ? takeFromCache(store, cache, request, missing) : missing;
+    const todo = cache ? takeFromCache(store, cache, request, missing, redactor) : missing;
     state.done += missing.length - todo.length;
     state.cacheHits += missing.length - todo.length;
     const queue = queues.get(target.endpoint) ?? [];
@@ -197,14 +197,17 @@ export async function runPending(opts: SchedulerOptions): Promise<SchedulerResul
     let response: ChatResponse | undefined;
     let error: ModelApiError | undefined;
     try {
-      response = await target.api.chat({
-        messages: request.messages,
-        params: request.params,
-        n: indices.length,
-        ...callSeeds(request, indices),
-        signal: ctl.signal,
-        timeoutMs,
-      });
+      // Redacted here, once: what a server echoed (a key in an answer) never reaches the store or cache.
+      response = redactor.redactResponse(
+        await target.api.chat({
+          messages: request.messages,
+          params: request.params,
+          n: indices.length,
+          ...callSeeds(request, indices),
+          signal: ctl.signal,
+          timeoutMs,
+        }),
+      );
     } catch (e) {
       error = toModelError(e, timedOut, interrupted());
     } finally {
@@ -344,12 +347,14 @@ export function takeFromCache(
   cache: ResponseCache,
   request: RequestRow,
   missing: number[],
+  redactor?: Redactor,
 ): number[] {
   const hits: NewCompletion[] = [];
   const rest: number[] = [];
   for (const i of missing) {
     const c = cache.get(sampleCacheKey(request.cache_key, i));
-    if (c) hits.push(completionRow(request.id, i, c, null, 1));
+    // Entries are redacted when written; this covers ones written before keys were redacted in answers.
+    if (c) hits.push(completionRow(request.id, i, redactor ? redactor.redactCompletion(c) : c, null, 1));
     else rest.push(i);
   }
   if (hits.length > 0) store.saveCompletions(request.id, null, hits);

@@ -75,9 +75,6 @@ export function validateStudy(loaded: LoadedStudy, outDir: string, env: NodeJS.P
     targets,
     judge,
     interpPlan: loadInterp(study, file, battery, judgeId),
-    redactor: Redactor.fromEnv(
-      study.models.map((m) => m.api_key_env),
-      env,
-    ),
+    redactor: Redactor.forModels(study.models, env),
   };
 }

@@ -44,7 +44,8 @@
  *   are per word with descending top_logprobs (the chosen token first at temperature 0).
  *   `opts.respond(ctx)` scripts answers: return a string, `{text, logprobs?: [{token, logprob,
  *   top?}]}` (tokens must join to text), or undefined for the generated text. `ctx.messages` is
- *   the conversation flattened to `{role, content: string}`, Anthropic's system prompt first.
+ *   the conversation flattened to `{role, content: string}`, Anthropic's system prompt first;
+ *   `ctx.headers` the request's HTTP headers (lowercased names; none for batch lines).
  *   `server.setRespond()` swaps the hook at run time. Usage = rough word counts (prompt: words +
  *   3 per message). A prompt containing `contentFilterMarker` gets 400 (OpenAI code
  *   "content_filter"); a scripted answer containing it is cut there with finish_reason
@@ -212,6 +213,16 @@ function header(
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** A request's headers for the respond hook: one string each (node lowercases the names). */
+function flatHeaders(inc: {
+  headers: Record<string, string | string[] | undefined>;
+}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(inc.headers))
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(", ") : v;
+  return out;
+}
+
 function looksAnthropic(headers: Record<string, string | string[] | undefined>): boolean {
   return headers["anthropic-version"] !== undefined || headers["x-api-key"] !== undefined;
 }
@@ -272,7 +283,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         generation: true,
         handle: (inc) => ({
           status: 200,
-          body: chatCompletion(state, parseChatRequest(state, inc.json), false),
+          body: chatCompletion(state, parseChatRequest(state, inc.json), false, flatHeaders(inc)),
         }),
       },
       {
@@ -282,7 +293,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         generation: true,
         handle: (inc) => ({
           status: 200,
-          body: anthropicMessage(state, parseMessagesRequest(state, inc.json), false),
+          body: anthropicMessage(state, parseMessagesRequest(state, inc.json), false, flatHeaders(inc)),
         }),
       },
       { method: "GET", pattern: "/v1/models", api: "either", handle: listModels },

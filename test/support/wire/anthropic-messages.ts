@@ -152,7 +152,12 @@ const STOP_REASON = {
 } as const;
 
 /** Build the `message` object for a validated request. */
-export function anthropicMessage(state: ServerState, req: MessagesRequest, batch: boolean) {
+export function anthropicMessage(
+  state: ServerState,
+  req: MessagesRequest,
+  batch: boolean,
+  headers?: Record<string, string>,
+) {
   const out = complete(
     {
       ctx: {
@@ -164,6 +169,7 @@ export function anthropicMessage(state: ServerState, req: MessagesRequest, batch
         temperature: req.temperature,
         maxTokens: req.maxTokens,
         batch,
+        headers,
       },
       stops: req.stops,
       topLogprobs: 0,

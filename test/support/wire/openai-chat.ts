@@ -284,7 +284,12 @@ const FINISH = { natural: "stop", stop: "stop", length: "length", filter: "conte
 const bytesOf = (s: string) => [...Buffer.from(s, "utf8")];
 
 /** Build the `chat.completion` object for a validated request. */
-export function chatCompletion(state: ServerState, req: ChatRequest, batch: boolean) {
+export function chatCompletion(
+  state: ServerState,
+  req: ChatRequest,
+  batch: boolean,
+  headers?: Record<string, string>,
+) {
   let completionTokens = 0;
   const choices = Array.from({ length: req.n }, (_, index) => {
     const ctx: RespondContext = {
@@ -296,6 +301,7 @@ export function chatCompletion(state: ServerState, req: ChatRequest, batch: bool
       temperature: req.temperature,
       maxTokens: req.maxTokens,
       batch,
+      headers,
     };
     const out = complete(
       { ctx, stops: req.stops, topLogprobs: req.topLogprobs, filterMarker: state.opts.contentFilterMarker },

@@ -39,6 +39,8 @@ export interface RespondContext {
   maxTokens: number | null;
   /** True when answering a line of a batch rather than a live request. */
   batch: boolean;
+  /** The request's HTTP headers, names lowercased (absent for a batch line: it has none of its own). */
+  headers?: Record<string, string>;
 }
 
 /** Returning undefined falls back to the built-in generator. */
