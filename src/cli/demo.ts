@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { analyzeResults } from "../analysis/index.ts";
 import { InputError, loadStudy } from "../config/load.ts";
 import type { Results } from "../results/results.ts";
+import { checkRunDirPath } from "../runs/lock.ts";
 import { STORE_FILE } from "../runs/store.ts";
 import { DEMO_PROFILES, type DemoProfile, writeDemoStudy } from "../world/demo.ts";
 import { command, EXIT, nonNegativeInt } from "./exit.ts";
@@ -20,7 +21,8 @@ export function registerDemoCommand(program: Command): void {
     .option("--out <dir>", "run directory (default: runs/demo or runs/demo-quick)")
     .option("--seed <n>", "study seed (fine-tuning, sampling, datasets)", "1")
     .option("--organism <dir>", "organism to fine-tune (default: the shipped one)")
-    .option("--resume", "continue an interrupted demo in --out")
+    .option("--resume", "continue an interrupted demo in --out (failed requests stay failed)")
+    .option("--retry-failed", "resume the demo in --out and try its failed requests again (implies --resume)")
     .addHelpText(
       "after",
       `
@@ -41,6 +43,7 @@ Writes <out>/study.yaml (a plain study file: 'emlab run' on it gives the same re
           seed: string;
           organism?: string;
           resume?: boolean;
+          retryFailed?: boolean;
         }) => {
           const profile = (opts.profile ?? (opts.quick ? "quick" : "full")) as DemoProfile;
           if (!(profile in DEMO_PROFILES))
@@ -51,8 +54,10 @@ Writes <out>/study.yaml (a plain study file: 'emlab run' on it gives the same re
           const outDir = path.resolve(
             opts.out ?? path.join("runs", profile === "full" ? "demo" : `demo-${profile}`),
           );
+          const resume = opts.resume || opts.retryFailed;
           // Refuse before writing anything: the inputs of an earlier run stay as they were.
-          if (existsSync(path.join(outDir, STORE_FILE)) && !opts.resume)
+          checkRunDirPath(outDir);
+          if (existsSync(path.join(outDir, STORE_FILE)) && !resume)
             throw new InputError([
               {
                 file: outDir,
@@ -68,6 +73,7 @@ Writes <out>/study.yaml (a plain study file: 'emlab run' on it gives the same re
           const code = await runAndReport(loadStudy(studyFile), {
             outDir,
             resume: opts.resume,
+            retryFailed: opts.retryFailed,
             again: `emlab demo --profile ${profile} --seed ${seed}`,
           });
           const resultsFile = path.join(outDir, "results.json");

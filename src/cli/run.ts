@@ -12,29 +12,40 @@ export function registerRunCommand(program: Command): void {
     .description("Run a study: plan every request, call the models, store every answer.")
     .argument("<study>", "study file (YAML)")
     .option("--out <dir>", "run directory (default: runs/<study name>)")
-    .option("--resume", "continue the run in --out, doing only the missing work")
+    .option(
+      "--resume",
+      "continue the run in --out, doing only the missing work (failed requests stay failed)",
+    )
+    .option("--retry-failed", "resume the run in --out and try its failed requests again (implies --resume)")
     .option("--no-cache", "neither read nor write the response cache")
     .addHelpText(
       "after",
       `
 Example:
   $ emlab run studies/insecure.yaml --out runs/insecure
-  $ emlab run studies/insecure.yaml --out runs/insecure --resume   # after a crash or Ctrl-C
+  $ emlab run studies/insecure.yaml --out runs/insecure --resume         # after a crash or Ctrl-C
+  $ emlab run studies/insecure.yaml --out runs/insecure --retry-failed   # after exit 1: ask the failed ones again
 
 Exit codes: 0 ok, 1 some requests failed (the run stops at the step that has them and
-writes no results.json; --resume tries them again), 2 bad input, 130 interrupted.`,
+writes no results.json; --retry-failed tries them again), 2 bad input, 130 interrupted.`,
     )
     .action(
-      command(async (studyFile: string, opts: { out?: string; resume?: boolean; cache: boolean }) => {
-        const loaded = loadStudy(studyFile);
-        const outDir = path.resolve(opts.out ?? path.join("runs", loaded.study.name));
-        return runAndReport(loaded, {
-          outDir,
-          resume: opts.resume,
-          cache: opts.cache,
-          again: `emlab run ${studyFile}`,
-        });
-      }),
+      command(
+        async (
+          studyFile: string,
+          opts: { out?: string; resume?: boolean; retryFailed?: boolean; cache: boolean },
+        ) => {
+          const loaded = loadStudy(studyFile);
+          const outDir = path.resolve(opts.out ?? path.join("runs", loaded.study.name));
+          return runAndReport(loaded, {
+            outDir,
+            resume: opts.resume,
+            retryFailed: opts.retryFailed,
+            cache: opts.cache,
+            again: `emlab run ${studyFile}`,
+          });
+        },
+      ),
     );
 }
 
@@ -44,7 +55,7 @@ writes no results.json; --resume tries them again), 2 bad input, 130 interrupted
  */
 export async function runAndReport(
   loaded: LoadedStudy,
-  opts: { outDir: string; resume?: boolean; cache?: boolean; again: string },
+  opts: { outDir: string; resume?: boolean; retryFailed?: boolean; cache?: boolean; again: string },
 ): Promise<number> {
   const { outDir } = opts;
   const abort = new AbortController();
@@ -61,6 +72,7 @@ export async function runAndReport(
     const r = await runStudy(loaded, {
       outDir,
       resume: opts.resume,
+      retryFailed: opts.retryFailed,
       noCache: opts.cache === false,
       signal: abort.signal,
       progress: terminalProgress(),
@@ -84,7 +96,10 @@ export async function runAndReport(
       if (r.reportFile) process.stdout.write(`report: ${path.relative(process.cwd(), r.reportFile)}\n`);
     }
     if (r.failedRequests > 0) {
-      process.stderr.write(`${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n`);
+      process.stderr.write(
+        `${r.failedRequests} request(s) failed: see 'emlab status ${rel}'\n` +
+          `retry them with: ${opts.again} --out ${rel} --retry-failed\n`,
+      );
       return EXIT.failed;
     }
     return EXIT.ok;
@@ -107,6 +122,6 @@ export function incompleteMessage(
   return (
     `incomplete: ${what} ended with ${inc.failed} failed request(s)${notRun}; results.json not written\n` +
     `see why: emlab status ${rel}\n` +
-    `run again with --resume to retry them: ${again} --out ${rel} --resume\n`
+    `retry them with: ${again} --out ${rel} --retry-failed\n`
   );
 }

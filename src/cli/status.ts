@@ -1,8 +1,6 @@
-import { existsSync } from "node:fs";
-import path from "node:path";
 import type { Command } from "commander";
-import { InputError } from "../config/load.ts";
-import { RunStore, STORE_FILE } from "../runs/store.ts";
+import { checkRunDirForReading } from "../runs/lock.ts";
+import { RunStore } from "../runs/store.ts";
 import { command, EXIT } from "./exit.ts";
 
 export function registerStatusCommand(program: Command): void {
@@ -17,8 +15,7 @@ export function registerStatusCommand(program: Command): void {
     )
     .action(
       command(async (dir: string, opts: { json?: boolean }) => {
-        if (!existsSync(path.join(dir, STORE_FILE)))
-          throw new InputError([{ file: dir, message: "is not a run directory (no run.sqlite)" }]);
+        checkRunDirForReading(dir);
         const store = RunStore.open(dir, { readonly: true });
         try {
           const study = store.getStudy();

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { InputError } from "../config/load.ts";
+import { checkRunDirForReading } from "../runs/lock.ts";
 import { loadModelClasses } from "../viewer/classes.ts";
 import { startViewer } from "../viewer/server.ts";
 import { command, EXIT } from "./exit.ts";
@@ -31,6 +32,7 @@ export function registerViewCommand(program: Command): void {
               message: `expected 0-65535, got ${JSON.stringify(opts.port)}`,
             },
           ]);
+        checkRunDirForReading(dir);
         const classes = loadModelClasses(dir, opts.classes);
         process.stderr.write("opening the run store and its viewer index…\n");
         const viewer = await startViewer({

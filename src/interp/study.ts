@@ -239,7 +239,7 @@ interface AnswerSet<J> {
 
 /**
  * Runs the interp sections; null when interrupted. Throws InterpIncomplete when a group of
- * its requests ends with failed ones (nothing is planned from them; `--resume` retries).
+ * its requests ends with failed ones (nothing is planned from them; `--retry-failed` retries).
  * `counts` (when given) receives what the stage planned and asked.
  */
 export async function runInterp(

@@ -6,6 +6,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from "node:fs";
 import path from "node:path";
@@ -24,6 +25,52 @@ const alive = (pid: number) => {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 };
+
+/**
+ * `--out` must name a directory, new or not: a path that is a file, or lies under one, is bad
+ * input naming it (not an EEXIST or ENOTDIR from the first mkdir). Nothing is written.
+ */
+export function checkRunDirPath(dir: string): void {
+  const abs = path.resolve(dir);
+  for (let p = abs; ; p = path.dirname(p)) {
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
+    }
+    if (isDir === false)
+      throw new InputError([
+        {
+          file: dir,
+          message:
+            p === abs
+              ? "--out names a file, not a directory; choose another --out (a new directory, or one that holds a run)"
+              : `--out cannot be a directory: ${p} is a file; choose another --out`,
+        },
+      ]);
+    if (isDir || path.dirname(p) === p) return;
+  }
+}
+
+/**
+ * What status and the viewer read: a directory that holds run.sqlite. One that does not is
+ * bad input saying why (a run killed while it was being created leaves no run).
+ */
+export function checkRunDirForReading(dir: string): void {
+  if (existsSync(path.join(dir, STORE_FILE))) return;
+  throw new InputError([
+    {
+      file: dir,
+      message: !existsSync(dir)
+        ? "no such run directory"
+        : killedWhileOpening(dir)
+          ? `holds no run: one was killed while it was being created, before anything was stored; start it again with \`emlab run STUDY.yaml --out ${dir}\``
+          : `is not a run directory (no ${STORE_FILE})`,
+    },
+  ]);
+}
 
 /**
  * One emlab process per run directory: two resumes of the same run would take the same

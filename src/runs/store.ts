@@ -1,7 +1,8 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import type { z } from "zod";
+import { InputError } from "../config/load.ts";
 import type { ChatMessage } from "../models/types.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "./migrations.ts";
 import {
@@ -74,6 +75,91 @@ export interface StoreCounts {
   costUsd: number;
 }
 
+/** The tables every emlab store has had since schema v1 (migrations.ts). */
+const STORE_TABLES = [
+  "study",
+  "models",
+  "requests",
+  "calls",
+  "completions",
+  "judgments",
+  "jobs",
+  "artifacts",
+];
+const SQLITE_HEADER = "SQLite format 3\0";
+const RESTORE = "restore it from a copy, or start a new run with another --out";
+
+const newerSchema = (version: number) =>
+  `store schema v${version} is newer than this emlab (v${SCHEMA_VERSION}): the run was made by a newer emlab; upgrade emlab to read it, or start a new run with another --out`;
+
+/**
+ * Checks an existing store file without writing to it: the SQLite header read by hand, then
+ * a read-only connection runs `PRAGMA quick_check` and looks at the tables and
+ * `user_version`. A file that is not SQLite (random bytes, a zeroed header, cut short), a
+ * damaged one (truncated, a bad page), a SQLite database that is not an emlab store, or one
+ * of a newer schema is bad input naming the file and what to do. The sidecar files
+ * (`-wal`, `-shm`) the read-only connection makes beside a WAL-mode file are removed again
+ * when it is refused, so a refused store is left exactly as it was found. An empty file is
+ * an empty database (a store killed before its schema was written): it passes.
+ */
+function checkStoreFile(file: string): void {
+  const problem = storeFileProblem(file);
+  if (problem) throw new InputError([{ file, message: problem }]);
+}
+
+function storeFileProblem(file: string): string | null {
+  const header = Buffer.alloc(100);
+  let size: number;
+  let got: number;
+  try {
+    const fd = openSync(file, "r");
+    try {
+      size = fstatSync(fd).size;
+      got = readSync(fd, header, 0, header.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw new Error(`${file}: cannot open run store (${(e as Error).message})`);
+  }
+  if (size === 0) return null;
+  if (got < header.length || header.toString("latin1", 0, SQLITE_HEADER.length) !== SQLITE_HEADER)
+    return `is damaged or not a run store: not a SQLite database (${got < header.length ? `cut short at ${got} bytes` : "no SQLite header"}); ${RESTORE}`;
+  const madeHere = ["-wal", "-shm"].map((ext) => `${file}${ext}`).filter((f) => !existsSync(f));
+  let problem: string | null = null;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    const check = db.pragma("quick_check(1)", { simple: true });
+    if (check !== "ok") {
+      const what = String(check).replace("*** in database main ***", "").replace(/\s+/g, " ").trim();
+      problem = `the run store is damaged (quick_check: ${what}); ${RESTORE}`;
+    } else {
+      const tables = new Set(
+        db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[],
+      );
+      const version = db.pragma("user_version", { simple: true }) as number;
+      const missing = STORE_TABLES.filter((t) => !tables.has(t));
+      if (version === 0 && tables.size === 0)
+        problem = null; // the schema not yet written
+      else if (version === 0 || !tables.has("study") || !tables.has("requests"))
+        problem = `is not an emlab run store: a SQLite database without emlab's tables (study, requests, ...); ${RESTORE}`;
+      else if (version > SCHEMA_VERSION) problem = newerSchema(version);
+      else if (missing.length > 0)
+        problem = `the run store is damaged (table${missing.length > 1 ? "s" : ""} ${missing.join(", ")} missing); ${RESTORE}`;
+    }
+  } catch (e) {
+    const code = String((e as { code?: unknown }).code ?? "");
+    if (!code.startsWith("SQLITE_CORRUPT") && !code.startsWith("SQLITE_NOTADB"))
+      throw new Error(`${file}: cannot open run store (${(e as Error).message})`);
+    problem = `the run store is damaged (${(e as Error).message}); ${RESTORE}`;
+  } finally {
+    db?.close();
+  }
+  if (problem) for (const f of madeHere) rmSync(f, { force: true });
+  return problem;
+}
+
 /**
  * The run store: one SQLite file per run directory, in WAL mode. Every completion is
  * committed (with the call that produced it) before the scheduler moves on, so a killed
@@ -92,9 +178,16 @@ export class RunStore {
     this.db = db;
   }
 
+  /**
+   * Opens the store in `dir` (`create`: a new one where there is none). An existing file is
+   * checked first, read-only, before any connection that writes (WAL mode, migrations) is
+   * made: one that is not SQLite, is damaged, is not an emlab store or is of a newer schema is
+   * bad input naming the file and what to do, and is left exactly as it was (checkStoreFile).
+   */
   static open(dir: string, opts: { create?: boolean; readonly?: boolean } = {}): RunStore {
     const file = path.join(dir, STORE_FILE);
     if (opts.create) mkdirSync(dir, { recursive: true });
+    if (existsSync(file)) checkStoreFile(file);
     let db: Database.Database;
     try {
       db = new Database(file, { fileMustExist: !opts.create, readonly: opts.readonly ?? false });
@@ -109,19 +202,30 @@ export class RunStore {
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
     const store = new RunStore(dir, db);
-    store.migrate(file, opts.readonly ?? false);
+    try {
+      store.migrate(file, opts.readonly ?? false);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
     return store;
   }
 
   private migrate(file: string, readonly: boolean): void {
     const version = this.db.pragma("user_version", { simple: true }) as number;
-    if (version > SCHEMA_VERSION)
-      throw new Error(
-        `${file}: store schema v${version} is newer than this emlab (v${SCHEMA_VERSION}); upgrade emlab`,
-      );
+    if (version > SCHEMA_VERSION) throw new InputError([{ file, message: newerSchema(version) }]);
     if (version === SCHEMA_VERSION) return;
+    // Readers (status, report, view) never write: they say which command brings the store up to date.
     if (readonly)
-      throw new Error(`${file}: store schema v${version} needs migrating; open it once without --readonly`);
+      throw new InputError([
+        {
+          file,
+          message:
+            version === 0
+              ? `holds no run yet: its run was killed while it was being created, before anything was stored; \`emlab run STUDY.yaml --out ${this.dir} --resume\` finishes creating it`
+              : `store schema v${version} was written by an older emlab (this one uses v${SCHEMA_VERSION}); \`emlab run STUDY.yaml --out ${this.dir} --resume\` upgrades it, and then this command reads it`,
+        },
+      ]);
     const step = this.db.transaction((from: number) => {
       for (let v = from; v < SCHEMA_VERSION; v++) this.db.exec(MIGRATIONS[v]);
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);

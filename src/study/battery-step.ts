@@ -69,14 +69,14 @@ export async function runBatterySteps(v: ValidatedStudy, run: OpenRun, d: StepDe
     if (result.interrupted) break;
     collectStep(d.ctx, battery, step);
     // Later steps plan from what this one stored. Planned from answers with holes, their plans
-    // would change once --resume fills them: paid requests left outside the final plan, and
+    // would change once --retry-failed fills them: paid requests left outside the final plan, and
     // results unlike a clean run's. So a step with failed requests is where the run stops.
     const failed = store.listRequests().filter((r) => r.status === "failed" && planned.has(r.id)).length;
     if (failed > 0) {
       const notRun = steps.slice(i + 1).map((_, j) => i + 2 + j);
       incomplete = { step: i + 1, steps: steps.length, failed, notRun };
       log(
-        `step ${step}: ${failed} failed request(s); ${notRun.length ? `${notRun.length} later step(s) not planned, ` : ""}results.json not written (--resume tries them again)`,
+        `step ${step}: ${failed} failed request(s); ${notRun.length ? `${notRun.length} later step(s) not planned, ` : ""}results.json not written (--retry-failed tries them again)`,
       );
       break;
     }

@@ -86,7 +86,7 @@ export async function runInterpStep(
   } catch (e) {
     if (!(e instanceof InterpIncomplete)) throw e;
     run.log(
-      `interp: ${e.failed} failed request(s) in ${e.experiment}; results.json not written (--resume tries them again)`,
+      `interp: ${e.failed} failed request(s) in ${e.experiment}; results.json not written (--retry-failed tries them again)`,
     );
     const steps = v.steps.length + 1;
     return {

@@ -1,7 +1,8 @@
 /**
  * Step 2 of a run: the run directory, opened atomically (the store is made in .run-opening/
  * with the study row, models and input-file hashes, then renamed to run.sqlite) or, with
- * `--resume`, reopened after checking that neither the study nor a file it names changed.
+ * `--resume`, reopened after checking that neither the study nor a file it names changed;
+ * `--retry-failed` (a resume) also puts the failed requests back to pending.
  * Also the response cache, run.log (every line redacted) and the progress sink.
  */
 import { appendFileSync, existsSync } from "node:fs";
@@ -19,6 +20,8 @@ import type { ValidatedStudy } from "./validate.ts";
 export interface RunDirOptions {
   outDir: string;
   resume?: boolean;
+  /** Resume, and try the requests that failed again (they go back to pending). */
+  retryFailed?: boolean;
   noCache?: boolean;
   cacheDir?: string;
   progress?: ProgressSink;
@@ -49,11 +52,12 @@ const alreadyARun = (outDir: string) =>
 
 export function openRunDir(v: ValidatedStudy, opts: RunDirOptions): OpenRun {
   const { outDir } = opts;
+  const resume = opts.resume || opts.retryFailed;
   const { study, declared, file, loaded, redactor } = v;
   const storePath = path.join(outDir, STORE_FILE);
   const exists = existsSync(storePath);
-  if (exists && !opts.resume) throw alreadyARun(outDir);
-  if (!exists && opts.resume)
+  if (exists && !resume) throw alreadyARun(outDir);
+  if (!exists && resume)
     throw new InputError([
       {
         file: outDir,
@@ -143,8 +147,13 @@ export function openRunDir(v: ValidatedStudy, opts: RunDirOptions): OpenRun {
         },
       ]);
     checkInputFiles(outDir, file, inputs);
-    const reset = store.resetFailed();
-    log(`resume: ${reset} failed request(s) will be tried again`);
+    if (opts.retryFailed) log(`resume: ${store.resetFailed()} failed request(s) will be tried again`);
+    else {
+      const failed = store.counts().requestsFailed;
+      log(
+        `resume: ${failed} failed request(s) stay failed${failed > 0 ? " (--retry-failed tries them again)" : ""}`,
+      );
+    }
   } catch (e) {
     run.close();
     throw e;

@@ -1,7 +1,7 @@
 /**
  * `emlab run`: a study as named steps —
  *   1. validate   everything checked and loaded; bad input writes nothing (validate.ts)
- *   2. open       the run directory, atomically, or reopened for --resume (open-run.ts)
+ *   2. open       the run directory, atomically, or reopened for --resume / --retry-failed (open-run.ts)
  *   3. fine-tune  the study's plans; the battery's identities fingerprint the saved weights
  *   4. battery    the experiments' steps through the scheduler and the store (battery-step.ts)
  *   5. interp     the interp sections, built-in then registered (interp-step.ts)
@@ -9,13 +9,14 @@
  *   7. results    results.json, validated against the registered experiments' schema
  *   8. report     report.html, when asked (the CLI asks)
  * Every step's work is in the store before the next step reads it; a killed or interrupted
- * run goes on with --resume from what is stored.
+ * run goes on with --resume from what is stored; --retry-failed also asks its failed requests again.
  */
 import { finetuneResults, runFinetunePlans } from "../finetune/run-plans.ts";
 import { writeReport } from "../report/build-report.ts";
 import type { ProgressSink, SchedulerResult } from "../runs/scheduler.ts";
 import "./builtins.ts";
 import type { LoadedStudy } from "../config/load.ts";
+import { checkRunDirPath } from "../runs/lock.ts";
 import { type Incomplete, runBatterySteps } from "./battery-step.ts";
 import { runInterpStep, withInterpCounts } from "./interp-step.ts";
 import { openRunDir } from "./open-run.ts";
@@ -28,7 +29,10 @@ export { providerSettings, toStoreRequest } from "./targets.ts";
 
 export interface RunOptions {
   outDir: string;
+  /** Continue the run in outDir: only the missing work; requests that failed stay failed. */
   resume?: boolean;
+  /** Resume (implies `resume`) and try the failed requests again. */
+  retryFailed?: boolean;
   /** Skip the response cache entirely (neither read nor written). */
   noCache?: boolean;
   cacheDir?: string;
@@ -50,7 +54,8 @@ export interface RunSummary extends SchedulerResult {
   /**
    * Set when a step ended with failed requests (retries given up, an error that is not
    * retried): the later steps, which plan from its answers, were not planned, and neither interp
-   * nor results.json ran. `--resume` tries the failed requests again and goes on from there.
+   * nor results.json ran. `--retry-failed` tries the failed requests again and goes on from
+   * there (`--resume` leaves them failed: the run stops at the same step).
    * Steps are counted from 1 in the order they run; the interp stage counts as the step after
    * the battery's.
    */
@@ -59,6 +64,8 @@ export interface RunSummary extends SchedulerResult {
 
 export async function runStudy(loaded: LoadedStudy, opts: RunOptions): Promise<RunSummary> {
   const env = opts.env ?? process.env;
+  // --out is checked before the study's inputs are loaded (datasets, models: it can take a while).
+  checkRunDirPath(opts.outDir);
   const v = validateStudy(loaded, opts.outDir, env);
   let run: ReturnType<typeof openRunDir>;
   try {

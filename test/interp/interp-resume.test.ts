@@ -2,7 +2,8 @@
 // and every sweep-judge question is a stored request made by the scheduler. A run killed -9
 // during interp (three times) and resumed asks no stored interp request again and writes the same
 // results.json, byte for byte; a judge step with failed requests stops the run (incomplete)
-// and --resume finishes it; the viewer lists the interp requests and links their judges.
+// (--resume leaves it so) and --retry-failed finishes it; the viewer lists the interp requests and
+// links their judges.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -269,7 +270,7 @@ describe("the interp stage through the run store", () => {
     expect(chatCalls()).toBe(lastJudgeCalls);
   }, 120_000);
 
-  it("a judge step with failed requests stops the run; --resume retries only those, same results.json", async () => {
+  it("a judge step with failed requests stops the run; --resume keeps them failed, --retry-failed retries only those, same results.json", async () => {
     const out = path.join(ws, "faulty");
     server.reset();
     let faulty: Awaited<ReturnType<typeof runStudy>>;
@@ -301,9 +302,19 @@ describe("the interp stage through the run store", () => {
       new Set(["interp.steering", "interp.steering.judge"]),
     );
 
-    const resumed = await runStudy(loadStudy(study), {
+    // --resume: the failed judge questions stay failed; nothing is asked; the stage stops again.
+    const kept = await runStudy(loadStudy(study), {
       outDir: out,
       resume: true,
+      noCache: true,
+      env: TEST_KEYS_ENV,
+    });
+    expect(kept.incomplete).toMatchObject({ stage: "interp.steering.judge", failed: 48 });
+    expect(interpState(out).maxCall).toBe(before.maxCall);
+
+    const resumed = await runStudy(loadStudy(study), {
+      outDir: out,
+      retryFailed: true,
       noCache: true,
       env: TEST_KEYS_ENV,
     });

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunStore } from "../../src/runs/store.ts";
@@ -182,6 +182,27 @@ describe("emlab run against the wire server", () => {
     const again = await runCli(["run", study, "--out", path.join(dir, "a")], env(cache));
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/--resume/);
+  });
+
+  it("--out naming a file (or a path under one) is bad input naming it, for run and demo; the file is left alone", async () => {
+    const dir = tmpDir("out-file");
+    const study = writeStudy(dir, server, { prompts: 2, samples: 1 });
+    const file = path.join(dir, "notes.txt");
+    writeFileSync(file, "my notes\n");
+    const results = await Promise.all([
+      runCli(["run", study, "--out", file], env(path.join(dir, "cache"))),
+      runCli(["run", study, "--out", path.join(file, "sub"), "--resume"], env(path.join(dir, "cache"))),
+      runCli(["demo", "--profile", "tiny", "--out", file], {}),
+    ]);
+    for (const r of results) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).not.toMatch(/EEXIST|ENOTDIR/);
+    }
+    expect(results[0].stderr).toContain(`${file}: --out names a file, not a directory; choose another --out`);
+    expect(results[1].stderr).toContain(`--out cannot be a directory: ${file} is a file`);
+    expect(results[2].stderr).toContain(`${file}: --out names a file, not a directory`);
+    expect(readFileSync(file, "utf8")).toBe("my notes\n");
+    expect(readdirSync(dir).sort()).toEqual(["notes.txt", "prompts.txt", "study.yaml"]);
   });
 
   it("never writes an API key to the store, cache, log or output", async () => {

@@ -1,6 +1,7 @@
 // A step that ends with failed requests (retries given up on 500s) stops the run before any
-// later step plans from its incomplete answers: after `--resume` the run equals a clean one
-// and nothing was paid for outside the final plan.
+// later step plans from its incomplete answers. `--resume` leaves them failed (the run stops
+// at the same step, asking nothing); after `--retry-failed` the run equals a clean one and
+// nothing was paid for outside the final plan.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,7 +35,7 @@ function stored(dir: string) {
 const readResults = (dir: string) => JSON.parse(readFileSync(path.join(dir, "results.json"), "utf8"));
 
 describe("a step with failed requests", () => {
-  it("stops later steps from planning on incomplete answers; resumed, the run equals a clean run", async () => {
+  it("stops later steps from planning on incomplete answers; --resume keeps them failed, after --retry-failed the run equals a clean run", async () => {
     const dir = tmpDir("stage-faults");
     // max_retries 0: every 500 is a failed request.
     const study = writeStagedStudy(dir, server, { maxRetries: 0 });
@@ -64,7 +65,7 @@ describe("a step with failed requests", () => {
     const failed = [...first.requests.values()].filter((r) => r.status === "failed");
     expect(failed.length).toBeGreaterThan(0);
     expect(faulty.stderr).toContain(`step 1 of 3 ended with ${failed.length} failed request(s)`);
-    expect(faulty.stderr).toMatch(/--resume/);
+    expect(faulty.stderr).toMatch(/retry them with: emlab run .* --out .* --retry-failed/);
     expect(existsSync(path.join(out, "results.json"))).toBe(false);
     expect(existsSync(path.join(out, "report.html"))).toBe(false);
     // Nothing was planned from the incomplete step-1 answers: only step 1 is in the store,
@@ -72,11 +73,26 @@ describe("a step with failed requests", () => {
     expect(new Set([...first.requests.values()].map((r) => r.experiment))).toEqual(new Set(["harmfulness"]));
     for (const id of first.requests.keys()) expect(cleanStore.requests.has(id), id).toBe(true);
 
-    // Faults off, --resume: the failed requests are tried again and the later steps run.
+    // Faults off, --resume: nothing failed is asked again; the run stops at the same step, and
+    // says how to retry.
     server.setFaults(NO_FAULTS);
+    const chatCalls = () =>
+      server.log.filter((e) => e.route.endsWith("/chat/completions") || e.route.endsWith("/messages")).length;
+    const callsBefore = chatCalls();
+    const kept = await runCli(["run", study, "--out", out, "--no-cache", "--resume"], TEST_KEYS_ENV);
+    expect(kept.code).toBe(1);
+    expect(kept.stderr).toContain(`step 1 of 3 ended with ${failed.length} failed request(s)`);
+    expect(kept.stderr).toMatch(/retry them with: .* --retry-failed/);
+    expect(chatCalls()).toBe(callsBefore);
+    expect(stored(out).calls.length).toBe(first.calls.length);
+    expect(readFileSync(path.join(out, "run.log"), "utf8")).toContain(
+      `resume: ${failed.length} failed request(s) stay failed (--retry-failed tries them again)`,
+    );
+
+    // --retry-failed: the failed requests are tried again and the later steps run.
     const resumed = await runStudy(loadStudy(study), {
       outDir: out,
-      resume: true,
+      retryFailed: true,
       noCache: true,
       env: TEST_KEYS_ENV,
     });
@@ -121,7 +137,7 @@ describe("a step with failed requests", () => {
 
     const resumed = await runStudy(loadStudy(study), {
       outDir: out,
-      resume: true,
+      retryFailed: true,
       noCache: true,
       env: TEST_KEYS_ENV,
     });
