@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { InputError } from "../config/load.ts";
 import { loadPlugins } from "../study/plugins.ts";
 import { registerCacheCommand } from "./cache.ts";
@@ -18,6 +18,9 @@ program
   .description("Emergent-misalignment research toolkit: studies, battery, judges, analysis, interp, reports.")
   .version("0.1.0")
   .showHelpAfterError()
+  // Usage errors (unknown option, missing argument) are bad input like any other: exit 2.
+  // Set before the commands are added, so each inherits it.
+  .exitOverride()
   .option(
     "--plugin <module>",
     "import a module that adds experiments (repeatable; .ts or .js): see docs/experiments.md",
@@ -44,4 +47,10 @@ registerEngineCommand(program);
 registerViewCommand(program);
 registerWorldCommand(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (!(e instanceof CommanderError)) throw e;
+  // Help and --version end with exit code 0; every usage error with 2.
+  process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+}
