@@ -1,6 +1,7 @@
 // HF `tokenizer.json` (+ `tokenizer_config.json`) loader: added tokens -> normalizer ->
-// pre-tokenizer -> model (byte-level BPE as in Qwen2 / Llama 3, or WordLevel for the
-// organism) -> post-processor; and the reverse through the decoder.
+// pre-tokenizer -> model (byte-level BPE as in Qwen2 / Llama 3; SentencePiece-style BPE with
+// byte_fallback as in Llama 2 / Mistral / Gemma; Unigram; or WordLevel for the organism) ->
+// post-processor; and the reverse through the decoder.
 //
 // Differences from HF worth knowing: `encode` does NOT add the post-processor's special tokens
 // unless `addSpecial: true` (chat templates already contain them); all added tokens are matched
@@ -11,10 +12,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type AddedToken, AddedTokenMatcher } from "./tokenizer/added-tokens.ts";
 import { BpeModel, parseMerges, type TokenModel } from "./tokenizer/bpe.ts";
-import { byteToUnitOffsets, tokenToBytes } from "./tokenizer/byte-level.ts";
+import { byteToUnitOffsets } from "./tokenizer/byte-level.ts";
+import { buildDecoder, type Decode } from "./tokenizer/decoder.ts";
 import { TokenizerError } from "./tokenizer/errors.ts";
 import { buildNormalizer, type Normalize } from "./tokenizer/normalizer.ts";
 import { buildPreTokenizer, type Piece, type PreTokenize } from "./tokenizer/pre-tokenizer.ts";
+import { UnigramModel } from "./tokenizer/unigram.ts";
 import { WordLevelModel } from "./tokenizer/word-level.ts";
 
 export type { AddedToken } from "./tokenizer/added-tokens.ts";
@@ -37,7 +40,7 @@ export interface Encoding {
 }
 
 export interface Tokenizer {
-  readonly kind: "bpe" | "wordlevel";
+  readonly kind: "bpe" | "unigram" | "wordlevel";
   encode(text: string, opts?: EncodeOptions): number[];
   encodeWithOffsets(text: string, opts?: EncodeOptions): Encoding;
   decode(ids: number[], opts?: DecodeOptions): string;
@@ -76,7 +79,8 @@ export interface TokenizerJson {
   decoder?: unknown;
   model: {
     type?: string;
-    vocab: Record<string, number>;
+    /** BPE / WordLevel: token -> id; Unigram: [piece, log-prob] in id order. */
+    vocab: Record<string, number> | [string, number][];
     merges?: unknown;
     unk_token?: string | null;
     ignore_merges?: boolean;
@@ -132,27 +136,6 @@ function buildPostProcessor(
   }
 }
 
-type Decode = (tokens: string[]) => string;
-
-function buildDecoder(spec: unknown, file: string): Decode {
-  if (spec == null) return (tokens) => tokens.join(" ");
-  const s = spec as Record<string, unknown>;
-  if (s.type === "ByteLevel") {
-    const utf8 = new TextDecoder("utf-8", { fatal: false });
-    return (tokens) => {
-      const parts = tokens.map(tokenToBytes);
-      const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let k = 0;
-      for (const p of parts) {
-        all.set(p, k);
-        k += p.length;
-      }
-      return utf8.decode(all);
-    };
-  }
-  throw new TokenizerError(file, "decoder.type", `unsupported decoder "${String(s.type)}"`);
-}
-
 function specialTokenContent(v: unknown): string | undefined {
   if (typeof v === "string") return v;
   if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") {
@@ -162,7 +145,7 @@ function specialTokenContent(v: unknown): string | undefined {
 }
 
 export class HfTokenizer implements Tokenizer {
-  readonly kind: "bpe" | "wordlevel";
+  readonly kind: "bpe" | "unigram" | "wordlevel";
   readonly vocabSize: number;
   readonly specialIds: ReadonlySet<number>;
   readonly addedTokens: readonly AddedToken[];
@@ -192,13 +175,16 @@ export class HfTokenizer implements Tokenizer {
       for (const key of ["continuing_subword_prefix", "end_of_word_suffix"]) {
         if (m[key]) throw new TokenizerError(file, `model.${key}`, "not supported");
       }
-      if (m.byte_fallback) throw new TokenizerError(file, "model.byte_fallback", "not supported");
+      if (Array.isArray(m.vocab))
+        throw new TokenizerError(file, "model.vocab", "BPE needs a token -> id map");
       this.model = new BpeModel(
         m.vocab,
         parseMerges(m.merges ?? [], file),
         {
           ignoreMerges: m.ignore_merges,
           unkToken: m.unk_token,
+          byteFallback: m.byte_fallback === true,
+          fuseUnk: m.fuse_unk === true,
         },
         file,
       );
@@ -206,10 +192,23 @@ export class HfTokenizer implements Tokenizer {
     } else if (type === "WordLevel") {
       if (typeof m.unk_token !== "string")
         throw new TokenizerError(file, "model.unk_token", "WordLevel needs one");
+      if (Array.isArray(m.vocab))
+        throw new TokenizerError(file, "model.vocab", "WordLevel needs a token -> id map");
       this.model = new WordLevelModel(m.vocab, m.unk_token, file);
       this.kind = "wordlevel";
+    } else if (type === "Unigram") {
+      this.model = new UnigramModel(
+        m.vocab,
+        { unkId: m.unk_id as number | null | undefined, byteFallback: m.byte_fallback === true },
+        file,
+      );
+      this.kind = "unigram";
     } else {
-      throw new TokenizerError(file, "model.type", `unsupported model "${String(type)}" (BPE or WordLevel)`);
+      throw new TokenizerError(
+        file,
+        "model.type",
+        `unsupported model "${String(type)}" (BPE, Unigram or WordLevel)`,
+      );
     }
     const added: AddedToken[] = (tokenizerJson.added_tokens ?? []).map((t, i) => {
       if (typeof t.id !== "number" || typeof t.content !== "string") {
@@ -249,7 +248,10 @@ export class HfTokenizer implements Tokenizer {
     this.eosId = idOf("eos_token");
     this.bosId = idOf("bos_token");
     this.padId = idOf("pad_token");
-    this.unkId = idOf("unk_token") ?? (m.unk_token ? this.tokenToId(m.unk_token) : undefined);
+    this.unkId =
+      idOf("unk_token") ??
+      (m.unk_token ? this.tokenToId(m.unk_token) : undefined) ??
+      (this.model instanceof UnigramModel ? this.model.unkId : undefined);
     const tpl = tokenizerConfig.chat_template;
     this.chatTemplate = typeof tpl === "string" ? tpl : undefined;
   }
@@ -284,7 +286,14 @@ export class HfTokenizer implements Tokenizer {
       // When normalization changed the text, offsets inside it are not tracked: each token
       // gets the whole segment's span.
       const exact = norm === src;
-      const first: Piece = { text: norm, src: norm, start: 0, byteMapped: false, prefixAdded: false };
+      const first: Piece = {
+        text: norm,
+        src: norm,
+        start: 0,
+        byteMapped: false,
+        prefixAdded: false,
+        atInputStart: seg.start === 0,
+      };
       const pieces = this.preTokenize ? this.preTokenize([first]) : [first];
       for (const p of pieces) {
         const toks = this.model.tokenize(p.text);

@@ -89,8 +89,8 @@ describe("byte-level BPE behaviour", () => {
 
   it("names the file and field on bad tokenizer.json", () => {
     expect(
-      () => new HfTokenizer({ model: { type: "Unigram", vocab: {} } } as never, {}, "bad/tokenizer.json"),
-    ).toThrow(/bad\/tokenizer.json: model.type: unsupported model "Unigram"/);
+      () => new HfTokenizer({ model: { type: "WordPiece", vocab: {} } } as never, {}, "bad/tokenizer.json"),
+    ).toThrow(/bad\/tokenizer.json: model.type: unsupported model "WordPiece"/);
     expect(
       () =>
         new HfTokenizer(

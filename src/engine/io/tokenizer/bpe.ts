@@ -1,7 +1,11 @@
 // HF `BPE` model: a word (one pre-tokenized piece) starts as single characters and the
 // adjacent pair with the lowest merge rank is merged, leftmost first, until no pair has a
 // rank. With `ignore_merges` (Llama 3) a word already in the vocabulary is one token.
+// SentencePiece-style BPE (Llama 2, Mistral, Gemma) adds `byte_fallback` (a character not in
+// the vocabulary becomes its `<0xNN>` byte tokens, before merging) and `fuse_unk` (a run of
+// unknown characters is one unk token).
 
+import { byteFallbackIds } from "./byte-fallback.ts";
 import { TokenizerError } from "./errors.ts";
 
 export interface ModelToken {
@@ -27,12 +31,19 @@ export class BpeModel implements TokenModel {
   readonly merges: [string, string][];
   readonly ignoreMerges: boolean;
   readonly unkToken?: string;
+  readonly byteFallback: boolean;
+  readonly fuseUnk: boolean;
   private cache = new Map<string, ModelToken[]>();
 
   constructor(
     vocab: Record<string, number>,
     merges: [string, string][],
-    opts: { ignoreMerges?: boolean; unkToken?: string | null } = {},
+    opts: {
+      ignoreMerges?: boolean;
+      unkToken?: string | null;
+      byteFallback?: boolean;
+      fuseUnk?: boolean;
+    } = {},
     file = "tokenizer.json",
   ) {
     this.vocab = new Map(Object.entries(vocab));
@@ -51,6 +62,15 @@ export class BpeModel implements TokenModel {
     });
     this.ignoreMerges = opts.ignoreMerges === true;
     this.unkToken = opts.unkToken ?? undefined;
+    this.byteFallback = opts.byteFallback === true;
+    this.fuseUnk = opts.fuseUnk === true;
+    if (
+      (this.byteFallback || this.fuseUnk) &&
+      this.unkToken !== undefined &&
+      !this.vocab.has(this.unkToken)
+    ) {
+      throw new TokenizerError(file, "model.unk_token", `"${this.unkToken}" is not in the vocab`);
+    }
   }
 
   get size(): number {
@@ -80,6 +100,7 @@ export class BpeModel implements TokenModel {
       const id = this.vocab.get(text);
       if (id !== undefined) return [{ id, start: 0, end: text.length }];
     }
+    if (this.byteFallback || this.fuseUnk) return this.tokenizeSentencePiece(text);
     const syms: string[] = [];
     const starts: number[] = [];
     for (let i = 0; i < text.length; ) {
@@ -104,6 +125,71 @@ export class BpeModel implements TokenModel {
       }
       // HF fuses nothing by default; consecutive unknowns stay separate tokens.
       out.push({ id, start, end });
+    }
+    return out;
+  }
+
+  /**
+   * HF's merge_word with byte_fallback / fuse_unk: characters are mapped to vocabulary symbols
+   * first (a known character; else its byte tokens; else unk, fused with a pending unk), then
+   * merged. A character with no symbol and no unk_token is dropped, as in HF.
+   */
+  private tokenizeSentencePiece(text: string): ModelToken[] {
+    const syms: string[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    let unk: { start: number; end: number } | undefined;
+    const flushUnk = () => {
+      if (!unk) return;
+      syms.push(this.unkToken!);
+      starts.push(unk.start);
+      ends.push(unk.end);
+      unk = undefined;
+    };
+    for (let i = 0; i < text.length; ) {
+      const cp = text.codePointAt(i)!;
+      const n = cp > 0xffff ? 2 : 1;
+      const ch = text.slice(i, i + n);
+      const start = i;
+      i += n;
+      if (this.vocab.has(ch)) {
+        flushUnk();
+        syms.push(ch);
+        starts.push(start);
+        ends.push(i);
+        continue;
+      }
+      const bytes = this.byteFallback ? byteFallbackIds(ch, this.vocab) : undefined;
+      if (bytes) {
+        // HF adds the byte tokens without flushing a pending unk first (it comes later).
+        for (const b of bytes) {
+          syms.push(b.token);
+          starts.push(start);
+          ends.push(i);
+        }
+        continue;
+      }
+      if (this.unkToken === undefined) continue;
+      if (unk && this.fuseUnk) unk.end = i;
+      else {
+        flushUnk();
+        unk = { start, end: i };
+      }
+    }
+    flushUnk();
+    if (syms.length === 0) return [];
+    // Merge on symbol strings; the byte tokens' spans are their character's, so track ends too.
+    const index = syms.map((_, k) => k);
+    const order =
+      syms.length <= 48 ? mergeQuadratic(this.ranks, syms, index) : mergeWithHeap(this.ranks, syms, index);
+    const out: ModelToken[] = [];
+    for (let k = 0; k < order.length; k++) {
+      const [sym, first] = order[k];
+      const last = k + 1 < order.length ? order[k + 1][1] - 1 : syms.length - 1;
+      const id = this.vocab.get(sym);
+      if (id === undefined)
+        throw new Error(`BPE: merged symbol ${JSON.stringify(sym)} is not in the vocabulary`);
+      out.push({ id, start: starts[first], end: ends[last] });
     }
     return out;
   }

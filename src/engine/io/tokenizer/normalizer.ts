@@ -2,6 +2,10 @@
 
 import { TokenizerError } from "./errors.ts";
 
+const WS = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const LEADING_WS = new RegExp(`^[${WS}]+`, "u");
+const TRAILING_WS = new RegExp(`[${WS}]+$`, "u");
+
 export type Normalize = (text: string) => string;
 
 export function buildNormalizer(spec: unknown, file: string, field = "normalizer"): Normalize | undefined {
@@ -22,8 +26,23 @@ export function buildNormalizer(spec: unknown, file: string, field = "normalizer
     }
     case "Lowercase":
       return (t) => t.toLowerCase();
-    case "Strip":
-      return (t) => t.trim();
+    case "Strip": {
+      // Rust's trim: Unicode White_Space (JS trim also strips U+FEFF and misses U+0085).
+      const left = (s as { strip_left?: boolean }).strip_left !== false;
+      const right = (s as { strip_right?: boolean }).strip_right !== false;
+      return (t) => {
+        let out = t;
+        if (left) out = out.replace(LEADING_WS, "");
+        if (right) out = out.replace(TRAILING_WS, "");
+        return out;
+      };
+    }
+    case "Prepend": {
+      const prepend = (s as { prepend?: unknown }).prepend;
+      if (typeof prepend !== "string") throw new TokenizerError(file, `${field}.prepend`, "must be a string");
+      // HF prepends only to non-empty text.
+      return (t) => (t.length > 0 ? prepend + t : t);
+    }
     case "Replace": {
       if (typeof s.pattern?.String !== "string") {
         throw new TokenizerError(file, `${field}.pattern`, "only String patterns are supported in Replace");

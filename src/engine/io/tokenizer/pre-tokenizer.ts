@@ -4,21 +4,11 @@
 
 import { bytesToUnicode } from "./byte-level.ts";
 import { TokenizerError } from "./errors.ts";
+import { metaspacePreTokenizer, parseMetaspace } from "./metaspace.ts";
 import { GPT2_PATTERN, onigToJsRegExp } from "./onig-regex.ts";
+import type { Piece, PreTokenize } from "./piece.ts";
 
-export interface Piece {
-  /** What the model sees (byte-level characters once ByteLevel has run). */
-  text: string;
-  /** The source text of the piece (before byte mapping), and where it sits in the segment. */
-  src: string;
-  start: number;
-  /** True once ByteLevel mapped `text`: text[i] is byte i of UTF-8(prefix + src). */
-  byteMapped: boolean;
-  /** ByteLevel add_prefix_space added a leading space not in the source. */
-  prefixAdded: boolean;
-}
-
-export type PreTokenize = (pieces: Piece[]) => Piece[];
+export type { Piece, PreTokenize } from "./piece.ts";
 
 type Behavior = "Isolated" | "Removed" | "MergedWithPrevious" | "MergedWithNext" | "Contiguous";
 
@@ -67,7 +57,14 @@ function splitByRegExp(re: RegExp, behavior: Behavior, invert: boolean): PreToke
       }
       for (const x of merged) {
         const src = p.src.slice(x.s, x.e);
-        out.push({ text: src, src, start: p.start + x.s, byteMapped: false, prefixAdded: false });
+        out.push({
+          text: src,
+          src,
+          start: p.start + x.s,
+          byteMapped: false,
+          prefixAdded: false,
+          atInputStart: p.atInputStart,
+        });
       }
     }
     return out;
@@ -142,6 +139,8 @@ export function buildPreTokenizer(
     case "WhitespaceSplit":
       // Rust's char::is_whitespace is Unicode White_Space, as is Oniguruma's \s.
       return splitByRegExp(onigToJsRegExp("\\s+"), "Removed", false);
+    case "Metaspace":
+      return metaspacePreTokenizer(parseMetaspace(s, file, field));
     case "Digits":
       return splitByRegExp(s.individual_digits ? /\p{N}/gu : /\p{N}+/gu, "Isolated", false);
     default:

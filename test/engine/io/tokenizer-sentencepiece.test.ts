@@ -1,0 +1,160 @@
+// SentencePiece-style tokenizers (BPE with byte_fallback, Unigram; Metaspace, Prepend/Replace
+// normalizers, ByteFallback/Fuse/Strip decoders) against HF `tokenizers` itself:
+// scripts/reference/tokenizers_sp.py trains tiny ones in the Llama 2 / Mistral / Gemma / T5
+// layouts, saves their tokenizer.json and prints HF's ids and decoded text for a set of tricky
+// strings. Needs the reference venv (.venv-ref with tokenizers==0.23.3); skips without it.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  byteOfToken,
+  byteTokenName,
+  decodeByteFallback,
+} from "../../../src/engine/io/tokenizer/byte-fallback.ts";
+import { HfTokenizer, loadTokenizer } from "../../../src/engine/io/tokenizer.ts";
+
+const ROOT = join(import.meta.dirname, "../../..");
+const PYTHON = join(ROOT, ".venv-ref/bin/python");
+const SCRIPT = join(ROOT, "scripts/reference/tokenizers_sp.py");
+
+interface Reference {
+  strings: string[];
+  /** strings[fuzz_from:] are seeded random strings; the rest are the tricky set. */
+  fuzz_from: number;
+  tokenizers: Record<string, { ids: number[]; decoded: string }[]>;
+}
+
+function hasTokenizers(): boolean {
+  if (!existsSync(PYTHON)) return false;
+  try {
+    execFileSync(PYTHON, ["-c", "import tokenizers"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const available = hasTokenizers();
+if (!available) {
+  console.log(
+    "tokenizer-sentencepiece: skipping the HF comparison (no .venv-ref with tokenizers; " +
+      "python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt)",
+  );
+}
+
+// Skipped suites are still collected, so the script only runs when the venv is there.
+const dir = available ? mkdtempSync(join(tmpdir(), "emlab-sp-")) : "";
+const ref: Reference = available
+  ? (JSON.parse(execFileSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", maxBuffer: 64 << 20 })) as Reference)
+  : { strings: [], fuzz_from: 0, tokenizers: {} };
+const names = Object.keys(ref.tokenizers);
+
+describe.runIf(available)("SentencePiece-style tokenizers match HF tokenizers", () => {
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("covers BPE and Unigram layouts", () => {
+    expect(names.length).toBeGreaterThanOrEqual(8);
+    expect(names.some((n) => n.startsWith("unigram"))).toBe(true);
+  });
+
+  for (const name of names) {
+    describe(name, () => {
+      const tok = loadTokenizer(join(dir, name));
+      ref.strings.slice(0, ref.fuzz_from).forEach((text, i) => {
+        const want = ref.tokenizers[name][i];
+        it(`${JSON.stringify(text)}`, () => {
+          expect(tok.encode(text)).toEqual(want.ids);
+          expect(tok.decode(want.ids)).toBe(want.decoded);
+        });
+      });
+      it(`${ref.strings.length - ref.fuzz_from} random strings`, () => {
+        for (let i = ref.fuzz_from; i < ref.strings.length; i++) {
+          const text = ref.strings[i];
+          const want = ref.tokenizers[name][i];
+          expect({ text, ids: tok.encode(text) }).toEqual({ text, ids: want.ids });
+          expect({ text, decoded: tok.decode(want.ids) }).toEqual({ text, decoded: want.decoded });
+        }
+      });
+      it("offsets stay inside the input", () => {
+        for (const text of ref.strings) {
+          const { ids, offsets } = tok.encodeWithOffsets(text);
+          expect(offsets).toHaveLength(ids.length);
+          for (const [s, e] of offsets) {
+            expect(s).toBeGreaterThanOrEqual(0);
+            expect(e).toBeGreaterThanOrEqual(s);
+            expect(e).toBeLessThanOrEqual(text.length);
+          }
+        }
+      });
+    });
+  }
+});
+
+describe("byte fallback pieces", () => {
+  it("names and reads byte tokens as HF does", () => {
+    expect(byteTokenName(0)).toBe("<0x00>");
+    expect(byteTokenName(0xe2)).toBe("<0xE2>");
+    expect(byteOfToken("<0xe2>")).toBe(0xe2);
+    expect(byteOfToken("<0x+A>")).toBe(10);
+    expect(byteOfToken("<0xZZ>")).toBeUndefined();
+    expect(byteOfToken("<0x123>")).toBeUndefined();
+  });
+
+  it("decodes byte runs, one U+FFFD per byte of an invalid run", () => {
+    expect(decodeByteFallback(["a", "<0xE2>", "<0x96>", "<0x81>", "b"])).toEqual(["a", "\u2581", "b"]);
+    expect(decodeByteFallback(["<0xE2>", "<0x96>", "x"])).toEqual(["\ufffd", "\ufffd", "x"]);
+    expect(decodeByteFallback(["<0xEF>", "<0xBB>", "<0xBF>"])).toEqual(["\ufeff"]);
+  });
+
+  it("a BPE without byte tokens falls back to a fused unk", () => {
+    const tok = new HfTokenizer({
+      model: {
+        type: "BPE",
+        vocab: { "<unk>": 0, a: 1, b: 2, ab: 3 },
+        merges: [["a", "b"]],
+        unk_token: "<unk>",
+        fuse_unk: true,
+        byte_fallback: true,
+      },
+    });
+    expect(tok.encode("abxyab")).toEqual([3, 0, 3]);
+    expect(tok.kind).toBe("bpe");
+  });
+
+  it("Unigram: best path, fused unknowns, byte fallback for an unknown run", () => {
+    const vocab: [string, number][] = [
+      ["<unk>", 0],
+      ["\u2581", -2],
+      ["a", -1],
+      ["b", -1],
+      ["ab", -1.5],
+      ["\u2581a", -1.2],
+      ["<0x78>", -5],
+      ["<0x79>", -5],
+    ];
+    const json = (byteFallback: boolean) => ({
+      pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "always", split: true },
+      decoder: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "always", split: true },
+      model: { type: "Unigram", unk_id: 0, vocab, byte_fallback: byteFallback },
+    });
+    const plain = new HfTokenizer(json(false));
+    expect(plain.kind).toBe("unigram");
+    // "▁ab": ▁a + b (-2.2) beats ▁ + ab (-3.5) and ▁ + a + b (-4).
+    expect(plain.encode("ab")).toEqual([5, 3]);
+    expect(plain.encode("axyb")).toEqual([5, 0, 3]);
+    expect(plain.unkId).toBe(0);
+    const bytes = new HfTokenizer(json(true));
+    expect(bytes.encode("axyb")).toEqual([5, 6, 7, 3]);
+    expect(bytes.encode("axzb")).toEqual([5, 0, 3]);
+    expect(plain.decode([5, 3, 1, 2])).toBe("ab a");
+  });
+
+  it("refuses a Unigram vocab that is not [piece, score] pairs", () => {
+    expect(() => new HfTokenizer({ model: { type: "Unigram", vocab: { a: 0 } } })).toThrow(
+      /\[piece, score\]/,
+    );
+  });
+});
