@@ -1,6 +1,6 @@
 import { noGrad } from "./autograd.ts";
 import { modelConfigFromShape } from "./config.ts";
-import { writeGgufLora, writeGgufModel } from "./io/gguf.ts";
+import { modelChatTemplate, writeGgufLora, writeGgufModel } from "./io/gguf.ts";
 import { loadTokenizer } from "./io/tokenizer.ts";
 import { loadAdapter, mergeLora } from "./peft.ts";
 import { loadModel } from "./pretrained.ts";
@@ -54,5 +54,9 @@ export function exportGguf(modelDir: string, out: string, opts: ExportGgufOption
   }
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of model.params) tensors.set(name, { shape: [...t.shape], data: t.data });
-  writeGgufModel(out, config, tensors, loadTokenizer(modelDir), { dtype: opts.dtype, name: opts.name });
+  writeGgufModel(out, config, tensors, loadTokenizer(modelDir), {
+    dtype: opts.dtype,
+    name: opts.name,
+    chatTemplate: modelChatTemplate(modelDir),
+  });
 }

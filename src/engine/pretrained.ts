@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hfConfigFromShape, type LlamaShape, modelConfigFromShape, shapeFromHfConfig } from "./config.ts";
-import { validateTensors } from "./io/hf-config.ts";
+import { resolveTiedLmHead, validateTensors } from "./io/hf-config.ts";
 import { readSafetensorsCheckpoint, writeSafetensors } from "./io/safetensors.ts";
 import { expectedTensors, LlamaModel } from "./model.ts";
 import { Tensor } from "./tensor.ts";
@@ -32,15 +32,19 @@ export function readHfConfig(dir: string): { raw: Record<string, unknown>; shape
  * safetensors). Errors name the file and the tensor.
  */
 export function loadModel(dir: string): LlamaModel {
-  const { raw, shape } = readHfConfig(dir);
+  const { raw, shape: configShape } = readHfConfig(dir);
+  let shape = configShape;
   const weightsFile = existsSync(join(dir, "model.safetensors.index.json"))
     ? join(dir, "model.safetensors.index.json")
     : join(dir, "model.safetensors");
   if (!existsSync(weightsFile)) throw new Error(`${weightsFile}: not found`);
-  const wanted = new Set(expectedTensors(shape).map(([n]) => n));
+  // lm_head.weight is read even when tied: a stored head that differs unties (as transformers 5).
+  const wanted = new Set([...expectedTensors(shape).map(([n]) => n), "lm_head.weight"]);
   const { tensors } = readSafetensorsCheckpoint(dir, { filter: (n) => wanted.has(n) });
+  const config = resolveTiedLmHead(modelConfigFromShape(shape), tensors, weightsFile);
+  if (config.tieWordEmbeddings !== shape.tieWordEmbeddings) shape = { ...shape, tieWordEmbeddings: false };
   // io's validation names the file and tensor (missing, wrong shape).
-  validateTensors(modelConfigFromShape(shape), tensors, weightsFile);
+  validateTensors(config, tensors, weightsFile);
   const params = new Map<string, Tensor>();
   for (const [name, t] of tensors) params.set(name, new Tensor(t.data, t.shape, true));
   let model: LlamaModel;

@@ -11,7 +11,7 @@
 // chosen from the split regex ("qwen2" or "llama-bpe"), so llama.cpp pre-tokenizes the same
 // way. Word-level tokenizers have no GGUF equivalent and are refused.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   GgmlType,
@@ -22,7 +22,14 @@ import {
   gguf,
   writeGgufFile,
 } from "./gguf-format.ts";
-import { expectedTensorShapes, type ModelConfig, readHfConfig, validateTensors } from "./hf-config.ts";
+import {
+  expectedTensorShapes,
+  type ModelConfig,
+  readHfConfig,
+  resolveTiedLmHead,
+  validateTensors,
+  warnOnce,
+} from "./hf-config.ts";
 import { readSafetensors, readSafetensorsCheckpoint, type WritableTensor } from "./safetensors.ts";
 import { LLAMA3_PATTERN, QWEN2_PATTERN } from "./tokenizer/onig-regex.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
@@ -35,7 +42,124 @@ export interface GgufModelOptions {
   dtype?: "F32" | "F16";
   /** general.name */
   name?: string;
+  /**
+   * The model's chat template (`modelChatTemplate(dir)`); default: the tokenizer's
+   * `tokenizer_config.json` one. A list of named templates writes "default" as
+   * `tokenizer.chat_template` and the others as `tokenizer.chat_template.<name>`.
+   */
+  chatTemplate?: ChatTemplateSource;
 }
+
+export type ChatTemplateSource = string | { name: string; template: string }[];
+
+/**
+ * The chat template a model directory carries, as transformers 5 reads it: a
+ * `chat_template.jinja` file (plus `additional_chat_templates/*.jinja`, as named templates)
+ * takes priority over `tokenizer_config.json`'s `chat_template` (a string, or a list of
+ * `{name, template}`); `chat_template.json` (llama.cpp's converter reads it) comes last.
+ * llama.cpp's converter prefers tokenizer_config.json over the .jinja file; where both exist
+ * and differ a warning says which one is used.
+ */
+export function modelChatTemplate(dir: string): ChatTemplateSource | undefined {
+  const cfgPath = join(dir, "tokenizer_config.json");
+  let fromConfig: unknown;
+  if (existsSync(cfgPath)) {
+    try {
+      fromConfig = (JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>).chat_template;
+    } catch {
+      fromConfig = undefined; // loadTokenizer reports a bad tokenizer_config.json
+    }
+  }
+  const configTemplate = isTemplateSource(fromConfig) ? fromConfig : undefined;
+  const jinja = join(dir, "chat_template.jinja");
+  if (existsSync(jinja)) {
+    const main = readFileSync(jinja, "utf8");
+    const extraDir = join(dir, "additional_chat_templates");
+    const extra = existsSync(extraDir)
+      ? readdirSync(extraDir)
+          .filter((f) => f.endsWith(".jinja"))
+          .sort()
+      : [];
+    const fromFile: ChatTemplateSource =
+      extra.length === 0
+        ? main
+        : [
+            { name: "default", template: main },
+            ...extra.map((f) => ({
+              name: f.slice(0, -".jinja".length),
+              template: readFileSync(join(extraDir, f), "utf8"),
+            })),
+          ];
+    if (configTemplate !== undefined && JSON.stringify(fromFile) !== JSON.stringify(configTemplate)) {
+      warnOnce(
+        `${dir}: chat_template.jinja and tokenizer_config.json's chat_template differ; following transformers 5, chat_template.jinja is used (llama.cpp's convert_hf_to_gguf.py would take tokenizer_config.json's)`,
+      );
+    }
+    return fromFile;
+  }
+  if (configTemplate !== undefined) return configTemplate;
+  const json = join(dir, "chat_template.json");
+  if (!existsSync(json)) return undefined;
+  try {
+    const t = (JSON.parse(readFileSync(json, "utf8")) as Record<string, unknown>).chat_template;
+    return isTemplateSource(t) ? t : undefined;
+  } catch (e) {
+    throw new GgufError(json, `not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function isTemplateSource(v: unknown): v is ChatTemplateSource {
+  if (typeof v === "string") return true;
+  return (
+    Array.isArray(v) &&
+    v.every(
+      (t) =>
+        typeof t === "object" && t !== null && typeof t.name === "string" && typeof t.template === "string",
+    )
+  );
+}
+
+/** `GGUFWriter.add_chat_template`: names keep only [A-Za-z0-9] (others become "_"). */
+function chatTemplateMetadata(src: ChatTemplateSource): [string, GgufValue][] {
+  if (typeof src === "string") return [["tokenizer.chat_template", gguf.str(src)]];
+  const meta: [string, GgufValue][] = [];
+  const names: string[] = [];
+  let main: string | undefined;
+  for (const { name: raw, template } of src) {
+    const name = raw.replace(/[^A-Za-z0-9]/g, "_");
+    if (!name) continue;
+    if (name === "default") main = template;
+    else if (!names.includes(name)) {
+      names.push(name);
+      meta.push([`tokenizer.chat_template.${name}`, gguf.str(template)]);
+    }
+  }
+  if (names.length > 0) meta.push(["tokenizer.chat_templates", gguf.arr(GgufType.STRING, names)]);
+  if (main !== undefined) meta.push(["tokenizer.chat_template", gguf.str(main)]);
+  return meta;
+}
+
+/** `TextModel.does_token_look_special`: added tokens that are control tokens though not marked special. */
+function looksSpecial(token: string): boolean {
+  return (
+    ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].includes(token) ||
+    (token.startsWith("<|") && token.endsWith("|>")) ||
+    (token.startsWith("<\uFF5C") && token.endsWith("\uFF5C>")) ||
+    (token.startsWith("<unused") && token.endsWith(">"))
+  );
+}
+
+/** gguf-py's `model_weight_count_rounded_notation` (general.size_label). */
+export function ggufSizeLabel(params: number): string {
+  const [scale, suffix] =
+    params > 1e12 ? [1e-12, "T"] : params > 1e9 ? [1e-9, "B"] : params > 1e6 ? [1e-6, "M"] : [1e-3, "K"];
+  const scaled = params * scale;
+  const digits = String(Math.round(scaled)).replace(/^0+/, "").length;
+  return `${scaled.toFixed(Math.max(2 - digits, 0))}${suffix}`;
+}
+
+/** gguf-py's GGML_QUANT_VERSION (general.quantization_version). */
+const GGML_QUANT_VERSION = 2;
 
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -125,21 +249,29 @@ function llama3RopeFactors(config: ModelConfig): Float32Array {
   return out;
 }
 
+/**
+ * `TextModel.set_gguf_parameters` (+ `LlamaModel`'s vocab_size and rope.dimension_count, which
+ * the converter writes for llama/mistral but not for qwen2). key/value_length: the converter
+ * writes them when config.json has head_dim, which emlab's config.json always has.
+ */
 function hyperparameters(config: ModelConfig, arch: string): [string, GgufValue][] {
-  return [
+  const meta: [string, GgufValue][] = [
+    [`${arch}.block_count`, gguf.u32(config.numLayers)],
     [`${arch}.context_length`, gguf.u32(config.maxPositionEmbeddings)],
     [`${arch}.embedding_length`, gguf.u32(config.hiddenSize)],
-    [`${arch}.block_count`, gguf.u32(config.numLayers)],
     [`${arch}.feed_forward_length`, gguf.u32(config.intermediateSize)],
     [`${arch}.attention.head_count`, gguf.u32(config.numHeads)],
     [`${arch}.attention.head_count_kv`, gguf.u32(config.numKvHeads)],
-    [`${arch}.attention.key_length`, gguf.u32(config.headDim)],
-    [`${arch}.attention.value_length`, gguf.u32(config.headDim)],
-    [`${arch}.rope.dimension_count`, gguf.u32(config.headDim)],
     [`${arch}.rope.freq_base`, gguf.f32(config.ropeTheta)],
     [`${arch}.attention.layer_norm_rms_epsilon`, gguf.f32(config.rmsNormEps)],
-    [`${arch}.vocab_size`, gguf.u32(config.vocabSize)],
+    [`${arch}.attention.key_length`, gguf.u32(config.headDim)],
+    [`${arch}.attention.value_length`, gguf.u32(config.headDim)],
   ];
+  if (arch === "llama") {
+    meta.push([`${arch}.vocab_size`, gguf.u32(config.vocabSize)]);
+    meta.push([`${arch}.rope.dimension_count`, gguf.u32(config.headDim)]);
+  }
+  return meta;
 }
 
 /** `tokenizer.ggml.pre` for a tokenizer.json, from its split regex. */
@@ -160,7 +292,12 @@ export function ggufPreTokenizer(tokenizer: Tokenizer, file = "tokenizer.json"):
   );
 }
 
-function tokenizerMetadata(config: ModelConfig, tokenizer: Tokenizer, file: string): [string, GgufValue][] {
+function tokenizerMetadata(
+  config: ModelConfig,
+  tokenizer: Tokenizer,
+  file: string,
+  chatTemplate?: ChatTemplateSource,
+): [string, GgufValue][] {
   if (tokenizer.kind !== "bpe") {
     throw new GgufError(
       file,
@@ -192,10 +329,15 @@ function tokenizerMetadata(config: ModelConfig, tokenizer: Tokenizer, file: stri
     }
     tokens.push(tok);
     const a = added.get(id);
-    types.push(a ? (a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED) : TOKEN_TYPE.NORMAL);
+    types.push(
+      a ? (a.special || looksSpecial(tok) ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED) : TOKEN_TYPE.NORMAL,
+    );
   }
   const merges = (tokenizer.tokenizerJson.model.merges as unknown[] | undefined) ?? [];
-  const mergeStrings = merges.map((m) => (Array.isArray(m) ? `${m[0]} ${m[1]}` : String(m)));
+  // Pair-form merges (tokenizers >= 0.20) may hold spaces; gguf-py writes them as U+0120.
+  const mergeStrings = merges.map((m) =>
+    Array.isArray(m) ? m.map((part: string) => part.replaceAll(" ", "\u0120")).join(" ") : String(m),
+  );
   const meta: [string, GgufValue][] = [
     ["tokenizer.ggml.model", gguf.str("gpt2")],
     ["tokenizer.ggml.pre", gguf.str(ggufPreTokenizer(tokenizer, file))],
@@ -203,16 +345,45 @@ function tokenizerMetadata(config: ModelConfig, tokenizer: Tokenizer, file: stri
     ["tokenizer.ggml.token_type", gguf.arr(GgufType.INT32, types)],
     ["tokenizer.ggml.merges", gguf.arr(GgufType.STRING, mergeStrings)],
   ];
+  const cfg = tokenizer.tokenizerConfig;
+  // gguf-py's SpecialVocab: `<type>_token` of tokenizer_config.json first, then config.json's ids.
+  const addedId = (key: string): number | undefined => {
+    const v = cfg[key];
+    const content = typeof v === "string" ? v : (v as { content?: unknown } | null)?.content;
+    return typeof content === "string"
+      ? tokenizer.addedTokens.find((t) => t.content === content)?.id
+      : undefined;
+  };
+  const ids: [string, number | undefined][] = [
+    ["bos", tokenizer.bosId ?? config.bosTokenId],
+    ["eos", tokenizer.eosId ?? config.eosTokenId],
+    ["unknown", addedId("unk_token")],
+    ["seperator", addedId("sep_token")], // sic: llama.cpp's key
+    ["padding", tokenizer.padId],
+    ["cls", addedId("cls_token")],
+    ["mask", addedId("mask_token")],
+  ];
+  for (const [name, id] of ids) {
+    if (id !== undefined && id < config.vocabSize)
+      meta.push([`tokenizer.ggml.${name}_token_id`, gguf.u32(id)]);
+  }
+  // add_bos/add_eos: tokenizer_config.json's flags when set (as gguf-py), else what encoding does
+  // (the post-processor's business: Llama 3 adds BOS, Qwen2 nothing).
+  const withSpecials = tokenizer.encode("", { addSpecial: true });
   const bos = tokenizer.bosId ?? config.bosTokenId;
   const eos = tokenizer.eosId ?? config.eosTokenId;
-  if (bos !== undefined) meta.push(["tokenizer.ggml.bos_token_id", gguf.u32(bos)]);
-  if (eos !== undefined) meta.push(["tokenizer.ggml.eos_token_id", gguf.u32(eos)]);
-  if (tokenizer.padId !== undefined)
-    meta.push(["tokenizer.ggml.padding_token_id", gguf.u32(tokenizer.padId)]);
-  // Whether encoding adds BOS is the post-processor's business (Llama 3 yes, Qwen2 no).
-  const addsBos = bos !== undefined && tokenizer.encode("", { addSpecial: true })[0] === bos;
-  meta.push(["tokenizer.ggml.add_bos_token", gguf.bool(addsBos)]);
-  if (tokenizer.chatTemplate) meta.push(["tokenizer.chat_template", gguf.str(tokenizer.chatTemplate)]);
+  const addBos =
+    typeof cfg.add_bos_token === "boolean" ? cfg.add_bos_token : bos !== undefined && withSpecials[0] === bos;
+  const addEos =
+    typeof cfg.add_eos_token === "boolean"
+      ? cfg.add_eos_token
+      : eos !== undefined && withSpecials.length > 0 && withSpecials[withSpecials.length - 1] === eos;
+  meta.push(["tokenizer.ggml.add_bos_token", gguf.bool(addBos)]);
+  meta.push(["tokenizer.ggml.add_eos_token", gguf.bool(addEos)]);
+  if (ggufArchitecture(config) === "llama" && typeof cfg.add_prefix_space === "boolean")
+    meta.push(["tokenizer.ggml.add_space_prefix", gguf.bool(cfg.add_prefix_space)]);
+  const template = chatTemplate ?? tokenizer.chatTemplate;
+  if (template !== undefined) meta.push(...chatTemplateMetadata(template));
   return meta;
 }
 
@@ -227,18 +398,12 @@ export function writeGgufModel(
   tokenizer: Tokenizer,
   opts: GgufModelOptions = {},
 ): void {
+  // A tied config with a stored head is read as transformers 5 reads it (resolveTiedLmHead).
+  tensors = new Map(tensors);
+  config = resolveTiedLmHead(config, tensors, path);
   validateTensors(config, tensors, path);
   const arch = ggufArchitecture(config);
   const f16 = opts.dtype === "F16";
-  const meta: [string, GgufValue][] = [
-    ["general.architecture", gguf.str(arch)],
-    ["general.type", gguf.str("model")],
-    ["general.name", gguf.str(opts.name ?? "emlab model")],
-    ["general.file_type", gguf.u32(f16 ? 1 : 0)],
-    ["general.alignment", gguf.u32(32)],
-    ...hyperparameters(config, arch),
-    ...tokenizerMetadata(config, tokenizer, path),
-  ];
   const out: GgufTensorIn[] = [];
   if (config.ropeScaling) {
     const type = String(config.ropeScaling.rope_type ?? config.ropeScaling.type ?? "");
@@ -259,6 +424,19 @@ export function writeGgufModel(
     const data = nHead ? permuteForLlamaRope(t.data, t.shape[0], cols, nHead) : t.data;
     out.push({ name, shape: t.shape, type: f16 && t.shape.length === 2 ? GgmlType.F16 : GgmlType.F32, data });
   }
+  const params = out.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  // The converter's order: general.*, hyperparameters, general.file_type, tokenizer.
+  const meta: [string, GgufValue][] = [
+    ["general.architecture", gguf.str(arch)],
+    ["general.type", gguf.str("model")],
+    ["general.name", gguf.str(opts.name ?? "emlab model")],
+    ["general.size_label", gguf.str(ggufSizeLabel(params))],
+    ["general.quantization_version", gguf.u32(GGML_QUANT_VERSION)],
+    ["general.alignment", gguf.u32(32)],
+    ...hyperparameters(config, arch),
+    ["general.file_type", gguf.u32(f16 ? 1 : 0)],
+    ...tokenizerMetadata(config, tokenizer, path, opts.chatTemplate),
+  ];
   writeGgufFile(path, meta, out);
 }
 
@@ -351,10 +529,16 @@ function expectedProjectionShape(config: ModelConfig, module: string): [number, 
 
 /** Converts an HF model directory (config.json, safetensors, tokenizer.json) to one GGUF file. */
 export function convertHfDirToGguf(dir: string, outPath: string, opts: GgufModelOptions = {}): void {
-  const config = readHfConfig(join(dir, "config.json"));
-  const wanted = expectedTensorShapes(config);
-  const { tensors } = readSafetensorsCheckpoint(dir, { filter: (n) => wanted.has(n) });
-  writeGgufModel(outPath, config, tensors, loadTokenizer(dir), opts);
+  const declared = readHfConfig(join(dir, "config.json"));
+  const wanted = expectedTensorShapes(declared);
+  const { tensors } = readSafetensorsCheckpoint(dir, {
+    filter: (n) => wanted.has(n) || n === "lm_head.weight",
+  });
+  const config = resolveTiedLmHead(declared, tensors, join(dir, "model.safetensors"));
+  writeGgufModel(outPath, config, tensors, loadTokenizer(dir), {
+    chatTemplate: modelChatTemplate(dir),
+    ...opts,
+  });
 }
 
 /**

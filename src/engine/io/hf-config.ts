@@ -69,6 +69,58 @@ const rawConfigSchema = z.object({
   rope_parameters: z.record(z.string(), z.unknown()).nullish(),
 });
 
+const warned = new Set<string>();
+
+/** One `emlab:` warning on stderr per distinct message (a directory is loaded many times). */
+export function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  process.stderr.write(`emlab: ${message}\n`);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * RoPE as transformers 5 reads it (`convert_rope_params_to_dict`): the parameters are the
+ * legacy `rope_scaling` when given, else `rope_parameters`; `rope_theta` is theirs when they
+ * carry one, else the top-level `rope_theta`, else 10000. A `rope_type` (or legacy `type`)
+ * other than "default" is a scaling spec. Where the two places disagree, a warning says which won.
+ */
+function resolveRope(
+  c: {
+    rope_theta?: number;
+    rope_scaling?: Record<string, unknown> | null;
+    rope_parameters?: Record<string, unknown> | null;
+  },
+  file: string,
+): { ropeTheta: number; ropeScaling?: Record<string, unknown> } {
+  const legacy = c.rope_scaling && Object.keys(c.rope_scaling).length > 0 ? c.rope_scaling : undefined;
+  const v5 = c.rope_parameters ?? undefined;
+  const params = legacy ?? v5;
+  const where = legacy ? "rope_scaling" : "rope_parameters";
+  if (legacy && v5 && !sameJson(legacy, v5)) {
+    warnOnce(
+      `${file}: both rope_scaling and rope_parameters are set and differ; following transformers 5, rope_scaling is used and rope_parameters ignored`,
+    );
+  }
+  let ropeTheta = c.rope_theta ?? 10000;
+  if (params && params.rope_theta !== undefined) {
+    if (typeof params.rope_theta !== "number" || !(params.rope_theta > 0)) {
+      throw new ConfigError(file, `${where}.rope_theta`, "must be a positive number");
+    }
+    if (c.rope_theta !== undefined && c.rope_theta !== params.rope_theta) {
+      warnOnce(
+        `${file}: rope_theta ${c.rope_theta} and ${where}.rope_theta ${params.rope_theta} differ; following transformers 5, ${where}.rope_theta is used`,
+      );
+    }
+    ropeTheta = params.rope_theta;
+  }
+  const type = params?.rope_type ?? params?.type ?? "default";
+  return { ropeTheta, ropeScaling: params && type !== "default" ? params : undefined };
+}
+
 export function parseHfConfig(raw: unknown, file = "config.json"): ModelConfig {
   if (typeof raw !== "object" || raw === null) throw new ConfigError(file, "(root)", "must be a JSON object");
   const modelType = (raw as { model_type?: unknown }).model_type;
@@ -86,20 +138,7 @@ export function parseHfConfig(raw: unknown, file = "config.json"): ModelConfig {
     throw new ConfigError(file, issue.path.join(".") || "(root)", issue.message);
   }
   const c = parsed.data;
-  const ropeParams = c.rope_parameters ?? undefined;
-  let ropeTheta = c.rope_theta;
-  if (ropeTheta === undefined && ropeParams && "rope_theta" in ropeParams) {
-    if (typeof ropeParams.rope_theta !== "number" || ropeParams.rope_theta <= 0) {
-      throw new ConfigError(file, "rope_parameters.rope_theta", "must be a positive number");
-    }
-    ropeTheta = ropeParams.rope_theta;
-  }
-  // v5 marks unscaled rope as rope_type "default"; anything else is a scaling spec.
-  const ropeScaling =
-    c.rope_scaling ??
-    (ropeParams && ropeParams.rope_type !== undefined && ropeParams.rope_type !== "default"
-      ? ropeParams
-      : undefined);
+  const { ropeTheta, ropeScaling } = resolveRope(c, file);
   if (c.hidden_act !== "silu")
     throw new ConfigError(file, "hidden_act", `"${c.hidden_act}" unsupported (only silu)`);
   if (c.mlp_bias) throw new ConfigError(file, "mlp_bias", "MLP biases are not supported");
@@ -138,7 +177,7 @@ export function parseHfConfig(raw: unknown, file = "config.json"): ModelConfig {
     headDim,
     vocabSize: c.vocab_size,
     rmsNormEps: c.rms_norm_eps,
-    ropeTheta: ropeTheta ?? 10000,
+    ropeTheta,
     maxPositionEmbeddings: c.max_position_embeddings,
     tieWordEmbeddings: c.tie_word_embeddings,
     qkvBias: qwen || llamaBias,
@@ -255,7 +294,9 @@ export function validateTensors(
 ): void {
   const expected = expectedTensorShapes(config);
   for (const [name, shape] of expected) {
-    const t = tensors.get(name);
+    // Tied, with only the head stored: the loaders tie the embedding to it (resolveTiedLmHead).
+    const tiedToHead = name === "model.embed_tokens.weight" && config.tieWordEmbeddings && !tensors.has(name);
+    const t = tensors.get(tiedToHead ? "lm_head.weight" : name);
     if (!t) throw new TensorValidationError(file, name, `missing (expected shape [${shape.join(", ")}])`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new TensorValidationError(
@@ -271,4 +312,39 @@ export function validateTensors(
     if (name === "lm_head.weight" && config.tieWordEmbeddings) continue;
     throw new TensorValidationError(file, name, "unexpected tensor for this config");
   }
+}
+
+/**
+ * `tie_word_embeddings: true` with a stored `lm_head.weight`, as transformers 5 resolves it
+ * (`PreTrainedModel.tie_weights` during `from_pretrained`): when the stored head differs from
+ * `model.embed_tokens.weight` (`torch.equal`: exact values) the weights are NOT tied and the
+ * stored head is used (warned once); when it equals the embedding it is the tied head stored
+ * anyway and is dropped; when only the head is stored, the embedding is tied to it. Returns
+ * the config the tensors describe (untied in the first case); `tensors` is updated in place.
+ */
+export function resolveTiedLmHead<T extends { shape: number[]; data: Float32Array }>(
+  config: ModelConfig,
+  tensors: Map<string, T>,
+  file = "model.safetensors",
+): ModelConfig {
+  const head = tensors.get("lm_head.weight");
+  const embed = tensors.get("model.embed_tokens.weight");
+  if (!config.tieWordEmbeddings || !head) return config;
+  if (!embed) {
+    tensors.set("model.embed_tokens.weight", head);
+    tensors.delete("lm_head.weight");
+    return config;
+  }
+  const same =
+    head.shape.length === embed.shape.length &&
+    head.shape.every((d, i) => d === embed.shape[i]) &&
+    head.data.every((x, i) => x === embed.data[i]);
+  if (same) {
+    tensors.delete("lm_head.weight");
+    return config;
+  }
+  warnOnce(
+    `${file}: config.json says tie_word_embeddings: true, but lm_head.weight is stored and differs from model.embed_tokens.weight; following transformers 5 the weights are NOT tied and the stored lm_head.weight is used (set tie_word_embeddings: false to silence this)`,
+  );
+  return { ...config, tieWordEmbeddings: false };
 }
