@@ -5,7 +5,7 @@ Usage: tokenizers_sp.py OUT_DIR
 Trains tiny tokenizers on a small corpus (BPE with byte_fallback, Unigram with and without
 byte_fallback) in the Llama 2 / Mistral / Gemma / T5 layouts (normalizer, Metaspace
 pre-tokenizer, decoder), saves each as OUT_DIR/<name>/tokenizer.json and prints one JSON object:
-{"strings": [...], "fuzz_from": k, "tokenizers": {name: [{"ids": [...], "decoded": "..."} per string]}}
+{"strings": [...], "fuzz_from": k, "tokenizers": {name: [{"ids", "decoded", "offsets"} per string]}}
 (strings[k:] are seeded random strings over the corpus characters, whitespace and unknowns).
 """
 
@@ -55,6 +55,7 @@ STRINGS = [
     "<unk> literal",
     "zzzzqqqqxxxx",
     "\U0001F600",
+    "\U0001F600b \U0001F600",
     "a",
     "\n",
     " \t \n ",
@@ -216,8 +217,13 @@ def main():
             tok.save(os.path.join(d, "tokenizer.json"))
         rows = []
         for s in STRINGS:
-            ids = tok.encode(s, add_special_tokens=False).ids
-            rows.append({"ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False)})
+            enc = tok.encode(s, add_special_tokens=False)
+            # tokenizers' Python offsets count code points; emlab's count UTF-16 units.
+            units = [0]
+            for ch in s:
+                units.append(units[-1] + (2 if ord(ch) > 0xFFFF else 1))
+            offsets = [[units[a], units[b]] for a, b in enc.offsets]
+            rows.append({"ids": enc.ids, "decoded": tok.decode(enc.ids, skip_special_tokens=False), "offsets": offsets})
         result["tokenizers"][name] = rows
     json.dump(result, sys.stdout, ensure_ascii=True)
 

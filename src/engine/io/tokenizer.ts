@@ -15,7 +15,13 @@ import { BpeModel, parseMerges, type TokenModel } from "./tokenizer/bpe.ts";
 import { byteToUnitOffsets } from "./tokenizer/byte-level.ts";
 import { buildDecoder, type Decode } from "./tokenizer/decoder.ts";
 import { TokenizerError } from "./tokenizer/errors.ts";
-import { buildNormalizer, type Normalize } from "./tokenizer/normalizer.ts";
+import {
+  type AlignedNormalize,
+  buildAlignedNormalizer,
+  buildNormalizer,
+  identityAlignment,
+  type Normalize,
+} from "./tokenizer/normalizer.ts";
 import { buildPreTokenizer, type Piece, type PreTokenize } from "./tokenizer/pre-tokenizer.ts";
 import { UnigramModel } from "./tokenizer/unigram.ts";
 import { WordLevelModel } from "./tokenizer/word-level.ts";
@@ -159,6 +165,7 @@ export class HfTokenizer implements Tokenizer {
   private readonly addedByContent = new Map<string, AddedToken>();
   private readonly matcher: AddedTokenMatcher;
   private readonly normalize?: Normalize;
+  private readonly alignNormalize?: AlignedNormalize;
   private readonly preTokenize?: PreTokenize;
   private readonly postProcess: PostProcess;
   private readonly decodeTokens: Decode;
@@ -233,6 +240,7 @@ export class HfTokenizer implements Tokenizer {
     this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
     this.vocabSize = Math.max(this.model.size, ...added.map((t) => t.id + 1));
     this.normalize = buildNormalizer(tokenizerJson.normalizer, file);
+    this.alignNormalize = buildAlignedNormalizer(tokenizerJson.normalizer);
     this.preTokenize = buildPreTokenizer(tokenizerJson.pre_tokenizer, file);
     this.postProcess = buildPostProcessor(tokenizerJson.post_processor, file, (t) => this.tokenToId(t));
     this.decodeTokens = buildDecoder(tokenizerJson.decoder, file);
@@ -283,9 +291,15 @@ export class HfTokenizer implements Tokenizer {
       }
       const src = text.slice(seg.start, seg.end);
       const norm = this.normalize ? this.normalize(src) : src;
-      // When normalization changed the text, offsets inside it are not tracked: each token
-      // gets the whole segment's span.
+      // When normalization changed the text, offsets go through the alignment the normalizers
+      // track (Prepend, Replace, Strip, NFx per character), except for byte-level pieces and
+      // where there is none: then each token gets the whole segment's span.
       const exact = norm === src;
+      let align =
+        !exact && wantOffsets && this.alignNormalize
+          ? this.alignNormalize(identityAlignment(src))
+          : undefined;
+      if (align && align.text !== norm) align = undefined;
       const first: Piece = {
         text: norm,
         src: norm,
@@ -305,7 +319,9 @@ export class HfTokenizer implements Tokenizer {
         const shift = p.prefixAdded ? 1 : 0;
         for (const t of toks) {
           ids.push(t.id);
-          if (!exact) {
+          // Byte-level pieces keep the coarse span (as before alignments existed).
+          const aligned = p.byteMapped ? undefined : align;
+          if (!exact && !aligned) {
             offsets.push([seg.start, seg.end]);
             continue;
           }
@@ -319,8 +335,18 @@ export class HfTokenizer implements Tokenizer {
             e = table[k];
           }
           s = Math.max(0, s - shift);
-          e = Math.max(s, e - shift);
-          offsets.push([seg.start + p.start + s, seg.start + p.start + e]);
+          // A Metaspace prefix (not byte-level) stands for the first character, as in HF.
+          const prefixEnd =
+            p.prefixAdded && !p.byteMapped && t.start === 0
+              ? s + (p.text.codePointAt(shift)! > 0xffff ? 2 : 1)
+              : s;
+          e = Math.max(prefixEnd, e - shift);
+          if (aligned) {
+            const a = p.start + s;
+            const b = p.start + e;
+            const start = aligned.starts[a] ?? aligned.ends[aligned.ends.length - 1] ?? 0;
+            offsets.push([seg.start + start, seg.start + (b > a ? aligned.ends[b - 1] : start)]);
+          } else offsets.push([seg.start + p.start + s, seg.start + p.start + e]);
         }
       }
     }

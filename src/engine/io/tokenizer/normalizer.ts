@@ -5,6 +5,7 @@ import { TokenizerError } from "./errors.ts";
 const WS = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const LEADING_WS = new RegExp(`^[${WS}]+`, "u");
 const TRAILING_WS = new RegExp(`[${WS}]+$`, "u");
+const CHUNK = /\P{M}\p{M}*|\p{M}+/gsu;
 
 export type Normalize = (text: string) => string;
 
@@ -59,5 +60,147 @@ export function buildNormalizer(spec: unknown, file: string, field = "normalizer
     }
     default:
       throw new TokenizerError(file, `${field}.type`, `unsupported normalizer "${s.type}"`);
+  }
+}
+
+/**
+ * The normalized text with, for each UTF-16 unit, the span [start, end) of the source it came
+ * from (as HF's NormalizedString alignments), for offsets through normalizers that rewrite.
+ */
+export interface Aligned {
+  text: string;
+  starts: number[];
+  ends: number[];
+}
+
+/** Undefined when this step cannot say where its output came from (then offsets are coarse). */
+export type AlignedNormalize = (a: Aligned) => Aligned | undefined;
+
+/** Each unit aligned to its own character (a surrogate pair's two units to the pair). */
+export function identityAlignment(text: string): Aligned {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  for (let i = 0; i < text.length; ) {
+    const n = text.codePointAt(i)! > 0xffff ? 2 : 1;
+    for (let k = 0; k < n; k++) {
+      starts.push(i);
+      ends.push(i + n);
+    }
+    i += n;
+  }
+  return { text, starts, ends };
+}
+
+function sliceAligned(a: Aligned, from: number, to: number): Aligned {
+  return { text: a.text.slice(from, to), starts: a.starts.slice(from, to), ends: a.ends.slice(from, to) };
+}
+
+/**
+ * The normalizer as an alignment-tracking step: Replace (String), Prepend and Strip track where
+ * each unit came from (an inserted prefix takes the first character's span, as in HF); the
+ * others only when they leave the text unchanged.
+ */
+export function buildAlignedNormalizer(spec: unknown): AlignedNormalize | undefined {
+  if (spec == null) return undefined;
+  const s = spec as Record<string, unknown>;
+  switch (s.type) {
+    case "Strip": {
+      const left = s.strip_left !== false;
+      const right = s.strip_right !== false;
+      return (a) => {
+        const l = left ? (a.text.match(LEADING_WS)?.[0].length ?? 0) : 0;
+        const r = right ? (a.text.slice(l).match(TRAILING_WS)?.[0].length ?? 0) : 0;
+        return sliceAligned(a, l, a.text.length - r);
+      };
+    }
+    case "Prepend": {
+      const prepend = s.prepend as string;
+      return (a) => {
+        if (a.text.length === 0) return a;
+        const n = prepend.length;
+        return {
+          text: prepend + a.text,
+          starts: [...Array(n).fill(a.starts[0]), ...a.starts],
+          ends: [...Array(n).fill(a.ends[0]), ...a.ends],
+        };
+      };
+    }
+    case "Replace": {
+      const from = (s.pattern as { String?: string } | undefined)?.String;
+      if (typeof from !== "string" || from.length === 0) return () => undefined;
+      const to = typeof s.content === "string" ? s.content : "";
+      return (a) => {
+        const out: Aligned = { text: "", starts: [], ends: [] };
+        let i = 0;
+        for (let p = a.text.indexOf(from); p >= 0; p = a.text.indexOf(from, p + from.length)) {
+          const keep = sliceAligned(a, i, p);
+          out.text += keep.text + to;
+          out.starts.push(...keep.starts);
+          out.ends.push(...keep.ends);
+          for (let k = 0; k < to.length; k++) {
+            // Same length: unit for unit; otherwise every new unit spans the whole match.
+            const same = to.length === from.length;
+            out.starts.push(a.starts[same ? p + k : p]);
+            out.ends.push(a.ends[same ? p + k : p + from.length - 1]);
+          }
+          i = p + from.length;
+        }
+        const rest = sliceAligned(a, i, a.text.length);
+        out.text += rest.text;
+        out.starts.push(...rest.starts);
+        out.ends.push(...rest.ends);
+        return out;
+      };
+    }
+    case "Sequence": {
+      const steps = ((s.normalizers as unknown[]) ?? []).map((n) => buildAlignedNormalizer(n));
+      return (a) => {
+        let cur: Aligned | undefined = a;
+        for (const f of steps) {
+          if (!cur) return undefined;
+          if (f) cur = f(cur);
+        }
+        return cur;
+      };
+    }
+    case "NFC":
+    case "NFD":
+    case "NFKC":
+    case "NFKD": {
+      const form = s.type;
+      return (a) => {
+        const full = a.text.normalize(form);
+        if (full === a.text) return a;
+        // Character by character (a base with its combining marks): an output character takes
+        // the span of the source character at its place (a composition keeps the base's, as in
+        // HF); an expansion spreads over the whole chunk. Where chunks do not compose the way
+        // the whole text does (Hangul jamo), there is no alignment.
+        const out: Aligned = { text: "", starts: [], ends: [] };
+        for (const m of a.text.matchAll(CHUNK)) {
+          const src = [...m[0]];
+          const dst = [...m[0].normalize(form)];
+          const pos: number[] = [];
+          let u = m.index;
+          for (const c of src) {
+            pos.push(u);
+            u += c.length;
+          }
+          dst.forEach((c, k) => {
+            const st = dst.length <= src.length ? a.starts[pos[k]] : a.starts[m.index];
+            const en = dst.length <= src.length ? a.ends[pos[k] + src[k].length - 1] : a.ends[u - 1];
+            out.text += c;
+            for (let j = 0; j < c.length; j++) {
+              out.starts.push(st);
+              out.ends.push(en);
+            }
+          });
+        }
+        return out.text === full ? out : undefined;
+      };
+    }
+    default: {
+      const plain = buildNormalizer(spec, "(aligned)");
+      return (a) => (plain && plain(a.text) === a.text ? a : undefined);
+    }
   }
 }
