@@ -5,7 +5,8 @@
 // the top level and in `rope_parameters` (`convert_rope_params_to_dict`: rope_scaling, else
 // rope_parameters; their rope_theta before the top-level one).
 
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
@@ -191,5 +192,87 @@ describe("RoPE at the top level and in rope_parameters (transformers 5)", () => 
     expect(() => parseHfConfig({ ...BASE, rope_parameters: { rope_theta: "big" } }, "c/config.json")).toThrow(
       /c\/config.json: field "rope_parameters.rope_theta": must be a positive number/,
     );
+  });
+});
+
+// The same cases (and more) against transformers' own config classes, where .venv-ref has
+// transformers 5 (configs need no torch).
+const PYTHON = join(import.meta.dirname, "../../.venv-ref/bin/python");
+let tfSkip = existsSync(PYTHON) ? "" : "no .venv-ref";
+if (!tfSkip) {
+  try {
+    const v = execFileSync(PYTHON, ["-c", "import transformers; print(transformers.__version__)"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    if (!v.startsWith("5.")) tfSkip = `.venv-ref has transformers ${v}, not 5.x`;
+  } catch {
+    tfSkip = ".venv-ref has no transformers";
+  }
+}
+if (tfSkip) console.warn(`[load-ambiguous] skipping the transformers RoPE comparison (${tfSkip})`);
+
+describe.skipIf(tfSkip !== "")("RoPE fields resolved as transformers 5's config classes resolve them", () => {
+  it("rope_theta and the scaling spec equal transformers' rope_parameters for llama, qwen2, mistral", () => {
+    const base = {
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 1,
+      num_attention_heads: 4,
+      vocab_size: 100,
+      max_position_embeddings: 131072,
+    };
+    const l3 = {
+      rope_type: "llama3",
+      factor: 32.0,
+      low_freq_factor: 1.0,
+      high_freq_factor: 4.0,
+      original_max_position_embeddings: 8192,
+    };
+    const variants: Record<string, unknown>[] = [
+      {},
+      { rope_theta: 5e5 },
+      { rope_parameters: { rope_type: "default", rope_theta: 1e6 } },
+      { rope_theta: 1e4, rope_parameters: { rope_type: "default", rope_theta: 1e6 } },
+      { rope_theta: 5e5, rope_parameters: { rope_type: "default" } },
+      { rope_theta: 5e5, rope_scaling: l3 },
+      { rope_parameters: { ...l3, rope_theta: 5e5 } },
+      { rope_theta: 5e5, rope_scaling: { ...l3, factor: 8.0 }, rope_parameters: { ...l3, rope_theta: 1e6 } },
+      { rope_scaling: { ...l3, rope_theta: 2e5 }, rope_theta: 5e5 },
+    ];
+    const configs = ["llama", "qwen2", "mistral"].flatMap((model_type) =>
+      variants.map((v) => ({ model_type, ...base, ...v })),
+    );
+    const script = `
+import json, sys
+from transformers import AutoConfig
+out = []
+for raw in json.load(sys.stdin):
+    raw = dict(raw)
+    c = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    out.append(c.rope_parameters)
+print(json.dumps(out))
+`;
+    const theirs = JSON.parse(
+      execFileSync(PYTHON, ["-c", script], {
+        input: JSON.stringify(configs),
+        encoding: "utf8",
+        stdio: ["pipe", "pipe", "ignore"],
+      }),
+    ) as Record<string, unknown>[];
+    expect(theirs).toHaveLength(configs.length);
+    expect(theirs.filter((t) => t.rope_type === "llama3").length).toBe(12);
+    configs.forEach((raw, i) => {
+      const c = parseHfConfig(raw);
+      const t = theirs[i];
+      const what = JSON.stringify(raw);
+      expect(c.ropeTheta, what).toBe(t.rope_theta);
+      if (t.rope_type === "default") expect(c.ropeScaling, what).toBeUndefined();
+      else {
+        const { rope_theta: _a, ...ours } = c.ropeScaling ?? {};
+        const { rope_theta: _b, ...want } = t;
+        expect(ours, what).toEqual(want);
+      }
+    });
   });
 });
