@@ -1,13 +1,14 @@
 /**
  * A model directory (and a PEFT adapter directory) checked without loading its weights: what
- * `loadModel`, `loadTokenizer`, `detectChatTemplate` and `loadAdapter` would refuse, found from
+ * `loadModel`, `loadTokenizer`, `loadChatTemplate` and `loadAdapter` would refuse, found from
  * config.json, the tokenizer files and the safetensors headers and file sizes alone, so a
  * study can refuse a broken model before anything runs. Every problem names the file.
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type LlamaShape, modelConfigFromShape } from "./config.ts";
-import { type ChatTemplate, detectChatTemplate } from "./io/chat-template.ts";
+import { type ChatTemplate, compileChatTemplate } from "./io/chat-template.ts";
+import { type LoadedChatTemplate, loadChatTemplate } from "./io/chat-template-file.ts";
 import { expectedTensorShapes, validateTensors } from "./io/hf-config.ts";
 import { readSafetensorsCheckpointHeader, readSafetensorsHeader } from "./io/safetensors.ts";
 import { type HfTokenizer, loadTokenizer } from "./io/tokenizer.ts";
@@ -23,6 +24,8 @@ export interface ModelDirCheck {
   /** The tokenizer and its chat template, when they are fine. */
   tokenizer?: HfTokenizer;
   template?: ChatTemplate;
+  /** Where the template was read, and its sha256. */
+  templateFile?: Omit<LoadedChatTemplate, "template">;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -38,9 +41,10 @@ function directoryProblem(dir: string, what: string): string | undefined {
  * required fields and their types, rotary settings), the weights' safetensors header(s)
  * against the file sizes (header length, each tensor's offsets, dtypes, sizes; shards listed by
  * an index) and every tensor the config implies present with its shape, tokenizer.json (and
- * tokenizer_config.json) and a recognised chat template. Reads no tensor data.
+ * tokenizer_config.json) and a chat template (chat_template.jinja, tokenizer_config.json's
+ * chat_template, or `opts.chatTemplate`, a .jinja file) that Jinja parses. Reads no tensor data.
  */
-export function checkModelDir(dir: string): ModelDirCheck {
+export function checkModelDir(dir: string, opts: { chatTemplate?: string } = {}): ModelDirCheck {
   const missing = directoryProblem(dir, "model directory");
   if (missing) return { problems: [missing] };
   const problems: string[] = [];
@@ -70,17 +74,22 @@ export function checkModelDir(dir: string): ModelDirCheck {
 
   let tokenizer: HfTokenizer | undefined;
   let template: ChatTemplate | undefined;
+  let templateFile: ModelDirCheck["templateFile"];
   try {
     tokenizer = loadTokenizer(dir);
-    template = detectChatTemplate(tokenizer);
-    if (!template)
-      problems.push(
-        `${join(dir, "tokenizer_config.json")}: chat_template: no chat template recognised (ChatML or the organism template)`,
-      );
   } catch (e) {
     problems.push(message(e));
   }
-  return { problems, shape, tokenizer, template };
+  // The model's own template (chat_template.jinja, tokenizer_config.json), or the one named.
+  try {
+    const loaded = loadChatTemplate(dir, { file: opts.chatTemplate });
+    compileChatTemplate(loaded.template, loaded.file);
+    template = loaded.template;
+    templateFile = { file: loaded.file, sha256: loaded.sha256 };
+  } catch (e) {
+    problems.push(message(e));
+  }
+  return { problems, shape, tokenizer, template, templateFile };
 }
 
 /**

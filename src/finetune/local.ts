@@ -4,7 +4,9 @@
  * and trained through every stage, then saved in PEFT's layout; without, every weight trains
  * and the model is saved as an HF-layout directory with the base's tokenizer files.
  */
-import { rmSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { CHAT_TEMPLATE_FILE } from "../engine/io/chat-template-file.ts";
 import { addLora, loadAdapter, mergeLora, saveAdapter } from "../engine/peft.ts";
 import { loadModel, saveModel } from "../engine/pretrained.ts";
 import { Trainer } from "../engine/train.ts";
@@ -90,7 +92,12 @@ export async function trainLocalPlan(
   // A plan killed mid-way left nothing behind, but a retrained one may find an older save.
   rmSync(p.outDir, { recursive: true, force: true });
   if (plan.lora) saveAdapter(model, p.outDir, { baseModel: p.start.modelDir });
-  else saveModel(model, p.outDir, { tokenizerFrom: p.rootDir });
+  else {
+    saveModel(model, p.outDir, { tokenizerFrom: p.rootDir });
+    // The transformers 5.x layout keeps the chat template beside tokenizer_config.json.
+    const template = join(p.rootDir, CHAT_TEMPLATE_FILE);
+    if (existsSync(template)) copyFileSync(template, join(p.outDir, CHAT_TEMPLATE_FILE));
+  }
   return {
     base: plan.base,
     method: plan.lora ? "lora" : "full",

@@ -95,7 +95,15 @@ export function prepareFinetune(
     if (roots.has(entry.id)) return roots.get(entry.id)!;
     const dir = path.resolve(studyDir, entry.model);
     // The same check as the study's preflight (src/engine/model-dir.ts): config, weights' headers, tokenizer, template.
-    const { problems: broken, shape, tokenizer, template } = checkModelDir(dir);
+    const named = entry.options?.chat_template;
+    const {
+      problems: broken,
+      shape,
+      tokenizer,
+      template,
+    } = checkModelDir(dir, {
+      chatTemplate: typeof named === "string" ? path.resolve(studyDir, named) : undefined,
+    });
     for (const message of broken)
       problems.push({ ...where(field), message: `model '${entry.id}': ${message}` });
     const root =

@@ -1,14 +1,17 @@
 /**
  * The "local" provider: a ModelApi over the emlab engine. settings.model is an HF-layout
- * model directory (config.json + model.safetensors + tokenizer.json [+ tokenizer_config.json
- * with the chat template]); settings.options may name a PEFT adapter to apply. Runs on the
+ * model directory (config.json + model.safetensors + tokenizer.json + a chat template:
+ * chat_template.jinja or tokenizer_config.json's chat_template, rendered with Jinja as
+ * transformers does); settings.options may name a PEFT adapter to apply and a .jinja chat
+ * template to use instead of the directory's. Runs on the
  * CPU in-process; every sample is deterministic from the request's seed.
  */
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { generate } from "../engine/generate.ts";
 import type { Hooks } from "../engine/hooks.ts";
-import { type ChatTemplate, detectChatTemplate, renderChat } from "../engine/io/chat-template.ts";
+import { type ChatTemplate, compileChatTemplate, renderChat } from "../engine/io/chat-template.ts";
+import { loadChatTemplate } from "../engine/io/chat-template-file.ts";
 import { type HfTokenizer, loadTokenizer } from "../engine/io/tokenizer.ts";
 import type { LlamaModel } from "../engine/model.ts";
 import { loadAdapter, mergeLora } from "../engine/peft.ts";
@@ -28,6 +31,8 @@ export const LocalOptionsSchema = z
   .object({
     /** A PEFT LoRA adapter directory, merged into the base weights at load. */
     adapter: z.string().optional(),
+    /** A .jinja chat template file (relative to the study) used instead of the model directory's. */
+    chat_template: z.string().optional(),
     /** Completion budget when a request gives no max_tokens. */
     defaultMaxTokens: z.number().int().positive().default(256),
   })
@@ -39,6 +44,8 @@ export interface LocalEngine {
   model: LlamaModel;
   tokenizer: HfTokenizer;
   template: ChatTemplate;
+  /** The file the chat template was read from, and the sha256 of its text. */
+  templateSource?: { file: string; sha256: string };
   stopIds: number[];
 }
 
@@ -52,11 +59,18 @@ const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>([
 ]);
 
 /** Loads a model directory (plus adapter) once; the result is shared by withHooks() views. */
-export function loadLocalEngine(dir: string, opts: { adapter?: string } = {}): LocalEngine {
+export function loadLocalEngine(
+  dir: string,
+  opts: { adapter?: string; chatTemplate?: string } = {},
+): LocalEngine {
   if (!existsSync(dir)) throw new ModelApiError("not_found", `local model directory "${dir}" does not exist`);
   let model: LlamaModel;
   let tokenizer: HfTokenizer;
+  let loadedTemplate: ReturnType<typeof loadChatTemplate>;
   try {
+    // The template first: a directory without one fails before its weights are read.
+    loadedTemplate = loadChatTemplate(dir, { file: opts.chatTemplate });
+    compileChatTemplate(loadedTemplate.template, loadedTemplate.file);
     model = loadModel(dir);
     tokenizer = loadTokenizer(dir);
     if (opts.adapter) {
@@ -69,20 +83,18 @@ export function loadLocalEngine(dir: string, opts: { adapter?: string } = {}): L
   }
   // Decoding reads every weight once per token; pinned, they are not copied as well.
   model.pinWeights();
-  const template = detectChatTemplate(tokenizer);
-  if (!template) {
-    throw new ModelApiError(
-      "bad_request",
-      `${dir}: no chat template recognised (tokenizer_config.json chat_template must be ChatML or the organism template)`,
-    );
-  }
+  const { template, file, sha256 } = loadedTemplate;
   const stop = new Set<number>(model.shape.eosTokenIds);
   if (tokenizer.eosId !== undefined) stop.add(tokenizer.eosId);
-  for (const t of template.kind === "chatml" ? ["<|im_end|>", "<|endoftext|>"] : ["<eos>"]) {
+  const ends =
+    template.kind === "organism"
+      ? ["<eos>"]
+      : ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"];
+  for (const t of ends) {
     const id = tokenizer.tokenToId(t);
     if (id !== undefined) stop.add(id);
   }
-  return { model, tokenizer, template, stopIds: [...stop] };
+  return { model, tokenizer, template, templateSource: { file, sha256 }, stopIds: [...stop] };
 }
 
 export class LocalModelApi implements ModelApi {
@@ -110,8 +122,26 @@ export class LocalModelApi implements ModelApi {
 
   /** The engine behind this API (loaded on first use). */
   engine(): LocalEngine {
-    if (this.loaded === null) this.loaded = loadLocalEngine(this.model, { adapter: this.options.adapter });
+    if (this.loaded === null)
+      this.loaded = loadLocalEngine(this.model, {
+        adapter: this.options.adapter,
+        chatTemplate: this.options.chat_template,
+      });
     return this.loaded;
+  }
+
+  /**
+   * The chat template this model renders with: its file and the sha256 of its text (read
+   * without loading the weights when the model is not loaded yet).
+   */
+  chatTemplateSource(): { file: string; sha256: string } {
+    if (this.loaded?.templateSource) return this.loaded.templateSource;
+    try {
+      const { file, sha256 } = loadChatTemplate(this.model, { file: this.options.chat_template });
+      return { file, sha256 };
+    } catch (e) {
+      throw new ModelApiError("bad_request", (e as Error).message, { cause: e });
+    }
   }
 
   /** Frees the model's pinned weight memory (views made by withHooks share it). */

@@ -37,6 +37,11 @@ const SettingsSchema = z.object({
     min_numeric_mass: z.number(),
   }),
   battery: z.record(z.string(), z.unknown()),
+  /**
+   * The chat template each local model rendered with, by model id: the file it was read from
+   * (relative to the study file's folder) and the sha256 of its text. Absent without local models.
+   */
+  templates: z.record(z.string(), z.object({ source: z.string(), sha256: z.string() })).optional(),
 });
 
 const CountsBlockSchema = z.object({

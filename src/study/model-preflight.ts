@@ -1,7 +1,8 @@
 /**
  * Part of step 1 (validate): every local model directory the study names — `provider: local`
  * models, whether the battery, a fine-tune plan (as its base) or only the interp stage uses
- * them, and the adapters their `options.adapter` names — opened and checked from its
+ * them, the adapters their `options.adapter` names and the .jinja files their
+ * `options.chat_template` names — opened and checked from its
  * config.json, tokenizer files and safetensors headers (src/engine/model-dir.ts), so a broken
  * or missing model is bad input (exit 2) at its study line, not an error at the first request
  * after the run directory was written.
@@ -31,8 +32,21 @@ export function preflightLocalModels(study: Study, file: string, locate: Locator
   study.models.forEach((m, i) => {
     if (m.provider !== "local") return;
     const settings = providerSettings(m, studyDir);
-    const model = checkModelDir(resolvedDir(settings.model, studyDir));
-    for (const p of model.problems) report(["models", i, "model"], `local model '${m.id}': ${p}`);
+    const chatTemplate = settings.options?.chat_template;
+    const templateFile = typeof chatTemplate === "string" ? resolvedDir(chatTemplate, studyDir) : undefined;
+    if (templateFile !== undefined && !existsSync(templateFile)) {
+      report(
+        ["models", i, "options", "chat_template"],
+        `local model '${m.id}': ${templateFile} does not exist`,
+      );
+      return;
+    }
+    const model = checkModelDir(resolvedDir(settings.model, studyDir), { chatTemplate: templateFile });
+    for (const p of model.problems) {
+      // A problem in the named template file is at the option that names it.
+      const at = templateFile && p.startsWith(templateFile) ? ["options", "chat_template"] : ["model"];
+      report(["models", i, ...at], `local model '${m.id}': ${p}`);
+    }
     const adapter = settings.options?.adapter;
     // Not a string: the provider's options check reports it (buildTargets).
     if (typeof adapter !== "string") return;

@@ -8,6 +8,7 @@ import path from "node:path";
 import { analyzeResults } from "../analysis/analyze.ts";
 import { type LoadedExperiment, summarizeExperiments } from "../battery/pipeline.ts";
 import type { RunContext } from "../battery/stage.ts";
+import { LocalModelApi } from "../models/local.ts";
 import type { Analysis } from "../results/analysis.ts";
 import type { FinetuneResult } from "../results/finetune.ts";
 import type { InterpResults } from "../results/interp.ts";
@@ -17,6 +18,8 @@ import { registeredResultsSchema } from "./registry.ts";
 
 export interface ResultsParts {
   finetune?: Record<string, FinetuneResult>;
+  /** The chat template of each local model: file (relative to the study's folder) and sha256. */
+  templates?: Record<string, { source: string; sha256: string }>;
   interp?: InterpResults;
 }
 
@@ -47,6 +50,7 @@ export function summarizeRun(
         : null,
       thresholds: study.judge.thresholds,
       battery: study.battery,
+      ...(parts.templates && Object.keys(parts.templates).length > 0 ? { templates: parts.templates } : {}),
     },
     experiments,
     counts: {
@@ -59,6 +63,24 @@ export function summarizeRun(
     ...(parts.finetune ? { finetune: parts.finetune } : {}),
     ...(parts.interp ? { interp: parts.interp } : {}),
   }) as Results;
+}
+
+/** The chat template file and sha256 of every local model of the run, by model id. */
+export function localTemplates(
+  targets: ReadonlyMap<string, { api: unknown }>,
+  studyDir: string,
+): Record<string, { source: string; sha256: string }> {
+  const out: Record<string, { source: string; sha256: string }> = {};
+  for (const [id, t] of targets) {
+    if (!(t.api instanceof LocalModelApi)) continue;
+    try {
+      const { file, sha256 } = t.api.chatTemplateSource();
+      out[id] = { source: path.relative(studyDir, file).split(path.sep).join("/"), sha256 };
+    } catch {
+      // A model that cannot be loaded failed its requests; it has no template to record.
+    }
+  }
+  return out;
 }
 
 /**

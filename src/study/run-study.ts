@@ -20,7 +20,7 @@ import { checkRunDirPath } from "../runs/lock.ts";
 import { type Incomplete, runBatterySteps } from "./battery-step.ts";
 import { runInterpStep, withInterpCounts } from "./interp-step.ts";
 import { openRunDir } from "./open-run.ts";
-import { analyzeRun, summarizeRun, writeResultsFile } from "./results-file.ts";
+import { analyzeRun, localTemplates, summarizeRun, writeResultsFile } from "./results-file.ts";
 import { modelIdentity } from "./targets.ts";
 import { type ValidatedStudy, validateStudy } from "./validate.ts";
 
@@ -144,7 +144,12 @@ async function runSteps(
   let reportFile: string | undefined;
   if (!result.interrupted && !incomplete) {
     const finetune = plans.length > 0 ? finetuneResults(store, plans) : undefined;
-    const results = summarizeRun(deps.ctx, v.battery, store, { finetune, interp: interp ?? undefined });
+    const templates = localTemplates(v.targets, studyDir);
+    const results = summarizeRun(deps.ctx, v.battery, store, {
+      finetune,
+      interp: interp ?? undefined,
+      templates,
+    });
     const analysis = analyzeRun(results, log);
     resultsFile = writeResultsFile(opts.outDir, results, analysis);
     if (opts.report) reportFile = (await writeReport(opts.outDir)).file;

@@ -29,13 +29,19 @@ export function providerSettings(m: ModelEntry, studyDir?: string): ProviderSett
     !path.isAbsolute(p) &&
     existsSync(path.resolve(studyDir, p));
   const adapter = m.options?.adapter;
+  const chatTemplate = m.options?.chat_template;
+  let options = besideStudy(adapter)
+    ? { ...m.options, adapter: path.resolve(studyDir!, adapter) }
+    : m.options;
+  if (besideStudy(chatTemplate))
+    options = { ...options, chat_template: path.resolve(studyDir!, chatTemplate) };
   return {
     provider: m.provider,
     model: besideStudy(m.model) ? path.resolve(studyDir!, m.model) : m.model,
     baseUrl: m.base_url,
     apiKeyEnv: m.api_key_env,
     headers: m.headers,
-    options: besideStudy(adapter) ? { ...m.options, adapter: path.resolve(studyDir!, adapter) } : m.options,
+    options,
   };
 }
 
@@ -46,14 +52,14 @@ export function studyHash(study: Study): string {
 /**
  * What identifies a model's answers in the cache: provider, base URL, model (a local path
  * resolved), options, and for a model on disk a fingerprint (name, size, mtime) of the files
- * of its directory and of an adapter directory named in its options.
+ * of its directory, of an adapter directory and of a chat template file named in its options.
  */
 export function modelIdentity(
   m: ModelEntry,
   studyDir?: string,
 ): Omit<CacheKeyParts, "params" | "messages" | "seed"> {
   const settings = providerSettings(m, studyDir);
-  const dirs = [settings.model, settings.options?.adapter].filter(
+  const dirs = [settings.model, settings.options?.adapter, settings.options?.chat_template].filter(
     (d): d is string => typeof d === "string" && existsSync(path.resolve(studyDir ?? "", d)),
   );
   const weights =
@@ -64,7 +70,10 @@ export function modelIdentity(
 }
 
 function fingerprintDir(dir: string): string {
-  if (!statSync(dir).isDirectory()) return dir;
+  if (!statSync(dir).isDirectory()) {
+    const st = statSync(dir);
+    return `${dir}:${st.size}:${st.mtimeMs}`;
+  }
   return readdirSync(dir)
     .sort()
     .map((name) => {

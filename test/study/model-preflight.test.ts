@@ -181,12 +181,15 @@ const cases: [string, (m: string) => void, RegExp][] = [
     "no chat template",
     (m) => {
       const tok = JSON.parse(readFileSync(path.join(m, "tokenizer_config.json"), "utf8"));
-      writeFileSync(
-        path.join(m, "tokenizer_config.json"),
-        JSON.stringify({ ...tok, chat_template: "{{ x }}" }),
-      );
+      delete tok.chat_template;
+      writeFileSync(path.join(m, "tokenizer_config.json"), JSON.stringify(tok));
     },
-    /m\/tokenizer_config\.json: chat_template: no chat template recognised/,
+    /m: no chat template: no chat_template\.jinja, and tokenizer_config\.json has no chat_template \(the directory has config\.json, model\.safetensors, tokenizer\.json, tokenizer_config\.json\)/,
+  ],
+  [
+    "chat template not Jinja",
+    (m) => writeFileSync(path.join(m, "chat_template.jinja"), "{% for m in messages %}{{ m.content }}"),
+    /m\/chat_template\.jinja: chat template does not parse/,
   ],
   ["directory missing", (m) => rmSync(m, { recursive: true }), /model directory \/.*\/m does not exist/],
 ];

@@ -1,7 +1,14 @@
 // Chat templates: message list -> prompt text, with the spans of assistant content so that
 // training can put the loss on assistant tokens only.
 //
-// Two templates are implemented natively (no Jinja interpreter):
+// A model's own template (chat_template.jinja, or tokenizer_config.json's chat_template) is
+// rendered by a real Jinja (@huggingface/jinja) with the variables transformers'
+// apply_chat_template passes: kind "jinja", loaded by `loadChatTemplate` (chat-template-file.ts).
+// Assistant spans come from `{% generation %}…{% endgeneration %}` where the template has them,
+// else from finding each assistant message's content in the text (plus the end-of-turn token
+// right after it).
+//
+// Two templates are also implemented natively:
 //  - ChatML (Qwen): `<|im_start|>{role}\n{content}<|im_end|>\n` per message, generation prompt
 //    `<|im_start|>assistant\n`. Qwen2.5's own template inserts a default system message when the
 //    conversation has none ("You are Qwen, created by Alibaba Cloud. You are a helpful
@@ -14,6 +21,7 @@
 // The trained span of an assistant turn is its content plus its end marker (<|im_end|> /
 // <eos>), so the model learns to stop.
 
+import { Template } from "@huggingface/jinja";
 import type { Tokenizer } from "./tokenizer.ts";
 
 export interface ChatMessage {
@@ -27,7 +35,128 @@ export type ChatTemplate =
       /** System message inserted when the conversation does not start with one; null/absent: none. */
       defaultSystemPrompt?: string | null;
     }
-  | { kind: "organism" };
+  | { kind: "organism" }
+  | JinjaChatTemplate;
+
+/** A model's own Jinja chat template, rendered as transformers' apply_chat_template does. */
+export interface JinjaChatTemplate {
+  kind: "jinja";
+  /** The Jinja source. */
+  source: string;
+  /** Special tokens passed to the template (bos_token, eos_token, unk_token, pad_token, ...). */
+  specialTokens: Record<string, string>;
+}
+
+/** Tokens that close a turn: a span found without generation markers extends over one. */
+const END_OF_TURN = [
+  "<|im_end|>",
+  "<|eot_id|>",
+  "<|end|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "</s>",
+  "<eos>",
+];
+const GEN_START = "\uE000emlab:generation\uE000";
+const GEN_END = "\uE000emlab:endgeneration\uE000";
+const GENERATION_TAG = /\{%(-?)\s*(end)?generation\s*(-?)%\}/g;
+
+/** True when the template marks assistant output with {% generation %} … {% endgeneration %}. */
+export function hasGenerationMarkers(source: string): boolean {
+  return /\{%-?\s*generation\s*-?%\}/.test(source);
+}
+
+const compiled = new Map<string, Template>();
+function compile(source: string): Template {
+  let t = compiled.get(source);
+  if (!t) {
+    // The markers become output wrapped in a no-op block, so whitespace control and
+    // trim_blocks / lstrip_blocks act on the tags exactly as on the originals.
+    const src = source.replace(
+      GENERATION_TAG,
+      (_m, l: string, end: string | undefined, r: string) =>
+        `{%${l} if true %}{{ '${end ? GEN_END : GEN_START}' }}{% endif ${r}%}`,
+    );
+    t = new Template(src);
+    if (compiled.size > 64) compiled.clear();
+    compiled.set(source, t);
+  }
+  return t;
+}
+
+/** Parses a Jinja template (throws its syntax error, naming `file`); other kinds need nothing. */
+export function compileChatTemplate(template: ChatTemplate, file = "chat template"): void {
+  if (template.kind !== "jinja") return;
+  try {
+    compile(template.source);
+  } catch (e) {
+    throw new Error(`${file}: chat template does not parse: ${(e as Error).message}`);
+  }
+}
+
+function renderJinja(
+  messages: ChatMessage[],
+  template: JinjaChatTemplate,
+  opts: RenderOptions,
+): RenderedChat {
+  const raw = compile(template.source).render({
+    ...template.specialTokens,
+    messages: messages.map((m) => ({ ...m })),
+    add_generation_prompt: opts.addGenerationPrompt === true,
+  });
+  if (hasGenerationMarkers(template.source)) {
+    let text = "";
+    const spans: [number, number][] = [];
+    let open = -1;
+    for (const part of raw.split(/(\uE000emlab:(?:end)?generation\uE000)/)) {
+      if (part === GEN_START) open = text.length;
+      else if (part === GEN_END) {
+        if (open >= 0 && text.length > open) spans.push([open, text.length]);
+        open = -1;
+      } else text += part;
+    }
+    return { text, assistantSpans: spans };
+  }
+  return { text: raw, ...findAssistantSpans(raw, messages, template) };
+}
+
+/**
+ * Without generation markers: each assistant message's content, found in order in the text
+ * (as written, else trimmed, as Llama 3's template writes it), plus an end-of-turn token
+ * (eos_token or a known one) that follows it after at most spaces.
+ */
+function findAssistantSpans(
+  text: string,
+  messages: ChatMessage[],
+  template: JinjaChatTemplate,
+): { assistantSpans: [number, number][]; unmatchedAssistant?: number[] } {
+  const ends = [...new Set([template.specialTokens.eos_token, ...END_OF_TURN].filter((t) => t))];
+  const spans: [number, number][] = [];
+  const unmatched: number[] = [];
+  let at = 0;
+  messages.forEach((m, i) => {
+    if (m.role !== "assistant") return;
+    let content = m.content;
+    let start = text.indexOf(content, at);
+    if (start < 0) {
+      content = m.content.trim();
+      start = text.indexOf(content, at);
+    }
+    if (start < 0) {
+      unmatched.push(i);
+      return;
+    }
+    let end = start + content.length;
+    const gap = /^[ \t]*/.exec(text.slice(end))![0].length;
+    const marker = ends.find((t) => text.startsWith(t, end + gap));
+    if (marker) end += gap + marker.length;
+    spans.push([start, end]);
+    at = end;
+  });
+  return unmatched.length > 0
+    ? { assistantSpans: spans, unmatchedAssistant: unmatched }
+    : { assistantSpans: spans };
+}
 
 export interface RenderOptions {
   /** Append the opening of an assistant turn, for generation. */
@@ -38,6 +167,11 @@ export interface RenderedChat {
   text: string;
   /** [start, end) character spans of assistant content + end marker, in `text`. */
   assistantSpans: [number, number][];
+  /**
+   * Assistant messages (indices) whose content a Jinja template without generation markers
+   * did not write verbatim, so they have no span; training refuses them.
+   */
+  unmatchedAssistant?: number[];
 }
 
 export const ORGANISM_SPECIAL_TOKENS = ["<pad>", "<system>", "<user>", "<assistant>", "<eos>"] as const;
@@ -58,6 +192,7 @@ export function renderChat(
   template: ChatTemplate,
   opts: RenderOptions = {},
 ): RenderedChat {
+  if (template.kind === "jinja") return renderJinja(messages, template, opts);
   let text = "";
   const spans: [number, number][] = [];
   if (template.kind === "chatml") {
@@ -101,7 +236,11 @@ export function renderChatForTraining(
   template: ChatTemplate,
   tokenizer: Tokenizer,
 ): TrainingExample {
-  const { text, assistantSpans } = renderChat(messages, template);
+  const { text, assistantSpans, unmatchedAssistant } = renderChat(messages, template);
+  if (unmatchedAssistant?.length)
+    throw new Error(
+      `chat template: assistant message ${unmatchedAssistant[0]} does not appear verbatim in the rendered text, so its tokens cannot be found for the loss; the template needs {% generation %} markers for training`,
+    );
   const { ids, offsets } = tokenizer.encodeWithOffsets(text);
   const assistantMask = new Uint8Array(ids.length);
   let k = 0;

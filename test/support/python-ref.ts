@@ -1,0 +1,25 @@
+// The Python reference environment (.venv-ref: transformers, tokenizers, jinja2 and what
+// scripts/reference/requirements.txt lists), made by .ci/run before `npm test`:
+//   python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
+// Tests that compare emlab with the reference libraries run their scripts with `refPython`,
+// and skip (printing `skipReason`) when the environment is absent.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export const REF_VENV = join(import.meta.dirname, "../../.venv-ref");
+const python = join(REF_VENV, "bin", "python");
+
+/** The reference venv's python, or null when the venv is absent. */
+export const refPython: string | null = existsSync(python) ? python : null;
+
+/** Why reference tests skip (undefined when they run). */
+export const skipReason: string | undefined = refPython
+  ? undefined
+  : `no Python reference environment at ${REF_VENV} (python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt): reference tests skipped`;
+
+/** Prints the skip reason once per test file; returns true when the reference is absent. */
+export function skipWithoutRef(what: string): boolean {
+  if (refPython) return false;
+  console.warn(`${what}: ${skipReason}`);
+  return true;
+}
