@@ -5,7 +5,8 @@ Usage: tokenizers_sp.py OUT_DIR
 Trains tiny tokenizers on a small corpus (BPE with byte_fallback, Unigram with and without
 byte_fallback) in the Llama 2 / Mistral / Gemma / T5 layouts (normalizer, Metaspace
 pre-tokenizer, decoder), saves each as OUT_DIR/<name>/tokenizer.json and prints one JSON object:
-{"strings": [...], "fuzz_from": k, "tokenizers": {name: [{"ids", "decoded", "offsets"} per string]}}
+{"strings": [...], "fuzz_from": k, "tokenizers": {name: [{"ids", "ids_special", "decoded",
+"decoded_skip", "offsets"} per string]}}
 (strings[k:] are seeded random strings over the corpus characters, whitespace and unknowns).
 """
 
@@ -14,7 +15,7 @@ import os
 import random
 import sys
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 CORPUS = [
     "Hello world, this is a tiny corpus for a tiny tokenizer.",
@@ -137,6 +138,10 @@ def build():
     t = Tokenizer(bpe())
     t.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
     t.decoder = llama_decoder()
+    # Llama 2's post-processor: BOS first.
+    t.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
+    )
     out["bpe-llama2"] = finish(t)
 
     # Newer conversions (legacy=False): Metaspace prepend_scheme "first", split off.
@@ -223,7 +228,15 @@ def main():
             for ch in s:
                 units.append(units[-1] + (2 if ord(ch) > 0xFFFF else 1))
             offsets = [[units[a], units[b]] for a, b in enc.offsets]
-            rows.append({"ids": enc.ids, "decoded": tok.decode(enc.ids, skip_special_tokens=False), "offsets": offsets})
+            rows.append(
+                {
+                    "ids": enc.ids,
+                    "ids_special": tok.encode(s, add_special_tokens=True).ids,
+                    "decoded": tok.decode(enc.ids, skip_special_tokens=False),
+                    "decoded_skip": tok.decode(enc.ids, skip_special_tokens=True),
+                    "offsets": offsets,
+                }
+            )
         result["tokenizers"][name] = rows
     json.dump(result, sys.stdout, ensure_ascii=True)
 

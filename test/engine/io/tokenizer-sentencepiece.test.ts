@@ -26,7 +26,18 @@ interface Reference {
   /** strings[fuzz_from:] are seeded random strings; the rest are the tricky set. */
   fuzz_from: number;
   /** Offsets in UTF-16 units (converted from tokenizers' code points). */
-  tokenizers: Record<string, { ids: number[]; decoded: string; offsets: [number, number][] }[]>;
+  tokenizers: Record<
+    string,
+    {
+      ids: number[];
+      /** With the post-processor's specials (HF add_special_tokens=True). */
+      ids_special: number[];
+      decoded: string;
+      /** skip_special_tokens=True. */
+      decoded_skip: string;
+      offsets: [number, number][];
+    }[]
+  >;
 }
 
 function hasTokenizers(): boolean {
@@ -71,6 +82,8 @@ describe.runIf(available)("SentencePiece-style tokenizers match HF tokenizers", 
           expect(tok.encode(text)).toEqual(want.ids);
           expect(tok.decode(want.ids)).toBe(want.decoded);
           expect(tok.encodeWithOffsets(text)).toEqual({ ids: want.ids, offsets: want.offsets });
+          expect(tok.encode(text, { addSpecial: true })).toEqual(want.ids_special);
+          expect(tok.decode(want.ids, { skipSpecial: true })).toBe(want.decoded_skip);
         });
       });
       it(`${ref.strings.length - ref.fuzz_from} random strings`, () => {
@@ -82,6 +95,14 @@ describe.runIf(available)("SentencePiece-style tokenizers match HF tokenizers", 
           expect({ text, offsets: tok.encodeWithOffsets(text).offsets }).toEqual({
             text,
             offsets: want.offsets,
+          });
+          expect({ text, ids: tok.encode(text, { addSpecial: true }) }).toEqual({
+            text,
+            ids: want.ids_special,
+          });
+          expect({ text, decoded: tok.decode(want.ids, { skipSpecial: true }) }).toEqual({
+            text,
+            decoded: want.decoded_skip,
           });
         }
       });
