@@ -6,7 +6,7 @@
 // (.venv-ref with tokenizers==0.23.3); skips without it.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -16,9 +16,9 @@ import {
   decodeByteFallback,
 } from "../../../src/engine/io/tokenizer/byte-fallback.ts";
 import { HfTokenizer, loadTokenizer } from "../../../src/engine/io/tokenizer.ts";
+import { refPython, skipWithoutRef } from "../../support/python-ref.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
-const PYTHON = join(ROOT, ".venv-ref/bin/python");
 const SCRIPT = join(ROOT, "scripts/reference/tokenizers_sp.py");
 
 interface Reference {
@@ -40,28 +40,27 @@ interface Reference {
   >;
 }
 
-function hasTokenizers(): boolean {
-  if (!existsSync(PYTHON)) return false;
+// The venv may predate tokenizers in requirements.txt: then skip too, saying so.
+function hasTokenizers(python: string | null): python is string {
+  if (python === null) return false;
   try {
-    execFileSync(PYTHON, ["-c", "import tokenizers"], { stdio: "ignore" });
+    execFileSync(python, ["-c", "import tokenizers"], { stdio: "ignore" });
     return true;
   } catch {
+    console.warn(`tokenizer-sentencepiece: ${python} cannot import tokenizers: reference tests skipped`);
     return false;
   }
 }
 
-const available = hasTokenizers();
-if (!available) {
-  console.log(
-    "tokenizer-sentencepiece: skipping the HF comparison (no .venv-ref with tokenizers; " +
-      "python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt)",
-  );
-}
+const PYTHON = refPython;
+const available = !skipWithoutRef("tokenizer-sentencepiece") && hasTokenizers(PYTHON);
 
 // Skipped suites are still collected, so the script only runs when the venv is there.
 const dir = available ? mkdtempSync(join(tmpdir(), "emlab-sp-")) : "";
 const ref: Reference = available
-  ? (JSON.parse(execFileSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", maxBuffer: 64 << 20 })) as Reference)
+  ? (JSON.parse(
+      execFileSync(PYTHON as string, [SCRIPT, dir], { encoding: "utf8", maxBuffer: 64 << 20 }),
+    ) as Reference)
   : { strings: [], fuzz_from: 0, tokenizers: {} };
 const names = Object.keys(ref.tokenizers);
 
