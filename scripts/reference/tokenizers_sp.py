@@ -144,6 +144,14 @@ def build():
     )
     out["bpe-llama2"] = finish(t)
 
+    # No byte tokens: unknown characters become <unk>, fused into one per run or not.
+    plain_vocab = {t: i for i, t in enumerate(t for t in vocab if t not in BYTE_TOKENS)}
+    for fuse in (True, False):
+        t = Tokenizer(models.BPE(dict(plain_vocab), list(merges), unk_token="<unk>", fuse_unk=fuse, byte_fallback=True))
+        t.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+        t.decoder = llama_decoder()
+        out["bpe-unk-fused" if fuse else "bpe-unk-unfused"] = finish(t)
+
     # Newer conversions (legacy=False): Metaspace prepend_scheme "first", split off.
     t = Tokenizer(bpe())
     t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
