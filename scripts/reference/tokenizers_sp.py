@@ -15,7 +15,7 @@ import os
 import random
 import sys
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 CORPUS = [
     "Hello world, this is a tiny corpus for a tiny tokenizer.",
@@ -151,6 +151,18 @@ def build():
         t.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
         t.decoder = llama_decoder()
         out["bpe-unk-fused" if fuse else "bpe-unk-unfused"] = finish(t)
+
+    # Regex Replace (whitespace runs to one space, as some conversions do), then Llama 2's.
+    t = Tokenizer(bpe())
+    t.normalizer = normalizers.Sequence(
+        [
+            normalizers.Replace(Regex(" {2,}"), " "),
+            normalizers.Prepend("\u2581"),
+            normalizers.Replace(" ", "\u2581"),
+        ]
+    )
+    t.decoder = decoders.Sequence([decoders.Replace(Regex("\u2581+"), " "), decoders.ByteFallback(), decoders.Fuse()])
+    out["bpe-regex-replace"] = finish(t)
 
     # Newer conversions (legacy=False): Metaspace prepend_scheme "first", split off.
     t = Tokenizer(bpe())

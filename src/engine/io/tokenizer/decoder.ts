@@ -5,6 +5,7 @@ import { decodeByteFallback } from "./byte-fallback.ts";
 import { tokenToBytes } from "./byte-level.ts";
 import { TokenizerError } from "./errors.ts";
 import { metaspaceDecoder, parseMetaspace } from "./metaspace.ts";
+import { replaceMatcher } from "./normalizer.ts";
 
 export type Decode = (tokens: string[]) => string;
 type DecodeChain = (tokens: string[]) => string[];
@@ -33,13 +34,18 @@ function buildChain(spec: unknown, file: string, field: string): DecodeChain {
       return (tokens) => steps.reduce((acc, f) => f(acc), tokens);
     }
     case "Replace": {
-      const pat = s.pattern as { String?: unknown } | undefined;
-      if (typeof pat?.String !== "string") {
-        throw new TokenizerError(file, `${field}.pattern`, "only String patterns are supported in Replace");
-      }
-      const from = pat.String;
+      const matches = replaceMatcher(s.pattern, file, `${field}.pattern`);
       const to = typeof s.content === "string" ? s.content : "";
-      return (tokens) => tokens.map((t) => t.split(from).join(to));
+      return (tokens) =>
+        tokens.map((t) => {
+          let out = "";
+          let i = 0;
+          for (const [a, b] of matches(t)) {
+            out += t.slice(i, a) + to;
+            i = b;
+          }
+          return out + t.slice(i);
+        });
     }
     case "ByteFallback":
       return decodeByteFallback;

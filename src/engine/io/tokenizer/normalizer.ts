@@ -1,6 +1,7 @@
 // HF tokenizers normalizers that Llama-family tokenizers use (Qwen2: NFC; Llama 3: none).
 
 import { TokenizerError } from "./errors.ts";
+import { onigToJsRegExp } from "./onig-regex.ts";
 
 const WS = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const LEADING_WS = new RegExp(`^[${WS}]+`, "u");
@@ -8,6 +9,42 @@ const TRAILING_WS = new RegExp(`[${WS}]+$`, "u");
 const CHUNK = /\P{M}\p{M}*|\p{M}+/gsu;
 
 export type Normalize = (text: string) => string;
+
+/**
+ * Where a Replace pattern matches: leftmost, non-overlapping; a String literally, a Regex as
+ * Oniguruma reads it (empty matches are skipped).
+ */
+export function replaceMatcher(
+  pattern: unknown,
+  file: string,
+  field: string,
+): (t: string) => [number, number][] {
+  const pat = pattern as { String?: unknown; Regex?: unknown } | undefined;
+  if (typeof pat?.String === "string") {
+    const from = pat.String;
+    if (from.length === 0) throw new TokenizerError(file, field, "empty String pattern");
+    return (t) => {
+      const out: [number, number][] = [];
+      for (let p = t.indexOf(from); p >= 0; p = t.indexOf(from, p + from.length))
+        out.push([p, p + from.length]);
+      return out;
+    };
+  }
+  if (typeof pat?.Regex === "string") {
+    let re: RegExp;
+    try {
+      re = onigToJsRegExp(pat.Regex, "gu");
+    } catch (e) {
+      throw new TokenizerError(file, field, (e as Error).message);
+    }
+    return (t) => {
+      const out: [number, number][] = [];
+      for (const m of t.matchAll(re)) if (m[0].length > 0) out.push([m.index, m.index + m[0].length]);
+      return out;
+    };
+  }
+  throw new TokenizerError(file, field, "must be {String} or {Regex}");
+}
 
 export function buildNormalizer(spec: unknown, file: string, field = "normalizer"): Normalize | undefined {
   if (spec == null) return undefined;
@@ -45,12 +82,21 @@ export function buildNormalizer(spec: unknown, file: string, field = "normalizer
       return (t) => (t.length > 0 ? prepend + t : t);
     }
     case "Replace": {
-      if (typeof s.pattern?.String !== "string") {
-        throw new TokenizerError(file, `${field}.pattern`, "only String patterns are supported in Replace");
-      }
-      const from = s.pattern.String;
       const to = s.content ?? "";
-      return (t) => t.split(from).join(to);
+      if (typeof s.pattern?.String === "string") {
+        const from = s.pattern.String;
+        return (t) => t.split(from).join(to);
+      }
+      const matches = replaceMatcher(s.pattern, file, `${field}.pattern`);
+      return (t) => {
+        let out = "";
+        let i = 0;
+        for (const [a, b] of matches(t)) {
+          out += t.slice(i, a) + to;
+          i = b;
+        }
+        return out + t.slice(i);
+      };
     }
     case "Sequence": {
       const steps = (s.normalizers ?? [])
@@ -126,24 +172,28 @@ export function buildAlignedNormalizer(spec: unknown): AlignedNormalize | undefi
       };
     }
     case "Replace": {
-      const from = (s.pattern as { String?: string } | undefined)?.String;
-      if (typeof from !== "string" || from.length === 0) return () => undefined;
+      let matches: (t: string) => [number, number][];
+      try {
+        matches = replaceMatcher(s.pattern, "(aligned)", "pattern");
+      } catch {
+        return () => undefined;
+      }
       const to = typeof s.content === "string" ? s.content : "";
       return (a) => {
         const out: Aligned = { text: "", starts: [], ends: [] };
         let i = 0;
-        for (let p = a.text.indexOf(from); p >= 0; p = a.text.indexOf(from, p + from.length)) {
+        for (const [p, q] of matches(a.text)) {
           const keep = sliceAligned(a, i, p);
           out.text += keep.text + to;
           out.starts.push(...keep.starts);
           out.ends.push(...keep.ends);
+          // As in HF, the match is removed and the content inserted after it: every new unit
+          // takes the span of the match's last character.
           for (let k = 0; k < to.length; k++) {
-            // Same length: unit for unit; otherwise every new unit spans the whole match.
-            const same = to.length === from.length;
-            out.starts.push(a.starts[same ? p + k : p]);
-            out.ends.push(a.ends[same ? p + k : p + from.length - 1]);
+            out.starts.push(a.starts[q - 1]);
+            out.ends.push(a.ends[q - 1]);
           }
-          i = p + from.length;
+          i = q;
         }
         const rest = sliceAligned(a, i, a.text.length);
         out.text += rest.text;
