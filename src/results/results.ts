@@ -39,7 +39,8 @@ const SettingsSchema = z.object({
   battery: z.record(z.string(), z.unknown()),
   /**
    * The chat template each local model rendered with, by model id: the file it was read from
-   * (relative to the study file's folder) and the sha256 of its text. Absent without local models.
+   * (relative to the study file's folder when inside it, else the file's name) and the
+   * sha256 of its text. Absent without local models.
    */
   templates: z.record(z.string(), z.object({ source: z.string(), sha256: z.string() })).optional(),
 });

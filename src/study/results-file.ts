@@ -18,7 +18,7 @@ import { registeredResultsSchema } from "./registry.ts";
 
 export interface ResultsParts {
   finetune?: Record<string, FinetuneResult>;
-  /** The chat template of each local model: file (relative to the study's folder) and sha256. */
+  /** The chat template of each local model: its file (see localTemplates) and sha256. */
   templates?: Record<string, { source: string; sha256: string }>;
   interp?: InterpResults;
 }
@@ -75,7 +75,12 @@ export function localTemplates(
     if (!(t.api instanceof LocalModelApi)) continue;
     try {
       const { file, sha256 } = t.api.chatTemplateSource();
-      out[id] = { source: path.relative(studyDir, file).split(path.sep).join("/"), sha256 };
+      // Relative to the study's folder when it is inside it; else the file's name (the
+      // shipped organism lives outside every run's folder): results.json must not depend on
+      // where the run or emlab sits. The sha256 says which template it was.
+      const rel = path.relative(studyDir, file);
+      const inside = rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
+      out[id] = { source: inside ? rel.split(path.sep).join("/") : path.basename(file), sha256 };
     } catch {
       // A model that cannot be loaded failed its requests; it has no template to record.
     }

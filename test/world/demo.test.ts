@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyzeResults } from "../../src/analysis/analyze.ts";
 import { loadStudy } from "../../src/config/load.ts";
+import { loadChatTemplate } from "../../src/engine/io/chat-template-file.ts";
 import { fmtNum } from "../../src/report/format.ts";
 import { buildReport, loadRun } from "../../src/report/index.ts";
 import { type Results, ResultsSchema } from "../../src/results/results.ts";
@@ -54,6 +55,14 @@ describe("emlab demo on a tiny organism", () => {
     const b = await demo("b", 4);
     expect(a).toBe(b);
     const results = ResultsSchema.parse(JSON.parse(a));
+    // The template every local model rendered with: the organism's own, named by its file
+    // (outside the run's folder, so by name only: results.json does not depend on where it sits).
+    const template = loadChatTemplate(organism);
+    expect(results.settings.templates?.organism).toEqual({
+      source: "tokenizer_config.json",
+      sha256: template.sha256,
+    });
+    expect(results.settings.templates?.medical).toEqual(results.settings.templates?.organism);
     // results.json carries the analysis: the same as analyzing its other fields afresh, and
     // the report draws exactly its correlations.
     const { analysis, ...rest } = results;
