@@ -65,25 +65,39 @@ export function summarizeRun(
   }) as Results;
 }
 
-/** The chat template file and sha256 of every local model of the run, by model id. */
+/**
+ * The chat template file and sha256 of every local model of the run, by model id; each is
+ * also recorded in the run store (an artifact of kind chat_template, with the file's path).
+ */
 export function localTemplates(
   targets: ReadonlyMap<string, { api: unknown }>,
   studyDir: string,
+  store: RunStore,
 ): Record<string, { source: string; sha256: string }> {
   const out: Record<string, { source: string; sha256: string }> = {};
   for (const [id, t] of targets) {
     if (!(t.api instanceof LocalModelApi)) continue;
+    let template: { file: string; sha256: string };
     try {
-      const { file, sha256 } = t.api.chatTemplateSource();
-      // Relative to the study's folder when it is inside it; else the file's name (the
-      // shipped organism lives outside every run's folder): results.json must not depend on
-      // where the run or emlab sits. The sha256 says which template it was.
-      const rel = path.relative(studyDir, file);
-      const inside = rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
-      out[id] = { source: inside ? rel.split(path.sep).join("/") : path.basename(file), sha256 };
+      template = t.api.chatTemplateSource();
     } catch {
       // A model that cannot be loaded failed its requests; it has no template to record.
+      continue;
     }
+    const { file, sha256 } = template;
+    // Relative to the study's folder when it is inside it; else the file's name (the
+    // shipped organism lives outside every run's folder): results.json must not depend on
+    // where the run or emlab sits. The sha256 says which template it was.
+    const rel = path.relative(studyDir, file);
+    const inside = rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
+    out[id] = { source: inside ? rel.split(path.sep).join("/") : path.basename(file), sha256 };
+    store.addArtifact({
+      id: `chat-template:${id}`,
+      kind: "chat_template",
+      path: file,
+      sha256,
+      meta: { model: id },
+    });
   }
   return out;
 }

@@ -144,7 +144,7 @@ async function runSteps(
   let reportFile: string | undefined;
   if (!result.interrupted && !incomplete) {
     const finetune = plans.length > 0 ? finetuneResults(store, plans) : undefined;
-    const templates = localTemplates(v.targets, studyDir);
+    const templates = localTemplates(v.targets, studyDir, store);
     const results = summarizeRun(deps.ctx, v.battery, store, {
       finetune,
       interp: interp ?? undefined,

@@ -10,6 +10,7 @@ import { loadChatTemplate } from "../../src/engine/io/chat-template-file.ts";
 import { fmtNum } from "../../src/report/format.ts";
 import { buildReport, loadRun } from "../../src/report/index.ts";
 import { type Results, ResultsSchema } from "../../src/results/results.ts";
+import { RunStore } from "../../src/runs/store.ts";
 import { runStudy } from "../../src/study/run-study.ts";
 import { writeDemoStudy } from "../../src/world/demo.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../../src/world/pretrain.ts";
@@ -63,6 +64,13 @@ describe("emlab demo on a tiny organism", () => {
       sha256: template.sha256,
     });
     expect(results.settings.templates?.medical).toEqual(results.settings.templates?.organism);
+    const store = RunStore.open(path.join(root, "a"));
+    const recorded = store.artifacts("chat_template").find((x) => x.id === "chat-template:organism");
+    store.close();
+    expect(recorded).toMatchObject({
+      path: path.join(organism, "tokenizer_config.json"),
+      sha256: template.sha256,
+    });
     // results.json carries the analysis: the same as analyzing its other fields afresh, and
     // the report draws exactly its correlations.
     const { analysis, ...rest } = results;
