@@ -3,7 +3,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument,
 import type { z } from "zod";
 import { InputError, type InputProblem } from "./input-error.ts";
 import { type Study, studySchema } from "./schema.ts";
-import { findModelSecrets } from "./secrets.ts";
+import { findCommentSecrets, findModelSecrets } from "./secrets.ts";
 import { readTextFile } from "./text-file.ts";
 
 export { formatProblem, InputError, type InputProblem } from "./input-error.ts";
@@ -43,6 +43,16 @@ export function loadStudy(file: string): LoadedStudy {
 
 /** Parses and validates a study; `file` is only used to name the source in errors. */
 export function parseStudy(text: string, file: string): Study {
+  const comments = findCommentSecrets(text);
+  if (comments.length > 0)
+    throw new InputError(
+      comments.map((at) => ({
+        file,
+        ...at,
+        message:
+          "a comment holds what looks like a key: the study's text is stored with the run, comments included; remove it (keys go in environment variables, named by `api_key_env` or a header's env reference)",
+      })),
+    );
   return parseYamlWithSchema(text, file, studySchema(), checkNoSecrets);
 }
 

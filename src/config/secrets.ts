@@ -24,7 +24,7 @@
  *
  * Messages never echo the value.
  */
-import { isAlias, isMap, isScalar, isSeq, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, Lexer, type Node } from "yaml";
 
 /** `${env:NAME}` inside a header value: NAME is an environment variable name. */
 export const ENV_REF = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g;
@@ -163,7 +163,7 @@ export function isCredentialOptionName(name: string): boolean {
   return words.some((w, i) => (w === "token" || w === "key") && i > 0 && KEY_QUALIFIERS.has(words[i - 1]));
 }
 
-const KEY_FORMATS: readonly RegExp[] = [
+const KNOWN_KEY_FORMATS: readonly RegExp[] = [
   /(?:^|[^A-Za-z0-9])(?:sk|pk|rk)[-_][A-Za-z0-9_-]{12,}/, // OpenAI, Anthropic (sk-ant-), Stripe, ...
   /\bgh[pousr]_[A-Za-z0-9]{20,}/,
   /\bgithub_pat_\w{20,}/,
@@ -174,8 +174,8 @@ const KEY_FORMATS: readonly RegExp[] = [
   /\bhf_[A-Za-z0-9]{30,}/,
   /\beyJ[\w-]{10,}\.[\w-]{10,}/, // JWT
   /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
-  /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/i, // UUID
 ];
+const UUID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/i;
 // The whole value an auth scheme and one credential ("Bearer abc"; not "token limit reached").
 const SCHEME_WITH_CREDENTIAL = /^\s*(?:bearer|basic|token|digest|apikey|api-key)\s+\S+\s*$/i;
 // Names, not keys: OpenAI organization and project ids.
@@ -191,7 +191,8 @@ function entropy(s: string): number {
 
 /** Whether a literal string looks like a key or carries one (see the file comment). */
 export function looksLikeKey(text: string): boolean {
-  if (KEY_FORMATS.some((re) => re.test(text)) || SCHEME_WITH_CREDENTIAL.test(text)) return true;
+  if (KNOWN_KEY_FORMATS.some((re) => re.test(text)) || UUID.test(text) || SCHEME_WITH_CREDENTIAL.test(text))
+    return true;
   for (const word of text.split(/\s+/)) {
     if (PUBLIC_IDS.test(word)) continue;
     if (/[0-9a-f]{32,}/i.test(word) && /[0-9]/.test(word) && /[a-f]/i.test(word)) return true;
@@ -210,6 +211,11 @@ const REF = `\${env:NAME}`;
 const USE_ENV = `put the value in an environment variable and reference it as \`${REF}\``;
 const NOT_HERE = `secrets do not belong in a study file (it is stored with the run); name the key's variable in \`api_key_env\`, or send it in a header as \`${REF}\``;
 
+// What a credential header may hold besides its references: an auth-scheme word, `name=`
+// prefixes and separators ("Bearer ${env:T}", "Basic ${env:U}:${env:P}", "session=${env:S}").
+const CREDENTIAL_HEADER_REST =
+  /^\s*(?:(?:bearer|basic|token|digest|apikey|api-key|key|sso-key)\s*)?(?:[A-Za-z_][\w-]*=|[:;,\s])*$/i;
+
 /** Why a header value is refused, or undefined when it may be stored. */
 export function headerProblem(name: string, value: string): string | undefined {
   const bad = value.replace(ENV_REF, "").match(/\$\{[^}]*\}?/);
@@ -221,7 +227,7 @@ export function headerProblem(name: string, value: string): string | undefined {
     if (refs === 0)
       return `header '${name}' carries a credential: a literal value would be stored with the run; ${USE_ENV} (e.g. "Bearer \${env:MY_TOKEN}")`;
     const rest = literal.trim();
-    if (rest.length > 32 || !/^[A-Za-z\s:=;,_-]*$/.test(rest) || looksLikeKey(rest))
+    if (!CREDENTIAL_HEADER_REST.test(rest))
       return `header '${name}' carries a credential: besides its \`\${env:…}\` references it may hold only an auth-scheme word such as Bearer; ${USE_ENV}`;
     return undefined;
   }
@@ -360,4 +366,26 @@ function collectAnchors(root: Node | null): Map<string, Array<{ offset: number; 
   };
   visit(root);
   return anchors;
+}
+
+/**
+ * Comments of a study's YAML text that hold a key in a known format (`# api_key: sk-…` left
+ * commented out): the study's text is stored with the run, comments included. Only the known
+ * formats count here (not the random-run or hex rules): a comment may quote hashes and ids.
+ */
+export function findCommentSecrets(text: string): Array<{ line: number; column: number }> {
+  const out: Array<{ line: number; column: number }> = [];
+  let offset = 0;
+  for (const token of new Lexer().lex(text)) {
+    if (token.startsWith("#") && KNOWN_KEY_FORMATS.some((re) => re.test(token))) {
+      const before = text.slice(0, offset);
+      const line = before.split("\n").length;
+      out.push({ line, column: offset - before.lastIndexOf("\n") });
+    }
+    // The lexer also yields one-character control tokens (document start, scalar markers)
+    // that are not in the text.
+    if (!(token.length === 1 && token < " " && token !== "\n" && token !== "\t" && token !== "\r"))
+      offset += token.length;
+  }
+  return out;
 }

@@ -95,7 +95,15 @@ export function openRunDir(v: ValidatedStudy, opts: RunDirOptions): OpenRun {
     unlock();
     throw e;
   }
-  const cache = opts.noCache ? undefined : new ResponseCache(opts.cacheDir);
+  let cache: ResponseCache | undefined;
+  try {
+    cache = opts.noCache ? undefined : new ResponseCache(opts.cacheDir);
+  } catch (e) {
+    // An unwritable or damaged cache must not leave the store open and the directory locked.
+    store.close();
+    unlock();
+    throw e;
+  }
   const logFile = path.join(outDir, "run.log");
   const log = (line: string) =>
     appendFileSync(logFile, `${new Date().toISOString()} ${redactor.redact(line)}\n`);

@@ -59,13 +59,14 @@ export function modelIdentity(
   studyDir?: string,
 ): Omit<CacheKeyParts, "params" | "messages" | "seed"> {
   const settings = providerSettings(m, studyDir);
-  const dirs = [settings.model, settings.options?.adapter, settings.options?.chat_template].filter(
-    (d): d is string => typeof d === "string" && existsSync(path.resolve(studyDir ?? "", d)),
-  );
+  // providerSettings made the paths found beside the study absolute; a relative one left is
+  // what the provider opens, relative to the working directory: fingerprint that one.
+  const dirs = [settings.model, settings.options?.adapter, settings.options?.chat_template]
+    .filter((d): d is string => typeof d === "string")
+    .map((d) => path.resolve(d))
+    .filter((d) => existsSync(d));
   const weights =
-    m.provider === "local" && dirs.length > 0
-      ? sha256(dirs.map((d) => fingerprintDir(path.resolve(studyDir ?? "", d))).join("\n"))
-      : undefined;
+    m.provider === "local" && dirs.length > 0 ? sha256(dirs.map(fingerprintDir).join("\n")) : undefined;
   return { provider: m.provider, baseUrl: m.base_url, model: settings.model, options: m.options, weights };
 }
 

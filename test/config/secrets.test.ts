@@ -7,7 +7,12 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { InputError, loadStudy, parseStudy } from "../../src/config/load.ts";
-import { isCredentialName, isCredentialOptionName, looksLikeKey } from "../../src/config/secrets.ts";
+import {
+  headerProblem,
+  isCredentialName,
+  isCredentialOptionName,
+  looksLikeKey,
+} from "../../src/config/secrets.ts";
 import { OpenAIModelApi } from "../../src/models/openai.ts";
 import { runStudy } from "../../src/study/run-study.ts";
 import { runCli, tmpDir } from "../runs/support.ts";
@@ -279,5 +284,36 @@ describe("what real studies write is accepted", () => {
     expect(settings.headers["X-Auth-Token"]).toBe(ref("MY_TOKEN"));
     expect(String(api)).not.toContain(TOKEN);
     expect(JSON.stringify(api)).not.toContain(TOKEN);
+  });
+});
+
+describe("a key left in a comment", () => {
+  it("is refused at its line (the study's text is stored with the run); hashes and ids in comments are not", () => {
+    const text = model(`    # api_key: ${KEY}\n`);
+    let error: unknown;
+    try {
+      parseStudy(text, "study.yaml");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    const [p] = (error as InputError).problems;
+    expect(p).toMatchObject({ file: "study.yaml", line: lineOf(text, "# api_key"), column: 5 });
+    expect(p.message).toMatch(/a comment holds what looks like a key/);
+    expect((error as InputError).message).not.toContain(KEY.slice(8));
+    const fine = model(
+      "    # weights sha256 3f4a9c0d1e2b7a6f5c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b, run 123e4567-e89b-12d3-a456-426614174000\n",
+    );
+    expect(() => parseStudy(fine, "study.yaml")).not.toThrow();
+  });
+});
+
+describe("a credential header beside its reference", () => {
+  it("may hold a scheme word, name= prefixes and separators, and nothing literal", () => {
+    const h = (v: string) => headerProblem("Authorization", v.replaceAll("$ENV", "$" + "{env:"));
+    for (const ok of ["Bearer $ENVT}", "Basic $ENVU}:$ENVP}", "session=$ENVS}", "$ENVK}"])
+      expect(h(ok), ok).toBeUndefined();
+    for (const bad of ["$ENVK}hunterhunterpassword", "Basic $ENVU}:My-Secret-Pass"])
+      expect(h(bad), bad).toMatch(/carries a credential/);
   });
 });
