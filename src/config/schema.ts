@@ -508,6 +508,14 @@ function buildStudySchema(blocks: ReadonlyMap<string, StudyBlock>, interp: Reado
  */
 export const StudySchema: z.ZodType<Study, StudyInput> = buildStudySchema(new Map(), new Map());
 
+/**
+ * A stored study as a reader sees it (the report, the viewer): the built-in blocks checked,
+ * blocks of experiments or interp sections not registered in this process kept as they are.
+ */
+export const StoredStudySchema: z.ZodType<Study, StudyInput> = StudyBase.superRefine((study, ctx) =>
+  refineStudy(study, ctx),
+);
+
 function refineStudy(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): void {
   const ids = new Set<string>();
   study.models.forEach((m, i) => {

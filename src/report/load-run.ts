@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { InputError } from "../config/load.ts";
-import { type Study, studySchema } from "../config/schema.ts";
+import { StoredStudySchema, type Study, studySchema } from "../config/schema.ts";
 import { RESULTS_FILE, type Results, ResultsSchema } from "../results/results.ts";
 import { RunStore, STORE_FILE } from "../runs/store.ts";
 
@@ -64,7 +64,10 @@ export function loadRun(dir: string, opts: { samplesPerModel?: number } = {}): R
     let study: Study | null = null;
     let studyProblem: string | null = row ? null : "the run store holds no study";
     if (row) {
-      const s = studySchema().safeParse(row.config);
+      // Strict over what this process has registered; a study of a plugin not loaded here
+      // (`emlab report` without --plugin) is still read, its block kept as stored.
+      const strict = studySchema().safeParse(row.config);
+      const s = strict.success ? strict : StoredStudySchema.safeParse(row.config);
       if (s.success) study = s.data;
       else {
         const issue = s.error.issues[0];

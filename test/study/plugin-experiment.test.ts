@@ -147,6 +147,12 @@ describe("an experiment registered from outside src/", () => {
     const results = JSON.parse(readFileSync(path.join(out, RESULTS_FILE), "utf8"));
     expect(results.experiments.refusal_rate.per_model.t.refused).toMatchObject({ k: 1, n: 1 });
     expect(readFileSync(path.join(out, "report.html"), "utf8")).toContain("Refusal rate (plugin)");
+    // `emlab report` without the plugin still reads the stored study and draws the section
+    // (as a table of its figures: its own renderer is not loaded).
+    expect((await cli("report", out)).code).toBe(0);
+    const page = readFileSync(path.join(out, "report.html"), "utf8");
+    expect(page).not.toContain("does not match this emlab's schema");
+    expect(page).toContain('<section id="exp-refusal_rate" class="plugin"><h2>refusal_rate</h2><table>');
     // Without the plugin the same study is bad input, named at its field.
     const bad = await cli("run", file, "--out", path.join(dir, "run2"));
     expect(bad.code).toBe(2);
