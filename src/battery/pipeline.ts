@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import type { Study } from "../config/schema.ts";
 import type { JudgeOptions } from "../judges/judge-call.ts";
 import type { Capability } from "../models/types.ts";
@@ -75,16 +76,22 @@ export function judgeSetup(
 export function summarizeExperiments(ctx: RunContext, loaded: LoadedExperiment[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const l of loaded) {
-    const summary = l.experiment.summarize(ctx, l.inputs);
-    const parsed = l.experiment.summary.safeParse(summary);
-    if (!parsed.success)
-      throw new Error(
-        `experiment ${l.experiment.name}: its summary does not match its summary schema: ${parsed.error.issues
-          .slice(0, 3)
-          .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-          .join("; ")}`,
-      );
-    out[l.experiment.name] = parsed.data;
+    out[l.experiment.name] = parseSummary(
+      `experiment ${l.experiment.name}`,
+      l.experiment.summary,
+      l.experiment.summarize(ctx, l.inputs),
+    );
   }
   return out;
+}
+
+/** A results section (an experiment's, an interp section's) parsed with its schema; a mismatch names the first issues. */
+export function parseSummary<S>(what: string, schema: z.ZodType<S>, value: unknown): S {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+  throw new Error(`${what}: its summary does not match its summary schema: ${issues}`);
 }

@@ -119,22 +119,9 @@ export function isCredentialName(name: string): boolean {
 // Options are a model's settings, where `token` and `key` are mostly about tokens
 // (`maxTokensField`, `eos_token`) and lookups: an option is a credential's name only with a
 // word that always is one, as a bare `token` / `key`, or as `access_token`, `api_key`, ... .
-const OPTION_CREDENTIAL_WORDS = new Set([
-  "auth",
-  "authorization",
-  "authentication",
-  "apikey",
-  "secret",
-  "password",
-  "passwd",
-  "pwd",
-  "passphrase",
-  "cookie",
-  "credential",
-  "credentials",
-  "bearer",
-  "jwt",
-]);
+const OPTION_CREDENTIAL_WORDS = new Set(
+  [...CREDENTIAL_WORDS].filter((w) => !["token", "key", "session", "sig", "signature"].includes(w)),
+);
 const KEY_QUALIFIERS = new Set([
   "access",
   "auth",

@@ -230,6 +230,14 @@ export interface InterpStageCounts {
   last?: SchedulerResult;
 }
 
+/** Adds what a requester planned, stored and took from the cache to the stage's counts. */
+export function addRequesterCounts(counts: InterpStageCounts, requests: InterpRequester): void {
+  counts.planned += requests.planned;
+  counts.added += requests.added;
+  counts.cacheHits += requests.cacheHits;
+  if (requests.last) counts.last = requests.last;
+}
+
 /** A labelled answer set of one model: its conversations, and per-row judge data. */
 interface AnswerSet<J> {
   conversations: Conversation[];
@@ -254,12 +262,7 @@ export async function runInterp(
     throw e;
   } finally {
     requests.finish();
-    if (counts) {
-      counts.planned += requests.planned;
-      counts.added += requests.added;
-      counts.cacheHits += requests.cacheHits;
-      if (requests.last) counts.last = requests.last;
-    }
+    if (counts) addRequesterCounts(counts, requests);
   }
 }
 

@@ -3,10 +3,11 @@
  * section the study configures runs with the stage's models and a requester on the run's
  * scheduler and store; its block is parsed with its summary schema.
  */
+import { parseSummary } from "../battery/pipeline.ts";
 import type { InterpSchedulerDeps } from "../interp/requests.ts";
 import { InterpRequester } from "../interp/requests.ts";
 import type { InterpSectionContext } from "../interp/section.ts";
-import type { InterpStageCounts } from "../interp/study.ts";
+import { addRequesterCounts, type InterpStageCounts } from "../interp/study.ts";
 import { InterpInterrupted } from "../interp/study-judge.ts";
 import { registeredInterpSections } from "./registry.ts";
 
@@ -31,25 +32,14 @@ export async function runRegisteredInterpSections(
       ctx.log(`interp ${section.name}: running`);
       const block = await section.run({ ...ctx, requests }, spec);
       if (block === null) return null;
-      const parsed = section.summary.safeParse(block);
-      if (!parsed.success)
-        throw new Error(
-          `interp section ${section.name}: its block does not match its summary schema: ${parsed.error.issues
-            .slice(0, 3)
-            .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-            .join("; ")}`,
-        );
-      out[section.name] = parsed.data;
+      out[section.name] = parseSummary(`interp section ${section.name}`, section.summary, block);
     }
   } catch (e) {
     if (e instanceof InterpInterrupted) return null;
     throw e;
   } finally {
     requests.finish();
-    counts.planned += requests.planned;
-    counts.added += requests.added;
-    counts.cacheHits += requests.cacheHits;
-    if (requests.last) counts.last = requests.last;
+    addRequesterCounts(counts, requests);
   }
   return out;
 }

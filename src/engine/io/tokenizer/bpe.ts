@@ -15,6 +15,19 @@ export interface ModelToken {
   end: number;
 }
 
+/** A model's tokens per pre-tokenized piece, kept (up to 50,000 pieces) since text repeats. */
+export class TokenizeCache {
+  private readonly map = new Map<string, ModelToken[]>();
+  get(text: string, tokenize: () => ModelToken[]): ModelToken[] {
+    const hit = this.map.get(text);
+    if (hit) return hit;
+    const out = tokenize();
+    if (this.map.size > 50_000) this.map.clear();
+    this.map.set(text, out);
+    return out;
+  }
+}
+
 export interface TokenModel {
   tokenize(text: string): ModelToken[];
   tokenToId(token: string): number | undefined;
@@ -33,7 +46,7 @@ export class BpeModel implements TokenModel {
   readonly unkToken?: string;
   readonly byteFallback: boolean;
   readonly fuseUnk: boolean;
-  private cache = new Map<string, ModelToken[]>();
+  private cache = new TokenizeCache();
 
   constructor(
     vocab: Record<string, number>,
@@ -86,12 +99,7 @@ export class BpeModel implements TokenModel {
   }
 
   tokenize(text: string): ModelToken[] {
-    const hit = this.cache.get(text);
-    if (hit) return hit;
-    const out = this.tokenizeUncached(text);
-    if (this.cache.size > 50_000) this.cache.clear();
-    this.cache.set(text, out);
-    return out;
+    return this.cache.get(text, () => this.tokenizeUncached(text));
   }
 
   private tokenizeUncached(text: string): ModelToken[] {

@@ -5,7 +5,7 @@
 // A token that is not in the vocabulary (an unknown run) becomes its `<0xNN>` byte tokens with
 // byte_fallback (when all exist), else `unk_id`.
 
-import type { ModelToken, TokenModel } from "./bpe.ts";
+import { type ModelToken, TokenizeCache, type TokenModel } from "./bpe.ts";
 import { byteFallbackIds } from "./byte-fallback.ts";
 import { TokenizerError } from "./errors.ts";
 
@@ -25,7 +25,7 @@ export class UnigramModel implements TokenModel {
   readonly byteFallback: boolean;
   private readonly minScore: number;
   private readonly trie: TrieNode = { next: new Map() };
-  private cache = new Map<string, ModelToken[]>();
+  private cache = new TokenizeCache();
 
   constructor(
     vocab: unknown,
@@ -78,12 +78,7 @@ export class UnigramModel implements TokenModel {
   }
 
   tokenize(text: string): ModelToken[] {
-    const hit = this.cache.get(text);
-    if (hit) return hit;
-    const out = this.tokenizeUncached(text);
-    if (this.cache.size > 50_000) this.cache.clear();
-    this.cache.set(text, out);
-    return out;
+    return this.cache.get(text, () => this.tokenizeUncached(text));
   }
 
   /** HF's encode_optimized: best path by dynamic programming over character positions. */
