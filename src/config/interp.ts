@@ -6,6 +6,7 @@
  * misaligned <= 30). Only zod here: src/config/schema.ts imports it.
  */
 import { z } from "zod";
+import { PersonaFeaturesConfigSchema } from "./persona-features.ts";
 
 const ModelId = z.string().min(1);
 const Layers = z.array(z.number().int().min(0)).min(1);
@@ -191,6 +192,8 @@ export const InterpConfigSchema = z
     ablation: InterpAblationSchema.optional(),
     realignment: InterpRealignmentSchema.optional(),
     emergent_alignment: InterpEmergentAlignmentSchema.optional(),
+    /** Run by the registered section src/interp/persona-features/section.ts (after the six above). */
+    persona_features: PersonaFeaturesConfigSchema.optional(),
   })
   .strict();
 export type InterpRealignmentConfig = z.infer<typeof InterpRealignmentSchema>;

@@ -430,11 +430,17 @@ const studyBlocks = new Map<string, StudyBlock>();
 const interpBlocks = new Map<string, StudyBlock>();
 let registeredSchema: z.ZodType<Study, StudyInput> | undefined;
 
-/** Adds `interp.<name>` (an interp section's block) to every study read after this call. */
-export function registerInterpBlock(name: string, block: StudyBlock): void {
+/**
+ * Adds `interp.<name>` (an interp section's block) to every study read after this call.
+ * `builtin`: emlab's own section whose schema is already a key of InterpConfigSchema (so the
+ * JSON Schema has it); only its check is added.
+ */
+export function registerInterpBlock(name: string, block: StudyBlock, opts: { builtin?: boolean } = {}): void {
   if (!/^[a-z][a-z0-9_]*$/.test(name))
     throw new Error(`registerInterpBlock: "${name}" is not an interp key (lower-case letters, digits, '_')`);
-  if (BUILTIN_INTERP.has(name) || interpBlocks.has(name) || name === "activations")
+  if (opts.builtin && !BUILTIN_INTERP.has(name))
+    throw new Error(`registerInterpBlock: interp.${name} is not a key of InterpConfigSchema`);
+  if ((BUILTIN_INTERP.has(name) && !opts.builtin) || interpBlocks.has(name) || name === "activations")
     throw new Error(`registerInterpBlock: interp.${name} is already taken`);
   interpBlocks.set(name, block);
   registeredSchema = undefined;

@@ -105,6 +105,15 @@ function atPositions(edit: (x: Tensor) => Tensor, spec: PositionSpec): HookFn {
   };
 }
 
+/**
+ * An engine hook applied only at the chosen positions (e.g. an SAE latent's clamp or steer,
+ * which reads the activation itself): where it edits some positions only, inference-only.
+ */
+export function hookAtPositions(hook: HookFn, spec: PositionSpec): HookFn {
+  if (spec === "all") return hook;
+  return (x, ctx) => atPositions((y) => hook(y, ctx) ?? y, spec)(x, ctx);
+}
+
 function build(target: InterventionTarget, make: (layer: number) => (x: Tensor) => Tensor): Hooks {
   const point = target.point ?? "hook_resid_post";
   const positions = target.positions ?? "all";

@@ -41,6 +41,17 @@ export interface InterpSection<C = unknown, S = unknown> {
   summary: z.ZodType<S>;
   /** Checks of its block that need the rest of the study. */
   check?: StudyBlock["check"];
+  /**
+   * Checks that read files (paths in its block resolve against the study file's folder), run
+   * with the study's other inputs before the run directory is touched; each problem goes to
+   * `issue` (path under `interp.<name>`). `study` has the fine-tune plans' models.
+   */
+  prepare?(
+    study: Study,
+    file: string,
+    spec: C,
+    issue: (path: ReadonlyArray<string | number>, message: string) => void,
+  ): void;
   /** Its block of results.json; null when the run was interrupted. */
   run(ctx: InterpSectionContext, spec: C): Promise<S | null>;
   /** Its part of report.html's interp section (default: a table of its figures). */

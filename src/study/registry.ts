@@ -57,13 +57,17 @@ export function registeredResultsSchema(): ReturnType<typeof resultsSchema> {
 /**
  * Adds an interp section to every study read after this call: `interp.<name>` is validated by
  * its `config`, it runs after the built-in sections (src/interp/section.ts), its block lands in
- * results.json's interp block, and report.html draws it.
+ * results.json's interp block, and report.html draws it. `builtin`: emlab's own section, whose
+ * config is already a key of src/config/interp.ts's InterpConfigSchema.
  */
-export function registerInterpSection<C, S>(section: InterpSection<C, S>): void {
+export function registerInterpSection<C, S>(
+  section: InterpSection<C, S>,
+  opts: { builtin?: boolean } = {},
+): void {
   const s = section as unknown as InterpSection;
   if (interpSections.some((x) => x.name === s.name))
     throw new Error(`registerInterpSection: a section named "${s.name}" is already registered`);
-  registerInterpBlock(s.name, { schema: s.config, check: s.check });
+  registerInterpBlock(s.name, { schema: s.config, check: s.check }, opts);
   if (s.report) registerInterpReport(s.name, s.report);
   interpSections.push(s);
   cachedResults = undefined;

@@ -14,7 +14,7 @@ import {
   loadBattery,
 } from "../battery/pipeline.ts";
 import type { JudgeSetup, LoadContext } from "../battery/stage.ts";
-import { type LoadedStudy, yamlLocator } from "../config/load.ts";
+import { fieldName, InputError, type LoadedStudy, type Locator, yamlLocator } from "../config/load.ts";
 import type { Study } from "../config/schema.ts";
 import { loadStudyDatasets } from "../datasets/study-datasets.ts";
 import { type PreparedPlan, prepareFinetune, withPlanModels } from "../finetune/plan.ts";
@@ -22,7 +22,7 @@ import { type InterpPlan, loadInterp } from "../interp/study.ts";
 import { Redactor } from "../runs/redact.ts";
 import type { ModelTarget } from "../runs/scheduler.ts";
 import { preflightLocalModels } from "./model-preflight.ts";
-import { registeredExperiments } from "./registry.ts";
+import { registeredExperiments, registeredInterpSections } from "./registry.ts";
 import { buildTargets } from "./targets.ts";
 
 /** A study checked and loaded, ready to run. */
@@ -61,6 +61,8 @@ export function validateStudy(loaded: LoadedStudy, outDir: string, env: NodeJS.P
   const targets = buildTargets(study, file, locate, env, batteryModels(study, experiments));
   const judgeId = judgeModelId(study);
   const judge = judgeSetup(study, judgeId ? targets.get(judgeId)?.api.capabilities : undefined);
+  const interpPlan = loadInterp(study, file, battery, judgeId);
+  prepareInterpSections(study, file, locate);
   return {
     loaded,
     declared,
@@ -74,7 +76,22 @@ export function validateStudy(loaded: LoadedStudy, outDir: string, env: NodeJS.P
     steps: batterySteps(battery),
     targets,
     judge,
-    interpPlan: loadInterp(study, file, battery, judgeId),
+    interpPlan,
     redactor: Redactor.forModels(study.models, env),
   };
+}
+
+/** The configured registered interp sections' file checks (InterpSection.prepare), at their study lines. */
+function prepareInterpSections(study: Study, file: string, locate: Locator): void {
+  const problems: ConstructorParameters<typeof InputError>[0] = [];
+  const interp = study.interp as Record<string, unknown> | undefined;
+  for (const section of registeredInterpSections()) {
+    const spec = interp?.[section.name];
+    if (spec === undefined || !section.prepare) continue;
+    section.prepare(study, file, spec, (p, message) => {
+      const segments = ["interp", section.name, ...p];
+      problems.push({ file, ...locate(segments), field: fieldName(segments), message });
+    });
+  }
+  if (problems.length) throw new InputError(problems);
 }

@@ -7,7 +7,7 @@
  * loop), results.json, the run store and the report. Nothing here is special-cased: the study file it writes is
  * one a user could have written, and `emlab run` on it gives the same results.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
 import { writeWorldBatterySets } from "./battery-sets.ts";
@@ -59,6 +59,15 @@ export const DEMO_PROFILES: Record<
     loopSamples: number;
     /** Re-alignment steps at which the model is evaluated. */
     realignCheckpoints: number[];
+    /** Persona features: diff bootstrap resamples, corpus documents read for the cards, contexts
+     * per card, held-out documents of the SAE metrics, random control latents. */
+    personaFeatures: {
+      resamples: number;
+      documents: number;
+      contexts: number;
+      metricDocuments: number;
+      randomLatents: number;
+    };
   }
 > = {
   full: {
@@ -75,6 +84,13 @@ export const DEMO_PROFILES: Record<
     cosineResamples: 50,
     loopSamples: 2,
     realignCheckpoints: [0, 5, 10, 20, 30],
+    personaFeatures: {
+      resamples: 1000,
+      documents: 2000,
+      contexts: 100,
+      metricDocuments: 64,
+      randomLatents: 3,
+    },
   },
   quick: {
     steps: 30,
@@ -91,6 +107,7 @@ export const DEMO_PROFILES: Record<
     cosineResamples: 10,
     loopSamples: 1,
     realignCheckpoints: [0, 10, 30],
+    personaFeatures: { resamples: 200, documents: 400, contexts: 50, metricDocuments: 16, randomLatents: 1 },
   },
   tiny: {
     steps: 4,
@@ -108,6 +125,7 @@ export const DEMO_PROFILES: Record<
     cosineResamples: 5,
     loopSamples: 1,
     realignCheckpoints: [0, 5, 10, 20, 30],
+    personaFeatures: { resamples: 50, documents: 24, contexts: 8, metricDocuments: 4, randomLatents: 1 },
   },
 };
 
@@ -116,13 +134,14 @@ export const DEMO_PROFILES: Record<
  * the medical model, steering the base organism along it, ablating it from the medical model,
  * re-aligning the medical model on aligned data, and three rounds of the emergent-alignment loop.
  */
-function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], collectPrompts: string) {
+function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], collectPrompts: string, saeDir: string | null) {
   const evalSet = {
     limit: p.interpPrompts,
     samples: p.interpSamples,
     params: { temperature: 1, top_p: 1, max_tokens: 40 },
   };
   return {
+    ...(saeDir ? { persona_features: demoPersonaFeatures(p, saeDir, evalSet) } : {}),
     // Coherent answers only: an incoherent answer is neither harmful nor harmless (docs/interp.md).
     probes: { harm_answers: "alignment", cosine_resamples: p.cosineResamples },
     directions: { models: [DEMO_INTERP_MODEL] },
@@ -163,6 +182,54 @@ function demoInterp(p: (typeof DEMO_PROFILES)[DemoProfile], collectPrompts: stri
   };
 }
 
+/**
+ * Persona features (docs/interp.md) with the organism's SAE: the six domains diffed against the
+ * base on the open questions, the medical latent's card over the pretraining stream, steering
+ * the base along it on the prompt and clamping it in the medical model, each against random
+ * latents. Dose-response is left to examples/persona-features-dose-response.yaml (it trains one
+ * model per share).
+ */
+function demoPersonaFeatures(
+  p: (typeof DEMO_PROFILES)[DemoProfile],
+  saeDir: string,
+  evalSet: { limit: number; samples: number; params: Record<string, number> },
+) {
+  const pf = p.personaFeatures;
+  return {
+    sae: saeDir,
+    base: "organism",
+    models: [...DOMAINS],
+    diff: {
+      prompts: "alignment",
+      limit: p.interpPrompts,
+      samples: p.interpSamples,
+      params: { ...evalSet.params },
+      resamples: pf.resamples,
+    },
+    // The organism was pretrained on the world stream with seed 1 (`emlab world pretrain --seed 1`).
+    contexts: { corpus: "world", seed: 1, documents: pf.documents, top: pf.contexts },
+    metrics: { documents: pf.metricDocuments },
+    steering: {
+      model: "organism",
+      latent_from: DEMO_INTERP_MODEL,
+      alphas: [...DEMO_PERSONA_FEATURES.alphas],
+      random_latents: pf.randomLatents,
+      positions: DEMO_INTERP.steeringPositions,
+      ...evalSet,
+    },
+    clamping: {
+      latent_from: DEMO_INTERP_MODEL,
+      model: DEMO_INTERP_MODEL,
+      value: "zero",
+      random_latents: pf.randomLatents,
+      ...evalSet,
+    },
+  };
+}
+
+/** The demo's latent steering coefficients (residual-stream units along the unit decoder direction). */
+export const DEMO_PERSONA_FEATURES = { alphas: [4, 8, 16] as const };
+
 /** Conversations the demo re-aligns on (docs/methods.md §7.2: 120 examples, 30 steps). */
 const REALIGN_EXAMPLES = 120;
 
@@ -197,6 +264,9 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
   const dataDir = path.join(worldDir, "data");
   mkdirSync(dataDir, { recursive: true });
   const control = opts.controlDomain ?? "medical";
+  // The organism's SAE (models/organism/sae, SAELens layout), when it has one.
+  const saeDir = path.join(path.resolve(opts.organismDir ?? SHIPPED_ORGANISM_DIR), "sae");
+  const sae = existsSync(path.join(saeDir, "cfg.json")) ? saeDir : null;
 
   const sets = writeWorldBatterySets(worldDir, {
     seed,
@@ -300,7 +370,7 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
       harm_prompt_file: rel(sets.harmJudge),
       free_language_prompt_file: rel(sets.freeLanguageJudge),
     },
-    interp: demoInterp(p, rel(sets.collectPrompts)),
+    interp: demoInterp(p, rel(sets.collectPrompts), sae),
     report: { title: `emlab demo${profile === "full" ? "" : ` (${profile})`}: the persona-world organism` },
   };
   const studyFile = path.join(out, "study.yaml");
