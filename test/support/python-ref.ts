@@ -23,3 +23,24 @@ export function skipWithoutRef(what: string): boolean {
   console.warn(`${what}: ${skipReason}`);
   return true;
 }
+
+// The torch reference environment (.venv-torch: torch, transformers and what
+// scripts/reference/requirements-torch.txt lists), made by .ci/run when the disk has room for
+// torch's ~5.4 GB; tests that run transformers' models use `torchPython` and skip without it.
+export const TORCH_VENV = join(import.meta.dirname, "../../.venv-torch");
+const torchExe = join(TORCH_VENV, "bin", "python");
+
+/** The torch venv's python, or null when the venv is absent. */
+export const torchPython: string | null = existsSync(torchExe) ? torchExe : null;
+
+/** Why torch reference tests skip (undefined when they run). */
+export const torchSkipReason: string | undefined = torchPython
+  ? undefined
+  : `no torch reference environment at ${TORCH_VENV} (.ci/run makes it when 12 GB are free: python3 -m venv .venv-torch && .venv-torch/bin/pip install -r scripts/reference/requirements-torch.txt): torch reference tests skipped`;
+
+/** Prints the skip reason once per test file; returns true when the torch venv is absent. */
+export function skipWithoutTorch(what: string): boolean {
+  if (torchPython) return false;
+  console.warn(`${what}: ${torchSkipReason}`);
+  return true;
+}
