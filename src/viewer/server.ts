@@ -20,15 +20,19 @@
  *                                   one page of the filtered list (model/experiment/class repeatable)
  *   /api/sample?request_id=&sample_index=   prompt messages, completion, logprobs, judge replies, scores
  *   /api/compare?experiment=&item_id=       every model's request and samples for one prompt
+ *   /api/persona-features                   results.json's interp.persona_features block (404 without one),
+ *                                           drawn as latent cards by /latents.html
  *
  * Model outputs are adversarial: the page writes them with textContent only, and every
  * response carries a strict Content-Security-Policy (no inline script, nothing external).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { PersonaFeaturesResultsSchema } from "../results/persona-features.ts";
+import { RESULTS_FILE } from "../results/results.ts";
 import { type IndexInfo, SampleIndex } from "../runs/sample-index.ts";
 import { RunStore } from "../runs/store.ts";
 import { parseCompareParams, parseListParams, parseSampleParams } from "./params.ts";
@@ -40,6 +44,8 @@ const STATIC: Record<string, string> = {
   "/index.html": "index.html",
   "/viewer.js": "viewer.js",
   "/viewer.css": "viewer.css",
+  "/latents.html": "latents.html",
+  "/latents.js": "latents.js",
 };
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -150,6 +156,12 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
             ? json(200, c)
             : json(404, { error: `no requests for experiment ${q.experiment} item ${q.itemId}` });
         }
+        case "/api/persona-features": {
+          const block = personaFeaturesBlock(opts.runDir);
+          return block
+            ? json(200, block)
+            : json(404, { error: "this run's results.json has no interp.persona_features block" });
+        }
         default:
           return json(404, { error: `not found: ${url.pathname}` });
       }
@@ -177,4 +189,13 @@ export async function startViewer(opts: ViewerOptions): Promise<ViewerServer> {
         });
       }),
   };
+}
+
+/** The run's persona_features block as results.json has it (read per request: a run may finish later). */
+function personaFeaturesBlock(runDir: string): unknown {
+  const file = path.join(runDir, RESULTS_FILE);
+  if (!existsSync(file)) return null;
+  const block = (JSON.parse(readFileSync(file, "utf8")) as { interp?: { persona_features?: unknown } }).interp
+    ?.persona_features;
+  return block === undefined ? null : PersonaFeaturesResultsSchema.parse(block);
 }
