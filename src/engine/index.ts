@@ -30,6 +30,7 @@ export { AdamW, type AdamWOptions, clipGradNorm, lrAt } from "./optim.ts";
 export { addLora, loadAdapter, mergeLora, readAdapterConfig, saveAdapter } from "./peft.ts";
 export { loadModel, saveModel } from "./pretrained.ts";
 export { Rng } from "./rng.ts";
+export * from "./sae/index.ts";
 export { argmax, logSoftmax, sampleToken, topK } from "./sampling.ts";
 export { Tensor } from "./tensor.ts";
 export {
