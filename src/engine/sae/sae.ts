@@ -208,22 +208,22 @@ export function transpose(a: Float32Array, rows: number, cols: number): Float32A
 
 /**
  * For each of n rows of pre [n, d], the k largest entries (ties → lower index) as indices
- * and ReLU'd values, in descending order of pre-activation. A min-heap of size k keeps it
- * O(d log k) per row. `mask`, when given, restricts the choice to latents with mask[j] = 1
+ * and ReLU'd values, in no particular order. A min-heap of size k keeps it O(d log k) per
+ * row. `mask`, when given, restricts the choice to latents with mask[j] = 1
  * (fewer than k candidates leave the remaining slots as index -1, value 0). `relu: false`
  * keeps negative values (the AuxK selection in sae_lens does not ReLU).
  */
 export function topkRows(
-  pre: Float32Array,
+  pre: Float32Array | Float64Array,
   n: number,
   d: number,
   k: number,
   outIdx: Int32Array,
-  outVal: Float32Array,
+  outVal: Float32Array | Float64Array,
   mask: Uint8Array | null = null,
   relu = true,
 ): void {
-  const hv = new Float32Array(k);
+  const hv = new Float64Array(k);
   const hi = new Int32Array(k);
   for (let r = 0; r < n; r++) {
     const o = r * d;
@@ -262,14 +262,11 @@ export function topkRows(
         hi[c] = j;
       }
     }
-    // Heap → descending order (ties: lower index first).
-    const order = Array.from({ length: size }, (_, s) => s);
-    order.sort((a, b) => (hv[b] - hv[a] !== 0 ? hv[b] - hv[a] : hi[a] - hi[b]));
     const base = r * k;
     for (let s = 0; s < k; s++) {
       if (s < size) {
-        const v = hv[order[s]];
-        outIdx[base + s] = hi[order[s]];
+        const v = hv[s];
+        outIdx[base + s] = hi[s];
         outVal[base + s] = relu && !(v > 0) ? 0 : v;
       } else {
         outIdx[base + s] = -1;
