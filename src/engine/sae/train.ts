@@ -71,6 +71,8 @@ export interface SaeLossParts {
   l0: number;
   /** fired[j] = 1 when latent j was non-zero on some row. */
   fired: Uint8Array;
+  /** x̂ − x (TopK only; the negative of AuxK's target). */
+  error?: Arr;
 }
 
 /** C = op(A)·op(B) (+= when acc): the engine kernels for float32, a plain loop for float64. */
@@ -113,7 +115,13 @@ export function saeLossAndGrads<A extends Arr>(
   p: SaeParams<A>,
   x: A,
   n: number,
-  opts: { deadMask: Uint8Array | null; auxKCoefficient: number; l1Coefficient: number },
+  opts: {
+    deadMask: Uint8Array | null;
+    auxKCoefficient: number;
+    l1Coefficient: number;
+    /** x̂ − x to use as the AuxK target's negative instead of this call's (the gradient check holds it fixed, as the stop-gradient does). */
+    fixedError?: A;
+  },
   grads: SaeParams<A> | null,
 ): SaeLossParts {
   const { dIn, dSae } = cfg;
@@ -201,7 +209,7 @@ export function saeLossAndGrads<A extends Arr>(
       topkRows(pre, n, dSae, kAux, aIdx, aVal, mask, false);
       // ê − e = ê + err (e = x − x̂ is a constant of this loss).
       const diff = like(x, n * dIn);
-      diff.set(err);
+      diff.set(opts.fixedError ?? err);
       for (let r = 0; r < n; r++) {
         const ro = r * dIn;
         for (let s = 0; s < kAux; s++) {
@@ -237,7 +245,7 @@ export function saeLossAndGrads<A extends Arr>(
         }
       }
     }
-    return { loss, sse, aux, l1: 0, l0: active / n, fired };
+    return { loss, sse, aux, l1: 0, l0: active / n, fired, error: err };
   }
 
   // ReLU + L1: dense, on the kernels.
