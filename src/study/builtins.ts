@@ -11,8 +11,9 @@ import { crossRating, scorePrediction } from "../battery/score-prediction.ts";
 import { selfAssessment } from "../battery/self-assessment.ts";
 import type { Experiment } from "../battery/stage.ts";
 import { twoAi } from "../battery/two-ai.ts";
+import { personaFeatures } from "../interp/persona-features/section.ts";
 import { registerWorld } from "../world/register.ts";
-import { registerExperiment } from "./registry.ts";
+import { registerExperiment, registerInterpSection } from "./registry.ts";
 
 const BUILTIN_EXPERIMENTS = [
   generate,
@@ -26,3 +27,5 @@ const BUILTIN_EXPERIMENTS = [
 ] as unknown as Experiment[];
 for (const e of BUILTIN_EXPERIMENTS) registerExperiment(e, { builtin: true });
 registerWorld();
+// emlab's own registered interp section (its config is a key of InterpConfigSchema).
+registerInterpSection(personaFeatures, { builtin: true });

@@ -49,7 +49,13 @@ function studyText(pf: unknown): string {
     models: [
       { id: "base", roles: ["target"], provider: "local", model: "base", limits: { concurrency: 1 } },
       { id: "em", roles: ["target"], provider: "local", model: "em", limits: { concurrency: 1 } },
-      { id: "judge", roles: ["judge"], provider: "rule-judge", model: "rules", limits: { concurrency: 8 } },
+      {
+        id: "judge",
+        roles: ["judge"],
+        provider: "rule-judge-pf",
+        model: "rules",
+        limits: { concurrency: 8 },
+      },
     ],
     datasets: [
       { id: "bad", kind: "chat_jsonl", path: "bad.jsonl" },
@@ -221,7 +227,9 @@ describe("interp.persona_features", () => {
     expect(problems(studyText({ ...PF, diff: { ...PF.diff, positions: "everywhere" } }))[0]).toMatch(
       /^interp\.persona_features\.diff\.positions: /,
     );
-    expect(problems(studyText({ ...PF, sae_dir: "x" }))[0]).toMatch(/^interp\.persona_features: .*sae_dir/);
+    expect(problems(studyText({ ...PF, sae_dir: "x" }))[0]).toMatch(
+      /^interp\.persona_features\.sae_dir: unknown/,
+    );
   });
 
   it("refuses a missing SAE or dataset before the run directory is touched, at its line", async () => {
