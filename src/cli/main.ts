@@ -7,6 +7,7 @@ import { registerEngineCommand } from "./engine.ts";
 import { EXIT } from "./exit.ts";
 import { registerReportCommand } from "./report.ts";
 import { registerRunCommand } from "./run.ts";
+import { registerSaeCommand } from "./sae.ts";
 import { registerStatusCommand } from "./status.ts";
 import { registerViewCommand } from "./view.ts";
 import { registerWorldCommand } from "./world.ts";
@@ -46,6 +47,7 @@ registerCacheCommand(program);
 registerEngineCommand(program);
 registerViewCommand(program);
 registerWorldCommand(program);
+registerSaeCommand(program);
 
 try {
   await program.parseAsync(process.argv);
