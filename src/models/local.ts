@@ -6,7 +6,8 @@
  * template to use instead of the directory's. Runs on the
  * CPU in-process; every sample is deterministic from the request's seed.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { generate } from "../engine/generate.ts";
 import type { Hooks } from "../engine/hooks.ts";
@@ -58,6 +59,32 @@ const CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>([
   "n",
 ]);
 
+/**
+ * The end ids of `generation_config.json`, which transformers' generate() stops on (Qwen2.5
+ * instruct lists <|im_end|> and <|endoftext|> there; Llama 3 instruct <|eot_id|> beside the
+ * config's <|end_of_text|>). Absent file: none. Unreadable: a clear error naming the file.
+ */
+function generationConfigEos(dir: string): number[] {
+  const file = join(dir, "generation_config.json");
+  if (!existsSync(file)) return [];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ModelApiError("bad_request", `${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const eos = (raw as { eos_token_id?: unknown } | null)?.eos_token_id;
+  if (eos === undefined || eos === null) return [];
+  const ids = Array.isArray(eos) ? eos : [eos];
+  for (const id of ids)
+    if (!Number.isInteger(id) || (id as number) < 0)
+      throw new ModelApiError(
+        "bad_request",
+        `${file}: eos_token_id: ${JSON.stringify(eos)} is not a token id or a list of them`,
+      );
+  return ids as number[];
+}
+
 /** Loads a model directory (plus adapter) once; the result is shared by withHooks() views. */
 export function loadLocalEngine(
   dir: string,
@@ -94,6 +121,7 @@ export function loadLocalEngine(
     const id = tokenizer.tokenToId(t);
     if (id !== undefined) stop.add(id);
   }
+  for (const id of generationConfigEos(dir)) stop.add(id);
   return { model, tokenizer, template, templateSource: { file, sha256 }, stopIds: [...stop] };
 }
 

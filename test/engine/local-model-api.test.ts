@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -118,6 +118,29 @@ describe("local ModelApi over the engine", () => {
       n: 1,
     });
     expect(short.completions[0]).toMatchObject({ text: "hello", finishReason: "length" });
+  });
+
+  it("stops on generation_config.json's end ids too, as transformers' generate does", async () => {
+    const withGen = mkdtempSync(join(tmpdir(), "emlab-local-gen-"));
+    try {
+      cpSync(dir, withGen, { recursive: true });
+      const there = loadTokenizer(dir).tokenToId("there")!;
+      writeFileSync(join(withGen, "generation_config.json"), JSON.stringify({ eos_token_id: [there] }));
+      const api = createLocalModelApi({ provider: "local", model: withGen });
+      const res = await api.chat({
+        messages: [{ role: "user", content: "hi" }],
+        params: { temperature: 0, max_tokens: 10 },
+        n: 1,
+      });
+      expect(res.completions[0]).toMatchObject({ text: "hello", finishReason: "stop" });
+      writeFileSync(join(withGen, "generation_config.json"), '{"eos_token_id": "there"}');
+      const bad = createLocalModelApi({ provider: "local", model: withGen });
+      await expect(
+        bad.chat({ messages: [{ role: "user", content: "hi" }], params: { max_tokens: 2 }, n: 1 }),
+      ).rejects.toThrow(/generation_config\.json: eos_token_id: "there" is not a token id/);
+    } finally {
+      rmSync(withGen, { recursive: true, force: true });
+    }
   });
 
   it("per-sample seeds make sample i independent of how samples are grouped into calls", async () => {
