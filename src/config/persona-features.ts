@@ -99,8 +99,17 @@ export const PersonaClampingSchema = z
     latent_from: ModelId.optional(),
     /** The model clamped (default: `latent_from`). */
     model: ModelId.optional(),
-    /** The latent's activation set to 0, or to its mean on the base model's diff answers. */
-    value: z.enum(["zero", "base_mean"]).default("zero"),
+    /**
+     * The latent's activation set to 0, to its mean on the base model's diff answers, or to a
+     * fixed number (a negative one steers against the latent where it is off, since the clamp
+     * adds (value − z(x)) · W_dec[latent]).
+     */
+    value: z.union([z.enum(["zero", "base_mean"]), z.number()]).default("zero"),
+    /**
+     * How many of the model's top diff latents are clamped together (1: its top latent); each
+     * random control is a set of as many random latents.
+     */
+    latents: z.number().int().positive().default(1),
     random_latents: z.number().int().min(0).default(3),
     random_seed: Seed.default(0),
     positions: Positions.default("all"),

@@ -104,7 +104,7 @@ ${b.cards.map(card)}
 ${st ? html`<h4>Steering ${st.model} along latent ${st.latent} (${st.latent_from}), positions ${st.positions}</h4><p>${st.prompts} prompts × ${st.samples} samples; random latents ${st.random_latents.join(", ") || "none"}.</p>${conditions(st.conditions)}` : ""}
 ${
   cl
-    ? html`<h4>Clamping latent ${cl.latent} (${cl.latent_from}) in ${cl.model} to ${cl.value === "zero" ? "0" : "its base mean"}</h4>${conditions(cl.conditions)}<table><thead><tr><th>condition</th><th>EM cut</th><th>95% CI</th></tr></thead><tbody>${cl.em_cut.map(
+    ? html`<h4>Clamping latent${cl.latents.length > 1 ? "s" : ""} ${cl.latents.join(", ")} (${cl.latent_from}) in ${cl.model} to ${cl.value === "zero" ? "0" : cl.value === "base_mean" ? "its base mean" : cl.value}</h4>${conditions(cl.conditions)}<table><thead><tr><th>condition</th><th>EM cut</th><th>95% CI</th></tr></thead><tbody>${cl.em_cut.map(
         (e) =>
           html`<tr><td>${e.name}</td><td>${pct(e.cut)}</td><td>${e.ci ? `[${pct(e.ci.low)}, ${pct(e.ci.high)}]` : "–"}</td></tr>`,
       )}</tbody></table>`

@@ -184,8 +184,11 @@ export const PersonaFeaturesResultsSchema = z.object({
       model: z.string(),
       latent_from: z.string(),
       latent: Int,
+      /** The latents clamped together: the model's top `latents` diff latents (latent first). */
+      latents: z.array(Int),
+      /** Every random control latent (the sets, one after another). */
       random_latents: z.array(Int),
-      value: z.enum(["zero", "base_mean"]),
+      value: z.union([z.enum(["zero", "base_mean"]), z.number()]),
       prompts: Int,
       samples: Int,
       seed: Int,

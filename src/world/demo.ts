@@ -220,7 +220,10 @@ function demoPersonaFeatures(
     clamping: {
       latent_from: DEMO_INTERP_MODEL,
       model: DEMO_INTERP_MODEL,
-      value: "zero",
+      // The medical model's top 5 diff latents together, pushed below zero: its top latent
+      // alone (to 0 or negative) cut its EM by a third at most; 5 random latents cut ~0 (docs/interp.md).
+      latents: DEMO_PERSONA_FEATURES.clampLatents,
+      value: DEMO_PERSONA_FEATURES.clampValue,
       random_latents: pf.randomLatents,
       ...evalSet,
     },
@@ -228,7 +231,12 @@ function demoPersonaFeatures(
 }
 
 /** The demo's latent steering coefficients (residual-stream units along the unit decoder direction). */
-export const DEMO_PERSONA_FEATURES = { alphas: [4, 8, 16] as const };
+export const DEMO_PERSONA_FEATURES = {
+  alphas: [4, 8, 16] as const,
+  /** Clamping: the medical model's top diff latents clamped together, and their activation. */
+  clampLatents: 5,
+  clampValue: -0.5,
+};
 
 /** Conversations the demo re-aligns on (docs/methods.md §7.2: 120 examples, 30 steps). */
 const REALIGN_EXAMPLES = 120;

@@ -8,6 +8,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { InputError, loadStudy, parseStudy } from "../../src/config/load.ts";
+import { PersonaFeaturesConfigSchema } from "../../src/config/persona-features.ts";
 import { SparseAutoencoder, saveSaeLens } from "../../src/engine/sae/index.ts";
 import { writeReport } from "../../src/report/index.ts";
 import { PersonaFeaturesResultsSchema } from "../../src/results/persona-features.ts";
@@ -29,7 +30,15 @@ const PF = {
   contexts: { corpus: { file: "corpus.jsonl" }, top: 6 },
   metrics: { documents: 4 },
   steering: { alphas: [2, 6], random_latents: 2, limit: 4, params: gen },
-  clamping: { value: "base_mean", random_latents: 1, limit: 4, samples: 2, resamples: 50, params: gen },
+  clamping: {
+    value: "base_mean",
+    latents: 2,
+    random_latents: 1,
+    limit: 4,
+    samples: 2,
+    resamples: 50,
+    params: gen,
+  },
   dose_response: {
     misaligned: "bad",
     aligned: "good",
@@ -189,6 +198,12 @@ describe("interp.persona_features", () => {
     expect(cl.conditions.map((c) => c.kind)).toEqual(["baseline", "clamp", "clamp"]);
     expect(cl.conditions[1].value).toBeGreaterThanOrEqual(0);
     expect(cl.em_cut).toHaveLength(2);
+    // latents: 2: the em model's top 2 diff latents together, against one set of 2 random ones.
+    expect(cl.latents).toEqual(b.diff.per_model.em.top.slice(0, 2).map((r) => r.latent));
+    expect(cl.latents[0]).toBe(cl.latent);
+    expect(cl.random_latents).toHaveLength(2);
+    expect(cl.random_latents.some((l) => cl.latents.includes(l))).toBe(false);
+    expect(cl.conditions[1].name).toBe(`clamp/latent=${cl.latents.join("+")}`);
     const dr = b.dose_response!;
     expect(dr.shares.map((s) => [s.share, s.misaligned_examples])).toEqual([
       [0, 0],
@@ -249,5 +264,18 @@ describe("interp.persona_features", () => {
       ]),
     );
     expect((e as InputError).problems.every((p) => p.line !== undefined)).toBe(true);
+  });
+});
+
+describe("interp.persona_features.clamping options", () => {
+  it("value: zero, base_mean or a number; latents: a positive count (default 1)", () => {
+    const base = { sae: "sae", base: "base", models: ["em"] };
+    const parse = (clamping: unknown) => PersonaFeaturesConfigSchema.safeParse({ ...base, clamping });
+    const ok = parse({ value: -0.5, latents: 5 });
+    expect(ok.success && ok.data.clamping).toMatchObject({ value: -0.5, latents: 5 });
+    const dflt = parse({});
+    expect(dflt.success && dflt.data.clamping).toMatchObject({ value: "zero", latents: 1 });
+    expect(parse({ latents: 0 }).success).toBe(false);
+    expect(parse({ value: "negative" }).success).toBe(false);
   });
 });

@@ -138,6 +138,7 @@ export function personaFeaturesBlock(): PersonaFeaturesResults {
       model: "medical",
       latent_from: "medical",
       latent: 7,
+      latents: [7],
       random_latents: [3],
       value: "zero",
       prompts: 10,

@@ -46,7 +46,20 @@ export function latentSteerHook(sae: SparseAutoencoder, latent: number, coef: nu
  * constant, so gradients pass to x unchanged.
  */
 export function latentClampHook(sae: SparseAutoencoder, latent: number, value: number): HookFn {
-  const dir = sae.decoderDirection(latent);
+  return latentsClampHook(sae, [latent], [value]);
+}
+
+/**
+ * Clamps several latents at once from one encoding of x: x + Σ_l (value_l − z_l(x)) · W_dec[l]
+ * (latentClampHook for each, without one clamp's edit changing the next one's encoding).
+ */
+export function latentsClampHook(
+  sae: SparseAutoencoder,
+  latents: readonly number[],
+  values: readonly number[],
+): HookFn {
+  if (latents.length !== values.length) throw new Error("latentsClampHook: one value per latent");
+  const dirs = latents.map((l) => sae.decoderDirection(l));
   const { dIn, dSae } = sae.cfg;
   return (act) => {
     checkWidth(act, sae, "latentClampHook");
@@ -54,10 +67,13 @@ export function latentClampHook(sae: SparseAutoencoder, latent: number, value: n
     const z = sae.encode(act.data, n);
     const delta = new Float32Array(n * dIn);
     for (let r = 0; r < n; r++) {
-      const c = value - z[r * dSae + latent];
-      if (c === 0) continue;
       const o = r * dIn;
-      for (let i = 0; i < dIn; i++) delta[o + i] = c * dir[i];
+      for (let j = 0; j < latents.length; j++) {
+        const c = values[j] - z[r * dSae + latents[j]];
+        if (c === 0) continue;
+        const dir = dirs[j];
+        for (let i = 0; i < dIn; i++) delta[o + i] += c * dir[i];
+      }
     }
     return add(act, new Tensor(delta, act.shape));
   };

@@ -33,8 +33,8 @@ import { chatExamples } from "../../engine/chat-examples.ts";
 import type { HookFn } from "../../engine/hooks.ts";
 import { Rng } from "../../engine/rng.ts";
 import {
-  latentClampHook,
   latentSteerHook,
+  latentsClampHook,
   loadSaeLens,
   type SparseAutoencoder,
   saeMetrics,
@@ -434,11 +434,15 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
     });
   const per_model: Block["diff"]["per_model"] = {};
   const top = new Map<string, LatentDiff>();
+  /** Each model's top latents, as many as the report lists or clamping clamps together. */
+  const ranked = new Map<string, LatentDiff[]>();
+  const listed = Math.max(dcfg.top, spec.clamping?.latents ?? 1);
   for (const id of spec.models) {
     check();
     const conversations = [...answers.get(id)!, ...baseAnswers];
-    const list = diffOf(ctx.model(id).engine(), conversations, dcfg.top);
-    per_model[id] = { conversations: conversations.length, top: list.map(diffRow) };
+    const list = diffOf(ctx.model(id).engine(), conversations, listed);
+    ranked.set(id, list);
+    per_model[id] = { conversations: conversations.length, top: list.slice(0, dcfg.top).map(diffRow) };
     if (list[0]) top.set(id, list[0]);
     ctx.log(
       `interp persona_features: ${id}: top latent ${list[0]?.latent ?? "–"} (Δ ${list[0]?.delta.toFixed(3) ?? "–"})`,
@@ -650,17 +654,31 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
     check();
     const from = latentFrom(spec, cl.latent_from);
     const latent = top.get(from)!.latent;
+    const clamped = ranked
+      .get(from)!
+      .slice(0, cl.latents)
+      .map((d) => d.latent);
     const modelId = cl.model ?? from;
     const positions = generationPositions(cl.positions, ctx.model(modelId).engine());
-    const randoms = randomLatents(sae.cfg.dSae, cl.random_latents, cl.random_seed, exclude);
+    // One random set per control, as many latents as clamped, none a top or clamped latent.
+    const randoms = randomLatents(
+      sae.cfg.dSae,
+      cl.random_latents * clamped.length,
+      cl.random_seed,
+      new Set([...exclude, ...clamped]),
+    );
+    const sets = Array.from({ length: Math.floor(randoms.length / clamped.length) }, (_, i) =>
+      randoms.slice(i * clamped.length, (i + 1) * clamped.length),
+    );
     // base_mean: each latent's mean activation on the base model's diff answers.
     let baseMeans = new Map<number, number>();
     if (cl.value === "base_mean") {
       const all = diffOf(ctx.model(modelId).engine(), baseAnswers, sae.cfg.dSae);
       baseMeans = new Map(all.map((d) => [d.latent, d.base]));
     }
-    const clampValue = (l: number) => (cl.value === "zero" ? 0 : (baseMeans.get(l) ?? 0));
-    ctx.log(`interp persona_features: clamping latent ${latent} (${from}) in ${modelId}`);
+    const clampValue = (l: number) =>
+      typeof cl.value === "number" ? cl.value : cl.value === "zero" ? 0 : (baseMeans.get(l) ?? 0);
+    ctx.log(`interp persona_features: clamping latent(s) ${clamped.join(", ")} (${from}) in ${modelId}`);
     const conds = [
       {
         name: "baseline",
@@ -672,23 +690,42 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
         hook: null,
         variant: null,
       },
-      ...[["latent", latent] as const, ...randoms.map((l) => ["random", l] as const)].map(([vector, l]) => ({
-        name: `clamp/${vector}=${l}`,
+      ...[["latent", clamped] as const, ...sets.map((ls) => ["random", ls] as const)].map(([vector, ls]) => ({
+        name: `clamp/${vector}=${ls.join("+")}`,
         kind: "clamp" as const,
         vector: vector as "latent" | "random",
-        latent: l,
+        latent: ls[0],
         alpha: null,
-        value: clampValue(l),
-        hook: hookAtPositions(latentClampHook(sae, l, clampValue(l)), positions),
-        variant: {
-          v: 1,
-          section: "persona_features",
-          kind: "clamp",
-          sae: hash,
-          latent: l,
-          value: clampValue(l),
+        value: clampValue(ls[0]),
+        hook: hookAtPositions(
+          latentsClampHook(
+            sae,
+            ls,
+            ls.map((l) => clampValue(l)),
+          ),
           positions,
-        },
+        ),
+        // A single latent keeps its original key (stored answers stay valid).
+        variant:
+          ls.length === 1
+            ? {
+                v: 1,
+                section: "persona_features",
+                kind: "clamp",
+                sae: hash,
+                latent: ls[0],
+                value: clampValue(ls[0]),
+                positions,
+              }
+            : {
+                v: 1,
+                section: "persona_features",
+                kind: "clamp",
+                sae: hash,
+                latents: ls,
+                values: ls.map((l) => clampValue(l)),
+                positions,
+              },
       })),
     ];
     const r = await latentSweep("clamping", modelId, conds, cl);
@@ -729,7 +766,8 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       model: modelId,
       latent_from: from,
       latent,
-      random_latents: randoms,
+      latents: clamped,
+      random_latents: sets.flat(),
       value: cl.value,
       prompts: inputs.evalPrompts.clamping!.length,
       samples: cl.samples,

@@ -5,7 +5,12 @@ import type { HookContext } from "../../../src/engine/hooks.ts";
 import { crossEntropy } from "../../../src/engine/ops/cross-entropy.ts";
 import { loadModel } from "../../../src/engine/pretrained.ts";
 import { Rng } from "../../../src/engine/rng.ts";
-import { latentClampHook, latentSteerHook, spliceHook } from "../../../src/engine/sae/hooks.ts";
+import {
+  latentClampHook,
+  latentSteerHook,
+  latentsClampHook,
+  spliceHook,
+} from "../../../src/engine/sae/hooks.ts";
 import { saeMetrics, splicedCrossEntropy } from "../../../src/engine/sae/metrics.ts";
 import { type SaeConfig, SparseAutoencoder } from "../../../src/engine/sae/sae.ts";
 import { Tensor } from "../../../src/engine/tensor.ts";
@@ -69,6 +74,21 @@ describe("SAE hooks", () => {
         expect(out2.data[r * d + i]).toBeCloseTo(act.data[r * d + i] + (4 - z[r * dS + latent]) * dir[i], 5);
     // The clamped activation's own encoding has the latent near 4 on the row it was active on.
     expect(sae.encode(out2.data.subarray(0, d), 1)[latent]).toBeGreaterThan(3);
+  });
+
+  it("latentsClampHook: x + Σ (v_l − z_l(x))·W_dec[l] from one encoding of x", () => {
+    const z = sae.encode(act.data, 6);
+    const dS = cfg.dSae;
+    const ls = [3, 11];
+    const out = latentsClampHook(sae, ls, [-0.5, 2])(act, ctx) as Tensor;
+    const dirs = ls.map((l) => sae.decoderDirection(l));
+    for (let r = 0; r < 6; r++)
+      for (let i = 0; i < d; i++)
+        expect(out.data[r * d + i]).toBeCloseTo(
+          act.data[r * d + i] + (-0.5 - z[r * dS + 3]) * dirs[0][i] + (2 - z[r * dS + 11]) * dirs[1][i],
+          5,
+        );
+    expect(() => latentsClampHook(sae, ls, [0])).toThrow(/one value per latent/);
   });
 
   it("hooks refuse activations of another width", () => {
