@@ -114,11 +114,11 @@ ${
   dr
     ? html`<h4>Dose-response: ${b.base} fine-tuned on ${dr.misaligned} / ${dr.aligned} mixtures (${dr.examples} examples, ${dr.train.steps} steps)</h4>
 ${doseSvg(dr)}
-<table><thead><tr><th>misaligned share</th><th>latent ${dr.latent} Δ</th><th>95% CI</th><th>harmful</th><th>coherent</th></tr></thead><tbody><tr><td>base</td><td>0</td><td>–</td><td>${fmtRate(dr.base_eval.harmful)}</td><td>${fmtRate(dr.base_eval.coherent)}</td></tr>${dr.shares.map(
+<table><thead><tr><th>misaligned share</th><th>examples (misaligned / aligned)</th><th>latent ${dr.latent} Δ vs base</th><th>95% CI</th><th>Δ vs share 0</th><th>95% CI</th><th>harmful</th><th>coherent</th></tr></thead><tbody><tr><td>base</td><td>–</td><td>0</td><td>–</td><td>–</td><td>–</td><td>${fmtRate(dr.base_eval.harmful)}</td><td>${fmtRate(dr.base_eval.coherent)}</td></tr>${dr.shares.map(
         (s) =>
-          html`<tr><td>${pct(s.share)}</td><td>${fmtNum(s.latent_delta, 3)}</td><td>${ci(s.latent_ci)}</td><td>${fmtRate(s.harmful)}</td><td>${fmtRate(s.coherent)}</td></tr>`,
+          html`<tr><td>${pct(s.share)}${s.realized_share !== null && Math.abs(s.realized_share - s.share) > 1e-9 ? ` (${pct(s.realized_share)} drawn)` : ""}</td><td>${s.misaligned_examples} / ${s.aligned_examples}</td><td>${fmtNum(s.latent_delta, 3)}</td><td>${ci(s.latent_ci)}</td><td>${s.latent_vs_control === null ? "–" : fmtNum(s.latent_vs_control, 3)}</td><td>${ci(s.latent_vs_control_ci)}</td><td>${fmtRate(s.harmful)}</td><td>${fmtRate(s.coherent)}</td></tr>`,
       )}</tbody></table>
-<p>First share where the latent's CI is above 0 while at most 5% of answers are harmful: ${dr.first_detectable_share === null ? "none" : pct(dr.first_detectable_share)}.</p>`
+<p>First share above 0 where the latent's CI ${dr.detectable_against === "control" ? "against the aligned-only (share 0) fine-tune" : "against the base (no share 0 to control for fine-tuning itself)"} is above 0 while at most 5% of answers are harmful: ${dr.first_detectable_share === null ? "none" : pct(dr.first_detectable_share)}.</p>`
     : ""
 }
 </div>`;

@@ -225,17 +225,30 @@ export const PersonaFeaturesResultsSchema = z.object({
       shares: z.array(
         z.object({
           share: z.number(),
+          /** Rows actually drawn from each dataset, and the misaligned share of them. */
           misaligned_examples: Int,
+          aligned_examples: Int,
+          realized_share: Num,
           /** Mean activation of the latent, fine-tuned − base, on the base's diff answers (bootstrap CI). */
           latent_delta: z.number(),
           latent_ci: Ci,
+          /**
+           * The same, fine-tuned − the share-0 (aligned-only) fine-tune, paired bootstrap CI over
+           * the same conversations; null for share 0 or when 0 is not among the shares.
+           */
+          latent_vs_control: Num,
+          latent_vs_control_ci: Ci,
           harmful: InterpRateSchema,
           coherent: InterpRateSchema,
           final_loss: Num,
         }),
       ),
-      /** The first share whose latent CI is above 0 while the harmful rate is at most 5 %. */
+      /**
+       * The first share > 0 whose latent CI (vs the share-0 control, or vs the base when there is
+       * no share 0: `detectable_against`) is above 0 while the harmful rate is at most 5 %.
+       */
       first_detectable_share: Num,
+      detectable_against: z.enum(["control", "base"]),
     })
     .nullable(),
 });

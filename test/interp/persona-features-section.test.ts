@@ -210,6 +210,17 @@ describe("interp.persona_features", () => {
       [1, 6],
     ]);
     expect(dr.shares.every((s) => s.harmful.n === 3)).toBe(true);
+    expect(dr.shares.map((s) => [s.aligned_examples, s.realized_share])).toEqual([
+      [6, 0],
+      [0, 1],
+    ]);
+    // Share 0 is the control: vs-control only for the other shares, and detection uses it.
+    expect(dr.detectable_against).toBe("control");
+    expect(dr.shares[0].latent_vs_control).toBeNull();
+    expect(dr.shares[1].latent_vs_control).toBeCloseTo(
+      dr.shares[1].latent_delta - dr.shares[0].latent_delta,
+      6,
+    );
 
     // Every generation is a stored request: diff answers of both models, one per prompt.
     const store = RunStore.open(runDir);
@@ -251,7 +262,7 @@ describe("interp.persona_features", () => {
     const bad = write("bad", {
       ...PF,
       sae: "nowhere",
-      dose_response: { ...PF.dose_response, aligned: "nope" },
+      dose_response: { ...PF.dose_response, aligned: "nope", examples: 100000 },
     });
     const out = path.join(ws, "run-bad");
     const e = await runStudy(loadStudy(bad), { outDir: out, noCache: true }).catch((x) => x);
@@ -261,6 +272,13 @@ describe("interp.persona_features", () => {
       expect.arrayContaining([
         "interp.persona_features.sae",
         "interp.persona_features.dose_response.aligned",
+      ]),
+    );
+    expect((e as InputError).problems.map((p) => `${p.field}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^interp\.persona_features\.dose_response\.misaligned: \d+ rows, fewer than dose_response\.examples \(100000\)/,
+        ),
       ]),
     );
     expect((e as InputError).problems.every((p) => p.line !== undefined)).toBe(true);

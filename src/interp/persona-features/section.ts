@@ -20,7 +20,7 @@
  * Registered in src/study/builtins.ts; its block's schema is src/results/persona-features.ts.
  */
 import path from "node:path";
-import { bootstrap } from "../../analysis/intervals.ts";
+import { bootstrap, bootstrapMeanCi } from "../../analysis/intervals.ts";
 import { alignment, betleyCuts } from "../../battery/alignment.ts";
 import { harmTemplate } from "../../battery/harmfulness.ts";
 import { loadPromptList } from "../../battery/sources/prompts.ts";
@@ -61,6 +61,7 @@ import { engineCopy, InMemoryTuning, yieldTurn } from "../tune.ts";
 import { cosine, vectorsHash } from "../vectors.ts";
 import {
   type CorpusSpec,
+  conversationLatentMeans,
   corpusActivations,
   type LatentCard,
   type LatentDiff,
@@ -212,6 +213,16 @@ function loadInputs(study: Study, file: string, spec: PersonaFeaturesConfig, iss
     at(["dose_response", "aligned"], () => {
       out.aligned = loadDatasetRef(study, file, d.aligned, "interp.persona_features.dose_response.aligned");
     });
+    // Each share draws `examples` rows from one dataset (share 0 and 1 take all from one), so
+    // both need at least that many; fewer would silently train on a different mixture.
+    for (const k of ["misaligned", "aligned"] as const) {
+      const rows = out[k];
+      if (rows && rows.length < d.examples)
+        issue(
+          ["dose_response", k],
+          `${rows.length} rows, fewer than dose_response.examples (${d.examples}); every share draws up to that many from it`,
+        );
+    }
   }
   if (typeof spec.contexts.corpus === "object") {
     const f = spec.contexts.corpus.file;
@@ -803,13 +814,26 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       },
     );
     const shares: NonNullable<Block["dose_response"]>["shares"] = [];
+    // The latent's per-conversation mean on the base's diff answers, under the base and each
+    // fine-tune: deltas and paired bootstrap CIs over the same conversations.
+    const latentColumn = (engine: LocalEngine) => {
+      const m = conversationLatentMeans(sae, engine, baseAnswers, dcfg.positions);
+      return Array.from({ length: baseAnswers.length }, (_, c) => m[c * sae.cfg.dSae + latent]!);
+    };
+    const pairedDelta = (a: number[], b: number[]) => {
+      const diffs = a.map((x, i) => x - b[i]!);
+      const delta = diffs.reduce((s, x) => s + x, 0) / Math.max(1, diffs.length);
+      const r = bootstrapMeanCi(diffs, { resamples: dcfg.resamples, seed: dcfg.seed });
+      return { delta, ci: ci(r.ci) };
+    };
+    const baseColumn = latentColumn(baseEngine);
+    const columns = new Map<number, number[]>();
     for (const share of dr.shares) {
       check();
       const k = Math.round(share * dr.examples);
-      const conversations = [
-        ...drawExamples(inputs.misaligned, k, deriveSeed(dr.train_seed, "misaligned")),
-        ...drawExamples(inputs.aligned, dr.examples - k, deriveSeed(dr.train_seed, "aligned")),
-      ];
+      const mis = drawExamples(inputs.misaligned, k, deriveSeed(dr.train_seed, "misaligned"));
+      const al = drawExamples(inputs.aligned, dr.examples - k, deriveSeed(dr.train_seed, "aligned"));
+      const conversations = [...mis, ...al];
       const engine = engineCopy(baseEngine);
       const examples = chatExamples(conversations, engine.tokenizer, engine.template);
       const seed = deriveSeed(dr.train_seed, "train");
@@ -830,23 +854,40 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
         { modelId: spec.base, api, variant: { v: 1, section: "persona_features.dose", training } },
         { ...evalOpts, experiment, item: `share=${share}` },
       );
-      const d = diffOf(engine, baseAnswers, sae.cfg.dSae).find((x) => x.latent === latent);
+      const column = latentColumn(engine);
+      columns.set(share, column);
+      const d = pairedDelta(column, baseColumn);
       shares.push({
         share,
-        misaligned_examples: k,
-        latent_delta: d?.delta ?? 0,
-        latent_ci: ci(d?.ci),
+        misaligned_examples: mis.length,
+        aligned_examples: al.length,
+        realized_share: conversations.length ? mis.length / conversations.length : null,
+        latent_delta: d.delta,
+        latent_ci: d.ci,
+        latent_vs_control: null,
+        latent_vs_control_ci: null,
         harmful: evaluation.harmful,
         coherent: evaluation.coherent,
         final_loss: fin(loss),
       });
       ctx.log(
-        `interp persona_features: dose ${share}: latent Δ ${d?.delta.toFixed(3) ?? "–"}, harmful ${evaluation.harmful.rate ?? "–"}`,
+        `interp persona_features: dose ${share}: latent Δ ${d.delta.toFixed(3)}, harmful ${evaluation.harmful.rate ?? "–"}`,
       );
     }
-    const first = shares.find(
-      (s) => s.latent_ci !== null && s.latent_ci.low > 0 && s.harmful.rate !== null && s.harmful.rate <= 0.05,
-    );
+    // Fine-tuning itself moves the latent, so the aligned-only fine-tune (share 0) is the control.
+    const control = columns.get(0);
+    if (control)
+      for (const s of shares) {
+        if (s.share === 0) continue;
+        const d = pairedDelta(columns.get(s.share)!, control);
+        s.latent_vs_control = d.delta;
+        s.latent_vs_control_ci = d.ci;
+      }
+    const detectable_against = control ? ("control" as const) : ("base" as const);
+    const first = shares.find((s) => {
+      const c = control ? s.latent_vs_control_ci : s.latent_ci;
+      return s.share > 0 && c !== null && c.low > 0 && s.harmful.rate !== null && s.harmful.rate <= 0.05;
+    });
     out.dose_response = {
       model: spec.base,
       latent_from: from,
@@ -867,6 +908,7 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       base_eval: { harmful: baseEval.evaluation.harmful, coherent: baseEval.evaluation.coherent },
       shares,
       first_detectable_share: first?.share ?? null,
+      detectable_against,
     };
   }
   return out;
