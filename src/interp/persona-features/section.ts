@@ -314,9 +314,17 @@ function saeHash(sae: SparseAutoencoder): string {
   );
 }
 
-/** `count` distinct latents drawn with the seed, none of `exclude`. */
-function randomLatents(dSae: number, count: number, seed: number, exclude: ReadonlySet<number>): number[] {
-  const pool = Array.from({ length: dSae }, (_, i) => i).filter((i) => !exclude.has(i));
+/** `count` distinct latents drawn with the seed, none of `exclude`, only those `eligible` if given. */
+function randomLatents(
+  dSae: number,
+  count: number,
+  seed: number,
+  exclude: ReadonlySet<number>,
+  eligible?: (latent: number) => boolean,
+): number[] {
+  const pool = Array.from({ length: dSae }, (_, i) => i).filter(
+    (i) => !exclude.has(i) && (!eligible || eligible(i)),
+  );
   new Rng(seed).shuffle(pool);
   return pool.slice(0, Math.min(count, pool.length));
 }
@@ -671,22 +679,27 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       .map((d) => d.latent);
     const modelId = cl.model ?? from;
     const positions = generationPositions(cl.positions, ctx.model(modelId).engine());
-    // One random set per control, as many latents as clamped, none a top or clamped latent.
+    // Each latent's mean activation on the base model's diff answers.
+    const all = diffOf(ctx.model(modelId).engine(), baseAnswers, sae.cfg.dSae);
+    const baseMeans = new Map(all.map((d) => [d.latent, d.base]));
+    // One random set per control, as many latents as clamped, none a top or clamped latent, and
+    // only latents that fire on the base's diff answers: clamping a latent that never fires
+    // (common under TopK) to its value there is an exact no-op, not a control.
+    const want = cl.random_latents * clamped.length;
     const randoms = randomLatents(
       sae.cfg.dSae,
-      cl.random_latents * clamped.length,
+      want,
       cl.random_seed,
       new Set([...exclude, ...clamped]),
+      (l) => (baseMeans.get(l) ?? 0) !== 0,
     );
+    if (randoms.length < want)
+      ctx.log(
+        `interp persona_features: clamping: only ${randoms.length} latents fire on ${spec.base}'s diff answers outside the top ones; ${want} random latents wanted, using ${Math.floor(randoms.length / clamped.length)} set(s)`,
+      );
     const sets = Array.from({ length: Math.floor(randoms.length / clamped.length) }, (_, i) =>
       randoms.slice(i * clamped.length, (i + 1) * clamped.length),
     );
-    // base_mean: each latent's mean activation on the base model's diff answers.
-    let baseMeans = new Map<number, number>();
-    if (cl.value === "base_mean") {
-      const all = diffOf(ctx.model(modelId).engine(), baseAnswers, sae.cfg.dSae);
-      baseMeans = new Map(all.map((d) => [d.latent, d.base]));
-    }
     const clampValue = (l: number) =>
       typeof cl.value === "number" ? cl.value : cl.value === "zero" ? 0 : (baseMeans.get(l) ?? 0);
     ctx.log(`interp persona_features: clamping latent(s) ${clamped.join(", ")} (${from}) in ${modelId}`);
