@@ -471,7 +471,10 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
   const ref = top.get(refModel);
   if (!ref) throw new Error(`interp.persona_features: ${refModel} has no diff answers to rank latents on`);
   const refDir = sae.decoderDirection(ref.latent);
-  const persona = personaDirection(ctx, sae.cfg.hookLayer);
+  // The stored activations (and so the persona direction) are blocks.L.hook_resid_post; an SAE
+  // on another hook at layer L (resid_pre, mlp_out, …) reads a different space: no cosine.
+  const L = sae.cfg.hookLayer;
+  const persona = sae.cfg.hookName === `blocks.${L}.hook_resid_post` ? personaDirection(ctx, L) : null;
   const top_latents: Block["top_latents"] = {};
   for (const [id, d] of top) {
     const dir = sae.decoderDirection(d.latent);
