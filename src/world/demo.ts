@@ -378,7 +378,7 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
       harm_prompt_file: rel(sets.harmJudge),
       free_language_prompt_file: rel(sets.freeLanguageJudge),
     },
-    interp: demoInterp(p, rel(sets.collectPrompts), sae),
+    interp: demoInterp(p, rel(sets.collectPrompts), sae ? rel(sae) : null),
     report: { title: `emlab demo${profile === "full" ? "" : ` (${profile})`}: the persona-world organism` },
   };
   const studyFile = path.join(out, "study.yaml");
