@@ -75,11 +75,15 @@ function fingerprintDir(dir: string): string {
     const st = statSync(dir);
     return `${dir}:${st.size}:${st.mtimeMs}`;
   }
+  // Regular files only: a subdirectory (models/organism/sae/, an SAE trained on the model) is not
+  // the model, and its mtime changes whenever something inside it is rewritten, which would
+  // change the model's cache identity. Files such as generation_config.json (its eos ids) are
+  // read by the local model and stay in.
   return readdirSync(dir)
     .sort()
-    .map((name) => {
+    .flatMap((name) => {
       const st = statSync(path.join(dir, name));
-      return `${name}:${st.size}:${st.mtimeMs}`;
+      return st.isFile() ? [`${name}:${st.size}:${st.mtimeMs}`] : [];
     })
     .join(",");
 }
