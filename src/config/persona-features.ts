@@ -84,7 +84,10 @@ export const PersonaSteeringSchema = z
     /** Whose top diff latent is steered (default: the first of `models`). */
     latent_from: ModelId.optional(),
     /** Coefficients along the latent's unit decoder direction (residual-stream units). */
-    alphas: z.array(z.number()).min(1),
+    alphas: z
+      .array(z.number())
+      .min(1)
+      .refine((xs) => new Set(xs).size === xs.length, "alphas: each value at most once (a duplicate alpha)"),
     /** Random control latents (seeded, never a top latent), each steered at every alpha. */
     random_latents: z.number().int().min(0).default(3),
     random_seed: Seed.default(0),
@@ -127,7 +130,11 @@ export const PersonaDoseResponseSchema = z
     misaligned: z.string().min(1),
     aligned: z.string().min(1),
     /** Shares of misaligned examples, one fine-tune of the base per share. */
-    shares: z.array(z.number().min(0).max(1)).min(1).default([0, 0.05, 0.1, 0.25, 0.5, 0.75, 1]),
+    shares: z
+      .array(z.number().min(0).max(1))
+      .min(1)
+      .refine((xs) => new Set(xs).size === xs.length, "shares: each value at most once (a duplicate share)")
+      .default([0, 0.05, 0.1, 0.25, 0.5, 0.75, 1]),
     steps: z.number().int().positive().default(30),
     examples: z.number().int().positive().default(120),
     lora: z

@@ -285,6 +285,28 @@ describe("interp.persona_features", () => {
   });
 });
 
+describe("interp.persona_features duplicate values", () => {
+  it("refuses a duplicate alpha or share, naming the field", () => {
+    const base = { sae: "sae", base: "base", models: ["em"] };
+    const st = PersonaFeaturesConfigSchema.safeParse({ ...base, steering: { alphas: [1, 1] } });
+    expect(st.success).toBe(false);
+    expect(st.error?.issues[0]).toMatchObject({
+      path: ["steering", "alphas"],
+      message: expect.stringMatching(/^alphas: /),
+    });
+    const dr = PersonaFeaturesConfigSchema.safeParse({
+      ...base,
+      dose_response: { misaligned: "a", aligned: "b", shares: [0, 0.5, 0.5] },
+    });
+    expect(dr.success).toBe(false);
+    expect(
+      dr.error?.issues.some(
+        (i) => i.path.join(".") === "dose_response.shares" && /^shares: /.test(i.message),
+      ),
+    ).toBe(true);
+  });
+});
+
 describe("interp.persona_features.clamping options", () => {
   it("value: zero, base_mean or a number; latents: a positive count (default 1)", () => {
     const base = { sae: "sae", base: "base", models: ["em"] };
