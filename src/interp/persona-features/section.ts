@@ -181,7 +181,17 @@ function loadInputs(study: Study, file: string, spec: PersonaFeaturesConfig, iss
           return;
         }
     });
-  if (study.battery.harmfulness) out.harmTemplate = harmTemplate(study, file).template;
+  if (study.battery.harmfulness)
+    // The harm rubric is the study's judge.harm_prompt_file (or the built-in one): report its
+    // problem under the block that needs it, naming that field.
+    try {
+      out.harmTemplate = harmTemplate(study, file).template;
+    } catch (e) {
+      const needs = (["steering", "clamping", "dose_response"] as const).find((k) => spec[k]) ?? "diff";
+      if (e instanceof InputError)
+        for (const x of e.problems) issue([needs], `judge.harm_prompt_file: ${x.message}`);
+      else issue([needs], `judge.harm_prompt_file: ${(e as Error).message}`);
+    }
   for (const k of ["steering", "clamping", "dose_response"] as const) {
     const s = spec[k];
     if (!s) continue;
