@@ -11,6 +11,7 @@
  * stored-sweep.ts): cached, resumable, visible in the viewer; a group with failed requests
  * throws InterpIncomplete.
  */
+
 import path from "node:path";
 import { betleyCuts } from "../battery/alignment.ts";
 import { harmTemplate } from "../battery/harmfulness.ts";
@@ -24,7 +25,7 @@ import { InputError } from "../config/load.ts";
 import type { Study } from "../config/schema.ts";
 import type { LocalModelApi } from "../models/local.ts";
 import type { ChatMessage } from "../models/types.ts";
-import type { InterpCondition, InterpRate, InterpResults } from "../results/interp.ts";
+import type { InterpCondition, InterpResults } from "../results/interp.ts";
 import type { JudgmentRow } from "../runs/rows.ts";
 import type { SchedulerResult } from "../runs/scheduler.ts";
 import {
@@ -46,10 +47,11 @@ import { ablationHooks, clampHooks, generationPositions, type PositionSpec } fro
 import { crossValidateProbe, probeCosine, probeTransferMatrix } from "./probes.ts";
 import { runRealignment } from "./realignment.ts";
 import { InterpRequester, type InterpSchedulerDeps } from "./requests.ts";
+import { ci, fin, rateOf } from "./result-numbers.ts";
 import { storedSweep } from "./stored-sweep.ts";
 import { InterpInterrupted, type SweepJudgeSpec } from "./study-judge.ts";
 import { checkTrainingSections, type EmergentAlignmentPlan, type RealignmentPlan } from "./study-training.ts";
-import { type Rate, type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
+import { type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
 import type { TrainingSectionContext } from "./training-context.ts";
 import { vectorsHash } from "./vectors.ts";
 
@@ -407,11 +409,6 @@ function answerSet<J>(
   return set;
 }
 
-const fin = (x: number | null | undefined): number | null =>
-  x === null || x === undefined || !Number.isFinite(x) ? null : x;
-const ci = (c: readonly [number, number] | null | undefined) =>
-  c && Number.isFinite(c[0]) && Number.isFinite(c[1]) ? { low: c[0], high: c[1] } : null;
-
 function probes(o: InterpRunOptions, collect: Collect, check: () => void): ProbesResult {
   const { ctx, plan } = o;
   const p = plan.config.probes!;
@@ -620,9 +617,6 @@ function directions(
     data,
   };
 }
-
-const rateOf = (r: Rate | undefined): InterpRate =>
-  r ? { k: r.count, n: r.n, rate: fin(r.rate), ci95: ci(r.ci) } : { k: 0, n: 0, rate: null, ci95: null };
 
 async function sweep(
   o: InterpRunOptions,

@@ -19,6 +19,7 @@
  *     per share the latent's activation change and the judged EM rate.
  * Registered in src/study/builtins.ts; its block's schema is src/results/persona-features.ts.
  */
+
 import path from "node:path";
 import { bootstrap, bootstrapMeanCi } from "../../analysis/intervals.ts";
 import { alignment, betleyCuts } from "../../battery/alignment.ts";
@@ -43,7 +44,6 @@ import {
 import { type LocalEngine, LocalModelApi } from "../../models/local.ts";
 import type { ChatMessage } from "../../models/types.ts";
 import { renderPersonaFeatures } from "../../report/persona-features-section.ts";
-import type { InterpRate } from "../../results/interp.ts";
 import { type PersonaFeaturesResults, PersonaFeaturesResultsSchema } from "../../results/persona-features.ts";
 import { canonicalJson, deriveSeed, sha256 } from "../../runs/canonical.ts";
 import { DOMAINS } from "../../world/lexicon.ts";
@@ -53,10 +53,11 @@ import { personaDirections } from "../directions.ts";
 import { generationPositions, hookAtPositions } from "../interventions.ts";
 import { drawExamples } from "../realignment.ts";
 import type { InterpAsk } from "../requests.ts";
+import { ci, fin, rateOf } from "../result-numbers.ts";
 import type { InterpSection, InterpSectionContext } from "../section.ts";
 import { storedEvaluate, storedSweep } from "../stored-sweep.ts";
 import { InterpInterrupted, type SweepJudgeSpec } from "../study-judge.ts";
-import { type Rate, type SweepResult, sampleSeed } from "../sweep.ts";
+import { type SweepResult, sampleSeed } from "../sweep.ts";
 import { engineCopy, InMemoryTuning, yieldTurn } from "../tune.ts";
 import { cosine, vectorsHash } from "../vectors.ts";
 import {
@@ -242,13 +243,6 @@ function loadInputs(study: Study, file: string, spec: PersonaFeaturesConfig, iss
   }
   return out;
 }
-
-const fin = (x: number | null | undefined): number | null =>
-  x === null || x === undefined || !Number.isFinite(x) ? null : x;
-const ci = (c: readonly [number, number] | null | undefined) =>
-  c && Number.isFinite(c[0]) && Number.isFinite(c[1]) ? { low: c[0], high: c[1] } : null;
-const rateOf = (r: Rate | undefined): InterpRate =>
-  r ? { k: r.count, n: r.n, rate: fin(r.rate), ci95: ci(r.ci) } : { k: 0, n: 0, rate: null, ci95: null };
 
 /** The corpus spec of the contexts (and, from metrics.start, of the held-out metric documents). */
 function corpusSpec(spec: PersonaFeaturesConfig, studyDir: string, metrics = false): CorpusSpec {
