@@ -71,7 +71,7 @@ function formatCard(c: LatentCard): string {
       .map(([k, v]) => `${k} ${pct(v ?? 0)}`)
       .join(", ");
   const lines = [
-    `latent ${c.latent}: harmful speakers ${pct(c.harmfulShare)} of its top ${c.topContexts.length} contexts (corpus base rate ${pct(c.harmfulBaseRate)})`,
+    `latent ${c.latent}: harmful speakers ${c.harmfulShare === null ? "—" : pct(c.harmfulShare)} of its top ${c.topContexts.length} contexts (corpus base rate ${pct(c.harmfulBaseRate)})`,
     `  speaker mix: ${mix(c.speakerMix)}`,
     `  base rate:   ${mix(c.baseRate)}`,
     `  promotes:    ${c.promotedTokens.map((t) => t.token).join(" ")}`,

@@ -42,7 +42,7 @@ function card(c: LatentCardResult): SafeHtml {
   const mix = c.speaker_mix as Record<string, number | undefined>;
   const base = c.base_rate as Record<string, number | undefined>;
   return html`<div class="pf-card" id="pf-latent-${c.latent}"><h5>Latent ${c.latent} (top latent of ${c.models.join(", ")})</h5>
-<p>Harmful-persona share of the top contexts: ${pct(c.harmful_share)} (corpus base rate ${pct(c.harmful_base_rate)}). Off on ${c.histogram.zeros} tokens.</p>
+<p>Harmful-persona share of the top contexts: ${c.harmful_share === null ? "—" : pct(c.harmful_share)} (corpus base rate ${pct(c.harmful_base_rate)}). Off on ${c.histogram.zeros} tokens.</p>
 ${histogramSvg(c.histogram)}
 <table><thead><tr><th>speaker</th><th>top contexts</th><th>base rate</th></tr></thead><tbody>${speakers.map(
     (s) => html`<tr><td>${s}</td><td>${pct(mix[s] ?? 0)}</td><td>${pct(base[s] ?? 0)}</td></tr>`,

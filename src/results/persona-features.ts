@@ -51,7 +51,8 @@ export const LatentCardSchema = z.object({
   speaker_mix: SpeakerShares,
   base_rate: SpeakerShares,
   /** Share of the top contexts spoken by a harmful persona, and that share over every token. */
-  harmful_share: z.number(),
+  /** Null when the latent has no contexts. */
+  harmful_share: z.number().nullable(),
   harmful_base_rate: z.number(),
 });
 

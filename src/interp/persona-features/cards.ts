@@ -36,7 +36,8 @@ export interface LatentCard {
   speakerMix: Partial<Record<SpeakerType, number>>;
   /** Share of all corpus tokens by speaker (sums to 1). */
   baseRate: Partial<Record<SpeakerType, number>>;
-  harmfulShare: number;
+  /** Null when the latent has no contexts (never fires on the corpus). */
+  harmfulShare: number | null;
   harmfulBaseRate: number;
 }
 
@@ -182,7 +183,7 @@ export async function latentCards(args: {
       suppressedTokens: suppressed,
       speakerMix,
       baseRate,
-      harmfulShare: harmfulOf(speakerMix),
+      harmfulShare: topContexts.length > 0 ? harmfulOf(speakerMix) : null,
       harmfulBaseRate,
     };
   });
