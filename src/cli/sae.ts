@@ -141,6 +141,12 @@ export function registerSaeCommand(program: Command): void {
             throw bad("--architecture", `must be topk or relu, got '${opts.architecture}'`);
           const corpus = parseCorpus("--corpus", opts.corpus);
           const heldOut = parseCorpus("--heldout", opts.heldout, { seed: 1, documents: 200 });
+          // Checked before loading the model or training: bad flags exit 2 naming the flag.
+          if (!/^blocks\.\d+\.hook_[a-z_]+$/.test(opts.hook) && opts.hook !== "hook_embed")
+            throw bad("--hook", `unsupported hook name '${opts.hook}' (blocks.L.hook_<point> or hook_embed)`);
+          const dSae = int("--latents", opts.latents, 1);
+          const k = opts.architecture === "topk" ? int("--k", opts.k, 1) : undefined;
+          if (k !== undefined && k > dSae) throw bad("--k", `${k} is more than --latents (${dSae})`);
           const engine = loadModel(opts.model);
           if (!engine.model.hookNames.includes(opts.hook))
             throw bad(
@@ -156,8 +162,8 @@ export function registerSaeCommand(program: Command): void {
             corpus,
             heldOut,
             architecture: opts.architecture,
-            dSae: int("--latents", opts.latents, 1),
-            ...(opts.architecture === "topk" ? { k: int("--k", opts.k, 1) } : {}),
+            dSae,
+            ...(k !== undefined ? { k } : {}),
             ...(opts.l1 !== undefined ? { l1Coefficient: positive("--l1", opts.l1) } : {}),
             steps,
             batchSize: int("--batch", opts.batch, 1),
