@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { renderPersonaFeatures } from "../../src/report/persona-features-section.ts";
 import { PersonaFeaturesResultsSchema } from "../../src/results/persona-features.ts";
-import { HOSTILE_MODEL, HOSTILE_TOKEN, personaFeaturesBlock } from "../support/persona-features-block.ts";
+import { HOSTILE_TOKEN, personaFeaturesBlock } from "../support/persona-features-block.ts";
 
 describe("persona features report section", () => {
   const block = PersonaFeaturesResultsSchema.parse(personaFeaturesBlock());
