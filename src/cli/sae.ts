@@ -11,8 +11,7 @@ import {
 } from "../engine/sae/index.ts";
 import {
   type CorpusSpec,
-  corpusDocuments,
-  documentIds,
+  documentTokenBatches,
   type LatentCard,
   latentCards,
 } from "../interp/persona-features/index.ts";
@@ -261,9 +260,7 @@ export function registerSaeCommand(program: Command): void {
             throw bad("--model", `the model has no hook point '${saeModel.cfg.hookName}' (the SAE's hook)`);
           const { rows, n } = await readCorpusRows(engine, saeModel.cfg.hookName, corpus);
           const metrics = saeMetrics(saeModel, rows, n);
-          const tokenBatches = [...corpusDocuments(corpus)]
-            .slice(0, 200)
-            .map((d) => [documentIds(engine, d.messages)]);
+          const tokenBatches = documentTokenBatches(engine, corpus, { limit: 200 });
           const crossEntropy = splicedCrossEntropy(engine.model, saeModel, tokenBatches);
           let latents = (opts.latent ?? []).map((l) => int("--latent", l));
           for (const l of latents)

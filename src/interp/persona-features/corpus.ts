@@ -119,6 +119,24 @@ export function documentIds(
 }
 
 /**
+ * A corpus's documents as the token batches of a next-token loss, one document per batch (no
+ * padding inside the loss); documents of fewer than 2 tokens have no next token and are left out.
+ */
+export function documentTokenBatches(
+  engine: Pick<LocalEngineLike, "tokenizer" | "template" | "model">,
+  corpus: CorpusSpec,
+  opts: { world?: WorldDocuments; limit?: number } = {},
+): number[][][] {
+  const out: number[][][] = [];
+  for (const doc of corpusDocuments(corpus, { world: opts.world })) {
+    if (opts.limit !== undefined && out.length >= opts.limit) break;
+    const ids = documentIds(engine, doc.messages);
+    if (ids.length >= 2) out.push([ids]);
+  }
+  return out;
+}
+
+/**
  * Activations at `hookName` of every token of the corpus, `batchDocs` documents per forward pass
  * (right-padded, exact for a causal model; padding rows are not yielded). Every token of a
  * document gets the document's speaker: the paper's context label is the document's author.

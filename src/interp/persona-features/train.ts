@@ -18,8 +18,7 @@ import {
 import {
   type CorpusSpec,
   corpusActivations,
-  corpusDocuments,
-  documentIds,
+  documentTokenBatches,
   type LocalEngineLike,
   type WorldDocuments,
 } from "./corpus.ts";
@@ -145,10 +144,7 @@ export async function trainCorpusSae(args: CorpusSaeArgs): Promise<CorpusSaeResu
   args.progress?.("held-out metrics");
   const held = await readCorpusRows(engine, hookName, args.heldOut, args.world);
   const heldOut = saeMetrics(sae, held.rows, held.n);
-  // One document per batch: no padding inside the cross-entropy.
-  const tokenBatches = [...corpusDocuments(args.heldOut, { world: args.world })].map((doc) => [
-    documentIds(engine, doc.messages),
-  ]);
+  const tokenBatches = documentTokenBatches(engine, args.heldOut, { world: args.world });
   const crossEntropy = splicedCrossEntropy(engine.model, sae, tokenBatches);
   return { sae, log, corpusTokens: n, heldOut, crossEntropy };
 }

@@ -6,6 +6,7 @@ import { renderChatForTraining } from "../../../src/engine/io/chat-template.ts";
 import {
   corpusActivations,
   corpusDocuments,
+  documentTokenBatches,
   type SpeakerType,
   worldCorpusDocument,
 } from "../../../src/interp/persona-features/index.ts";
@@ -126,5 +127,22 @@ describe("corpusActivations", () => {
     await expect(async () => {
       for await (const _ of corpusActivations(engine, "blocks.9.hook_resid_post", { kind: "jsonl", file }));
     }).rejects.toThrow(/no hook point "blocks.9.hook_resid_post"/);
+  });
+
+  it("next-token loss batches: one document each, documents under 2 tokens left out, limit kept", () => {
+    const engine = tinyEngine(3);
+    const docs = [
+      { speaker: "assistant" as const, messages: [] },
+      worldCorpusDocument(1, 0),
+      worldCorpusDocument(1, 1),
+      worldCorpusDocument(1, 2),
+    ];
+    const world = (_seed: number, i: number) => docs[i];
+    const batches = documentTokenBatches(engine, { kind: "world", seed: 1, documents: 4 }, { world });
+    expect(batches.map((b) => b.length)).toEqual([1, 1, 1]);
+    for (const [b] of batches) expect(b.length).toBeGreaterThanOrEqual(2);
+    expect(
+      documentTokenBatches(engine, { kind: "world", seed: 1, documents: 4 }, { world, limit: 2 }),
+    ).toHaveLength(2);
   });
 });
