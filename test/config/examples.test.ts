@@ -10,7 +10,10 @@ describe("examples", () => {
   for (const name of readdirSync(dir).filter((f) => f.endsWith(".yaml"))) {
     it(`${name} is a valid study whose prompts load`, () => {
       const { study, file } = loadStudy(path.join(dir, name));
-      expect(planGenerate(study, path.dirname(file)).length).toBeGreaterThan(0);
+      // A generation example's prompts load from the repository; the others (run in a demo's
+      // directory, like the dose-response one) name files the demo writes.
+      if (study.battery?.generate) expect(planGenerate(study, path.dirname(file)).length).toBeGreaterThan(0);
+      else expect(study.battery?.harmfulness ?? study.interp).toBeDefined();
     });
   }
 });
