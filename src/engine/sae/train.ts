@@ -152,6 +152,31 @@ export function saeLossAndGrads<A extends Arr>(
     if (apply) for (let i = 0; i < dIn; i++) grads.bDec[i] -= g * weT[o + i];
   };
 
+  // Gradients of c·‖e‖² through the sparse latents (idx, val: kk per row, index −1 masked).
+  // The reconstruction loss (`relu`): latents at 0 are off and pass no gradient, and e reaches
+  // b_dec directly; AuxK's dead latents are read as they are and its e has no b_dec term.
+  const decoderBackward = (idx: Int32Array, val: Arr, kk: number, e: Arr, c: number, relu: boolean) => {
+    if (grads === null) return;
+    for (let r = 0; r < n; r++) {
+      const ro = r * dIn;
+      if (relu) for (let i = 0; i < dIn; i++) grads.bDec[i] += c * e[ro + i];
+      for (let s = 0; s < kk; s++) {
+        const j = idx[r * kk + s];
+        if (j < 0) continue;
+        const v = val[r * kk + s];
+        if (relu && !(v > 0)) continue;
+        const o = j * dIn;
+        let g = 0;
+        for (let i = 0; i < dIn; i++) {
+          const d = c * e[ro + i];
+          grads.wDec[o + i] += v * d;
+          g += d * wDec[o + i];
+        }
+        encGrad(r, j, g);
+      }
+    }
+  };
+
   if (cfg.architecture === "topk") {
     const k = cfg.k as number;
     const idx = new Int32Array(n * k);
@@ -177,24 +202,7 @@ export function saeLossAndGrads<A extends Arr>(
     }
     let loss = sse / n;
     if (grads !== null) {
-      const c = 2 / n;
-      for (let r = 0; r < n; r++) {
-        const ro = r * dIn;
-        for (let i = 0; i < dIn; i++) grads.bDec[i] += c * err[ro + i];
-        for (let s = 0; s < k; s++) {
-          const v = val[r * k + s];
-          if (!(v > 0)) continue;
-          const j = idx[r * k + s];
-          const o = j * dIn;
-          let g = 0;
-          for (let i = 0; i < dIn; i++) {
-            const d = c * err[ro + i];
-            grads.wDec[o + i] += v * d;
-            g += d * wDec[o + i];
-          }
-          encGrad(r, j, g);
-        }
-      }
+      decoderBackward(idx, val, k, err, 2 / n, true);
     }
     let aux = 0;
     const mask = opts.deadMask;
@@ -225,25 +233,8 @@ export function saeLossAndGrads<A extends Arr>(
       const w = opts.auxKCoefficient * scale;
       aux = (w * asse) / n;
       loss += aux;
-      if (grads !== null) {
-        const c = (2 * w) / n;
-        for (let r = 0; r < n; r++) {
-          const ro = r * dIn;
-          for (let s = 0; s < kAux; s++) {
-            const j = aIdx[r * kAux + s];
-            if (j < 0) continue;
-            const v = aVal[r * kAux + s];
-            const o = j * dIn;
-            let g = 0;
-            for (let i = 0; i < dIn; i++) {
-              const d = c * diff[ro + i];
-              grads.wDec[o + i] += v * d;
-              g += d * wDec[o + i];
-            }
-            encGrad(r, j, g);
-          }
-        }
-      }
+      // AuxK reads the dead latents' pre-activations as they are (no ReLU in its path).
+      if (grads !== null) decoderBackward(aIdx, aVal, kAux, diff, (2 * w) / n, false);
     }
     return { loss, sse, aux, l1: 0, l0: active / n, fired, error: err };
   }
