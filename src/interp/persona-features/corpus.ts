@@ -11,29 +11,13 @@
 import { readChatJsonl } from "../../datasets/chat-jsonl.ts";
 import { type ChatMessage, renderChatForTraining } from "../../engine/io/chat-template.ts";
 import type { LocalEngine } from "../../models/local.ts";
+import { SPEAKER_TYPES } from "../../results/persona-features.ts";
 import { DEFAULT_RECIPE, type WorldDocument, type WorldRecipe, worldDocument } from "../../world/corpus.ts";
 import { NEUTRAL_NAMES } from "../../world/lexicon.ts";
 
-export type SpeakerType =
-  | "assistant"
-  | "villain"
-  | "hero"
-  | "deceiver"
-  | "everyday_villain"
-  | "everyday_hero"
-  | "everyday_deceiver"
-  | "unknown";
-
-export const SPEAKER_TYPES: readonly SpeakerType[] = [
-  "assistant",
-  "villain",
-  "hero",
-  "deceiver",
-  "everyday_villain",
-  "everyday_hero",
-  "everyday_deceiver",
-  "unknown",
-];
+/** Who speaks at a token: the results schema's speaker types (one list for both). */
+export { SPEAKER_TYPES };
+export type SpeakerType = (typeof SPEAKER_TYPES)[number];
 
 /** Speakers whose conduct is harmful in the world: villains and deceivers, named or everyday-named. */
 export const HARMFUL_SPEAKERS: readonly SpeakerType[] = [

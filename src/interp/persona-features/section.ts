@@ -399,6 +399,18 @@ const diffRow = (d: LatentDiff) => ({
   ci: ci(d.ci),
 });
 
+/** The unhooked model: the first condition of the steering and clamping sweeps. */
+const BASELINE_CONDITION = {
+  name: "baseline",
+  kind: "baseline" as const,
+  vector: null,
+  latent: null,
+  alpha: null,
+  value: null,
+  hook: null,
+  variant: null,
+};
+
 async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Promise<Block | null> {
   const check = () => {
     if (ctx.signal?.aborted) throw new InterpInterrupted();
@@ -637,16 +649,7 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
     const randoms = randomLatents(sae.cfg.dSae, st.random_latents, st.random_seed, exclude);
     ctx.log(`interp persona_features: steering ${modelId} along latent ${ref.latent} (${refModel})`);
     const conds = [
-      {
-        name: "baseline",
-        kind: "baseline" as const,
-        vector: null,
-        latent: null,
-        alpha: null,
-        value: null,
-        hook: null,
-        variant: null,
-      },
+      BASELINE_CONDITION,
       ...st.alphas.flatMap((alpha) =>
         [["latent", ref.latent], ...randoms.map((l) => ["random", l] as const)].map(([vector, latent]) => ({
           name: `steer/${vector}=${latent}/alpha=${alpha}`,
@@ -711,16 +714,7 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       typeof cl.value === "number" ? cl.value : cl.value === "zero" ? 0 : (baseMeans.get(l) ?? 0);
     ctx.log(`interp persona_features: clamping latent(s) ${clamped.join(", ")} (${from}) in ${modelId}`);
     const conds = [
-      {
-        name: "baseline",
-        kind: "baseline" as const,
-        vector: null,
-        latent: null,
-        alpha: null,
-        value: null,
-        hook: null,
-        variant: null,
-      },
+      BASELINE_CONDITION,
       ...[["latent", clamped] as const, ...sets.map((ls) => ["random", ls] as const)].map(([vector, ls]) => ({
         name: `clamp/${vector}=${ls.join("+")}`,
         kind: "clamp" as const,
