@@ -4,6 +4,7 @@
  * module (or emlab itself) runs this.
  */
 import { alignment } from "../battery/alignment.ts";
+import { datasetGeneration } from "../battery/dataset-generation/experiment.ts";
 import { generate } from "../battery/generate.ts";
 import { harmfulness } from "../battery/harmfulness.ts";
 import { recognition } from "../battery/recognition.ts";
@@ -26,6 +27,8 @@ const BUILTIN_EXPERIMENTS = [
   crossRating,
 ] as unknown as Experiment[];
 for (const e of BUILTIN_EXPERIMENTS) registerExperiment(e, { builtin: true });
+// Its block is registered through its own `config` (not a key of src/config/schema.ts's BatterySchema).
+registerExperiment(datasetGeneration);
 registerWorld();
 // emlab's own registered interp section (its config is a key of InterpConfigSchema).
 registerInterpSection(personaFeatures, { builtin: true });
