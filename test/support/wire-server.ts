@@ -1,5 +1,5 @@
 /**
- * Wire-faithful local test server for the OpenAI and Anthropic HTTP APIs (tests only).
+ * Wire-faithful local test server for the OpenAI, Anthropic and Together AI HTTP APIs (tests only).
  *
  * A real node:http server on 127.0.0.1 that answers with the providers' own JSON
  * shapes, status codes, error envelopes and headers, so the official SDKs (and our
@@ -13,16 +13,26 @@
  *
  * Options (WireServerOptions): port (0), apiKey ("sk-wire-test"; null accepts any key), models
  *   (others get 404), contentFilterMarker, respond, faults, latencyMs, concurrencyLimit,
- *   batchPolls (2), seed (ids). Server: url, port, apiKey, stats, log, faults, setFaults,
- *   setRespond, queueFaults, reset, close.
+ *   batchPolls (2), finetunePolls (3), moderationMarker ("MODERATION-BLOCK"), finetuneMinExamples
+ *   (10), seed (ids). Server: url, port, apiKey, stats, log, faults, setFaults, setRespond,
+ *   queueFaults, dropBatchReplies, failNextFinetunes, dropFinetuneReplies, reset, close.
  *
  * Endpoints
  *   OpenAI    POST /v1/chat/completions            model, messages, n (1-128), seed, temperature (0-2),
  *                                                  top_p, max_tokens | max_completion_tokens, stop
  *                                                  (string | ≤4 strings), logprobs, top_logprobs (0-20)
  *             GET  /v1/models[/:id]
- *             POST /v1/files (multipart: file, purpose), GET /v1/files[/:id[/content]], DELETE /v1/files/:id
+ *             POST /v1/files (multipart: file, purpose), GET /v1/files[?purpose=][/:id[/content]],
+ *             DELETE /v1/files/:id   (shared with Together: see Files below)
  *             POST /v1/batches, GET /v1/batches[/:id], POST /v1/batches/:id/cancel
+ *             POST /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs[?limit&after&metadata[k]=v],
+ *             GET /v1/fine_tuning/jobs/:id, GET /v1/fine_tuning/jobs/:id/events[?limit&after],
+ *             GET /v1/fine_tuning/jobs/:id/checkpoints[?limit&after], POST /v1/fine_tuning/jobs/:id/cancel
+ *   Together  POST /v1/files/upload (multipart: file, file_name, purpose, file_type?)  (Bearer auth)
+ *             GET /v1/files[/:id[/content]], DELETE /v1/files/:id (the shared routes above)
+ *             POST /v1/fine-tunes, GET /v1/fine-tunes[/:id], GET /v1/fine-tunes/:id/events,
+ *             GET /v1/fine-tunes/:id/checkpoints, POST /v1/fine-tunes/:id/cancel
+ *             POST /v1/chat/completions (Together's is OpenAI-compatible: the route above)
  *   Anthropic POST /v1/messages                     needs x-api-key + anthropic-version; model, max_tokens
  *                                                  (required), messages (alternating, first user), system,
  *                                                  temperature (0-1), top_p, top_k, stop_sequences
@@ -33,8 +43,9 @@
  *   404 model_not_found, 400 code content_filter, 429 rate_limit_exceeded, 500 server_error,
  *   503 overloaded); Anthropic `{type:"error", error:{type,message}, request_id}` (400
  *   invalid_request_error, 401 authentication_error, 404 not_found_error, 429 rate_limit_error,
- *   500 api_error, 529 overloaded_error). Every response has `x-request-id` (OpenAI) or
- *   `request-id` (Anthropic); generation responses carry `x-ratelimit-*` / `anthropic-ratelimit-*`.
+ *   500 api_error, 529 overloaded_error); Together uses OpenAI's envelope (its ErrorData), 401
+ *   code invalid_api_key. Every response has `x-request-id` (OpenAI, Together) or `request-id`
+ *   (Anthropic); generation responses carry `x-ratelimit-*` / `anthropic-ratelimit-*`.
  *
  * Generated text
  *   Deterministic from (model, messages, seed, choice index); temperature 0 ignores the index;
@@ -76,8 +87,53 @@
  *   {type:"succeeded", message} | {type:"errored", error} | {type:"canceled"}}`. Params are
  *   validated when processed (as the real API does), so bad params come back "errored".
  *
+ * Files
+ *   One store serves both APIs that use /v1/files: a file object always carries OpenAI's fields
+ *   (id, object, bytes, created_at, expires_at, filename, purpose, status "processed",
+ *   status_details) and Together's (Processed, FileType, LineCount), whichever API uploaded it, so
+ *   either SDK parses any listing. OpenAI ids are `file-<22 hex>`, Together's `file-<uuid>`.
+ *   Together checks a fine-tune JSONL file when it is uploaded (conversational {messages},
+ *   instruction {prompt, completion} or general {text}, one format a file, no extra columns) and
+ *   refuses a bad one with 400 `{error:{message, type:"invalid_request_error", param:"file",
+ *   code:"invalid_file_format"}}`, the message naming the line (its SDK's `check_file` texts, e.g.
+ *   "Error parsing json payload. Unexpected format on line 2."). Only the documented
+ *   single-request upload is served; the current together-python SDK may instead upload through
+ *   a signed-URL redirect, which this server does not implement.
+ *
+ * Fine-tuning (both APIs; every GET of a job is a poll, like batches; P = `finetunePolls`)
+ *   OpenAI: created "validating_files" → poll 1 checks the files (chat format; at least
+ *   `finetuneMinExamples` examples; a malformed line fails the job with error {code:
+ *   "invalid_training_file", param: "training_file", message: "The job failed due to a file
+ *   format error in the training file. Invalid file format. Line 3 is not valid JSON."}; a file
+ *   containing `moderationMarker` fails it with OpenAI's moderation text, "...This training file
+ *   was blocked because too many examples were flagged by our moderation API...") → "queued" →
+ *   poll 2..P+1 "running" (the "auto" hyperparameters resolve to n_epochs 3, batch_size 1,
+ *   learning_rate_multiplier 1.8; each running poll adds its share of the steps as "metrics"
+ *   events and a checkpoint at every epoch end) → poll P+2 "succeeded" with fine_tuned_model
+ *   `ft:<base>:wire-test:<suffix or empty>:<8 hex>`, trained_tokens, result_files (a
+ *   step_metrics.csv). Events list newest first. The model (and each checkpoint's
+ *   `...:ckpt-step-N`) is then accepted by chat completions and listed by GET /v1/models, and can
+ *   itself be fine-tuned. Model must be one of the server's models (opts.models or the defaults)
+ *   or an ft: model it made, else 400 code model_not_available; training_file must exist with
+ *   purpose fine-tune, else 400 param training_file. Unknown job: 404.
+ *   Together: created "pending" (model_output_name `wire-test/<base basename>[-<suffix>]-<8 hex>`
+ *   from the start) → poll 1 "queued" (or "error" when the training file contains
+ *   `moderationMarker`: a JOB_ERROR event says it was "rejected by our content moderation"; the
+ *   exact text Together uses is not published, this one is ours) → poll 2..P+1 "running"
+ *   (EPOCH_COMPLETE and CHECKPOINT_SAVE events; n_checkpoints counts the final one) → poll P+2
+ *   "completed" (checkpoints "Final Merged" + "Final Adapter" for LoRA, "Final" for Full). The
+ *   real job may also pass "compressing" / "uploading"; this one does not. Together jobs carry no
+ *   error field: a failure is status "error" plus a JOB_ERROR event whose message is the error.
+ *   Events list oldest first. cancel → "cancel_requested", "cancelled" on the next poll.
+ *   from_checkpoint takes `<job id | output name>[:<step>]` of a completed job. The legacy flat
+ *   `lora`, `lora_r`, ... fields are not in Together's current API reference and are ignored.
+ *   `server.failNextFinetunes(k, {message, code?})`: the next k jobs created (either API) fail at
+ *   the end of their running polls with that error. `server.dropFinetuneReplies(k, afterMs?)`:
+ *   the next k job creations go through but get no reply (as dropBatchReplies).
+ *
  * Counting
- *   `server.stats` = {requests, byStatus, byPath (route pattern, e.g. "/v1/batches/:id"), dropped,
+ *   `server.stats` = {requests, byStatus, byPath (route pattern over all methods, e.g.
+ *   "/v1/batches/:id"; the log tells POST /v1/files from GET /v1/files), dropped,
  *   inFlight, maxInFlight (generation requests from arrival to the end of the answer; requests
  *   only overlap on the server when it is told to wait: latencyMs or slow faults)};
  *   `server.log` = one entry per finished request {api, method, path, route, model, body,
@@ -86,7 +142,7 @@
  *
  * Standalone: `npx tsx test/support/wire-server.ts --port 8787 [--rate429 0.2 --rate500 0.05
  *   --rate-drop 0.02 --rate-truncate 0.05 --slow-rate 0.1 --slow-ms 500 --retry-after-s 1
- *   --api-key K --models a,b]`
+ *   --api-key K --models a,b --finetune-polls 3 --moderation-marker M --finetune-min-examples 10]`
  */
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -96,6 +152,7 @@ import { AnthropicBatches } from "./wire/anthropic-batches.ts";
 import { anthropicError, anthropicMessage, parseMessagesRequest } from "./wire/anthropic-messages.ts";
 import {
   type FaultKind,
+  type FinetuneFailure,
   HttpError,
   type Incoming,
   isObject,
@@ -107,10 +164,13 @@ import {
 import { FaultInjector } from "./wire/faults.ts";
 import { OpenAIBatches } from "./wire/openai-batches.ts";
 import { chatCompletion, openaiError, parseChatRequest } from "./wire/openai-chat.ts";
+import { OpenAIFineTuning } from "./wire/openai-finetune.ts";
 import { hexOf } from "./wire/random.ts";
 import { type RespondHook, ScriptError } from "./wire/text.ts";
+import { TogetherFineTuning } from "./wire/together.ts";
 
-export type { FaultKind, WireFaults, WireServerOptions } from "./wire/context.ts";
+export type { FaultKind, FinetuneFailure, WireFaults, WireServerOptions } from "./wire/context.ts";
+export { OPENAI_ORG_SLUG } from "./wire/openai-finetune.ts";
 export type {
   ChatTurn,
   RespondContext,
@@ -119,8 +179,10 @@ export type {
   TokenLogprob,
   TopToken,
 } from "./wire/text.ts";
+export { TOGETHER_ACCOUNT } from "./wire/together.ts";
 
-export type WireApi = "openai" | "anthropic";
+/** "together": Together AI's own routes (/v1/files/upload, /v1/fine-tunes...); shared routes log "openai". */
+export type WireApi = "openai" | "anthropic" | "together";
 /** "truncated": a 200 whose body was cut off by the `truncate` fault (status 200). */
 export type WireOutcome = "ok" | "429" | "500" | "overloaded" | "drop" | "error4xx" | "truncated";
 
@@ -175,6 +237,15 @@ export interface WireServer {
    * killed while waiting for it, after the provider accepted the batch.
    */
   dropBatchReplies(count: number, afterMs?: number): void;
+  /**
+   * The next `count` fine-tuning jobs created (either API) fail at the end of their running
+   * polls with this error instead of succeeding: OpenAI status "failed" with
+   * `error: {code: code ?? "server_error", message, param: null}`, Together status "error"
+   * with a JOB_ERROR event carrying `message`.
+   */
+  failNextFinetunes(count: number, error: FinetuneFailure): void;
+  /** Like dropBatchReplies, for fine-tuning job creations (POST /v1/fine_tuning/jobs, /v1/fine-tunes). */
+  dropFinetuneReplies(count: number, afterMs?: number): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -237,27 +308,41 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
       ...opts,
       apiKey: opts.apiKey === undefined ? DEFAULT_API_KEY : opts.apiKey,
       batchPolls: opts.batchPolls ?? 2,
+      finetunePolls: opts.finetunePolls ?? 3,
+      moderationMarker: opts.moderationMarker ?? "MODERATION-BLOCK",
+      finetuneMinExamples: opts.finetuneMinExamples ?? 10,
     },
     baseUrl: "",
     files: new Map(),
+    fineTunedModels: new Set(),
+    finetuneFailures: [],
     newId: (prefix, chars = 24) => prefix + hexOf(`id:${idSeed}:${counter++}`, chars),
     now: () => Math.floor(Date.now() / 1000),
   };
   if (!Number.isInteger(state.opts.batchPolls) || state.opts.batchPolls < 1) {
     throw new Error(`wire-server: batchPolls must be an integer >= 1, got ${opts.batchPolls}`);
   }
+  if (!Number.isInteger(state.opts.finetunePolls) || state.opts.finetunePolls < 1) {
+    throw new Error(`wire-server: finetunePolls must be an integer >= 1, got ${opts.finetunePolls}`);
+  }
+  if (state.opts.moderationMarker === "") throw new Error("wire-server: moderationMarker must not be empty");
   const injector = new FaultInjector(opts.faults);
   const openaiBatches = new OpenAIBatches(state);
   const anthropicBatches = new AnthropicBatches(state);
+  const openaiFineTuning = new OpenAIFineTuning(state);
+  const together = new TogetherFineTuning(state);
+  const baseModels = () => opts.models ?? DEFAULT_MODELS;
   const stats: WireStats = { requests: 0, byStatus: {}, byPath: {}, dropped: 0, inFlight: 0, maxInFlight: 0 };
   const batchCreate = new Set(["/v1/batches", "/v1/messages/batches"]);
   const batchReplyDrops = { count: 0, afterMs: 0 };
+  const finetuneCreate = new Set(["/v1/fine_tuning/jobs", "/v1/fine-tunes"]);
+  const finetuneReplyDrops = { count: 0, afterMs: 0 };
   const log: WireLogEntry[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let closing: Promise<void> | undefined;
 
   const listModels = (inc: Incoming): Reply => {
-    const ids = opts.models ?? DEFAULT_MODELS;
+    const ids = [...baseModels(), ...state.fineTunedModels];
     if (looksAnthropic(inc.headers)) {
       const data = ids.map((id) => ({
         type: "model",
@@ -304,7 +389,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         handle: (inc) => {
           const id = inc.params.id;
           const anthropic = looksAnthropic(inc.headers);
-          if (opts.models && !opts.models.includes(id)) {
+          if (opts.models && !opts.models.includes(id) && !state.fineTunedModels.has(id)) {
             throw anthropic
               ? anthropicError(404, "not_found_error", `model: ${id}`)
               : openaiError(
@@ -322,7 +407,8 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         },
       },
       { method: "POST", pattern: "/v1/files", api: "openai", handle: (inc) => openaiBatches.uploadFile(inc) },
-      { method: "GET", pattern: "/v1/files", api: "openai", handle: () => openaiBatches.listFiles() },
+      { method: "GET", pattern: "/v1/files", api: "openai", handle: (inc) => openaiBatches.listFiles(inc) },
+      { method: "POST", pattern: "/v1/files/upload", api: "together", handle: (inc) => together.upload(inc) },
       { method: "GET", pattern: "/v1/files/:id", api: "openai", handle: (inc) => openaiBatches.getFile(inc) },
       {
         method: "DELETE",
@@ -349,6 +435,73 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         pattern: "/v1/batches/:id/cancel",
         api: "openai",
         handle: (inc) => openaiBatches.cancel(inc),
+      },
+      {
+        method: "POST",
+        pattern: "/v1/fine_tuning/jobs",
+        api: "openai",
+        handle: (inc) => openaiFineTuning.create(inc, baseModels()),
+      },
+      {
+        method: "GET",
+        pattern: "/v1/fine_tuning/jobs",
+        api: "openai",
+        handle: (inc) => openaiFineTuning.list(inc),
+      },
+      {
+        method: "GET",
+        pattern: "/v1/fine_tuning/jobs/:id",
+        api: "openai",
+        handle: (inc) => openaiFineTuning.retrieve(inc),
+      },
+      {
+        method: "GET",
+        pattern: "/v1/fine_tuning/jobs/:id/events",
+        api: "openai",
+        handle: (inc) => openaiFineTuning.listEvents(inc),
+      },
+      {
+        method: "GET",
+        pattern: "/v1/fine_tuning/jobs/:id/checkpoints",
+        api: "openai",
+        handle: (inc) => openaiFineTuning.listCheckpoints(inc),
+      },
+      {
+        method: "POST",
+        pattern: "/v1/fine_tuning/jobs/:id/cancel",
+        api: "openai",
+        handle: (inc) => openaiFineTuning.cancel(inc),
+      },
+      {
+        method: "POST",
+        pattern: "/v1/fine-tunes",
+        api: "together",
+        handle: (inc) => together.create(inc, baseModels()),
+      },
+      { method: "GET", pattern: "/v1/fine-tunes", api: "together", handle: () => together.list() },
+      {
+        method: "GET",
+        pattern: "/v1/fine-tunes/:id",
+        api: "together",
+        handle: (inc) => together.retrieve(inc),
+      },
+      {
+        method: "GET",
+        pattern: "/v1/fine-tunes/:id/events",
+        api: "together",
+        handle: (inc) => together.listEvents(inc),
+      },
+      {
+        method: "GET",
+        pattern: "/v1/fine-tunes/:id/checkpoints",
+        api: "together",
+        handle: (inc) => together.listCheckpoints(inc),
+      },
+      {
+        method: "POST",
+        pattern: "/v1/fine-tunes/:id/cancel",
+        api: "together",
+        handle: (inc) => together.cancel(inc),
       },
       {
         method: "POST",
@@ -385,7 +538,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
 
   function rateLimitHeaders(api: WireApi, limited: boolean): Record<string, string> {
     const retryS = injector.current.retryAfterS;
-    if (api === "openai") {
+    if (api !== "anthropic") {
       return {
         "x-ratelimit-limit-requests": "10000",
         "x-ratelimit-remaining-requests": limited ? "0" : "9999",
@@ -420,7 +573,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
     const retryS = injector.current.retryAfterS;
     if (fault === "429") {
       const headers = { "retry-after": String(retryS), ...rateLimitHeaders(api, true) };
-      return api === "openai"
+      return api !== "anthropic"
         ? openaiError(
             429,
             `Rate limit reached for ${model ?? "this model"} on requests per min (RPM): Limit 10000, Used 10000, Requested 1. Please try again in ${retryS}s.`,
@@ -437,7 +590,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
           );
     }
     if (fault === "500") {
-      return api === "openai"
+      return api !== "anthropic"
         ? openaiError(
             500,
             "The server had an error while processing your request. Sorry about that!",
@@ -445,13 +598,29 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
           )
         : anthropicError(500, "api_error", "Internal server error");
     }
-    return api === "openai"
+    return api !== "anthropic"
       ? openaiError(503, "The engine is currently overloaded, please try again later.", "server_error")
       : anthropicError(529, "overloaded_error", "Overloaded");
   }
 
   function authenticate(api: WireApi, inc: Incoming): void {
     const expected = state.opts.apiKey;
+    if (api === "together") {
+      // Together: Bearer auth, its own 401 texts, in the shared {error:{...}} envelope.
+      const key = header(inc, "authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
+      if (!key || (expected !== null && key !== expected)) {
+        throw openaiError(
+          401,
+          key
+            ? "Invalid API key provided. You can find your API key at https://api.together.xyz/settings/api-keys."
+            : "Unauthorized: no API key provided. Pass it as 'Authorization: Bearer <key>'.",
+          "invalid_request_error",
+          null,
+          "invalid_api_key",
+        );
+      }
+      return;
+    }
     if (api === "openai") {
       const auth = header(inc, "authorization");
       const key = auth?.match(/^Bearer\s+(.+)$/i)?.[1];
@@ -487,7 +656,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
   function send(res: ServerResponse, api: WireApi, requestId: string, reply: Reply, truncate = false): void {
     if (res.destroyed || res.writableEnded) return;
     const headers: Record<string, string> = { ...(reply.headers ?? {}) };
-    headers[api === "openai" ? "x-request-id" : "request-id"] = requestId;
+    headers[api === "anthropic" ? "request-id" : "x-request-id"] = requestId;
     let payload: Buffer;
     if (Buffer.isBuffer(reply.body) || typeof reply.body === "string") {
       payload = Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body);
@@ -562,7 +731,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         json = PARSE_FAILED;
       }
     }
-    const requestId = `req_${hexOf(`req:${idSeed}:${counter++}`, api === "openai" ? 32 : 24)}`;
+    const requestId = `req_${hexOf(`req:${idSeed}:${counter++}`, api === "anthropic" ? 24 : 32)}`;
     const routeName = match?.route.pattern ?? url.pathname;
     const model = isObject(json) && typeof json.model === "string" ? json.model : null;
     stats.requests++;
@@ -600,7 +769,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
     let truncate = false;
     try {
       if (!match) {
-        throw api === "openai"
+        throw api !== "anthropic"
           ? openaiError(404, `Invalid URL (${method} ${url.pathname})`, "invalid_request_error")
           : anthropicError(404, "not_found_error", "Not Found");
       }
@@ -630,7 +799,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         if (delay > 0) await sleep(delay, timers);
       }
       if (json === PARSE_FAILED) {
-        throw api === "openai"
+        throw api !== "anthropic"
           ? openaiError(
               400,
               "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
@@ -639,14 +808,15 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
           : anthropicError(400, "invalid_request_error", "There was an error parsing the body: invalid JSON");
       }
       reply = await match.route.handle(inc);
-      if (
-        batchCreate.has(routeName) &&
-        method === "POST" &&
-        reply.status < 400 &&
-        batchReplyDrops.count > 0
-      ) {
-        batchReplyDrops.count--;
-        if (batchReplyDrops.afterMs > 0) await sleep(batchReplyDrops.afterMs, timers);
+      // A creation the provider accepted whose reply never arrives (batch or fine-tuning job).
+      const drops = batchCreate.has(routeName)
+        ? batchReplyDrops
+        : finetuneCreate.has(routeName)
+          ? finetuneReplyDrops
+          : null;
+      if (drops && method === "POST" && reply.status < 400 && drops.count > 0) {
+        drops.count--;
+        if (drops.afterMs > 0) await sleep(drops.afterMs, timers);
         req.socket.destroy();
         finish(null, "drop");
         return;
@@ -658,7 +828,7 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
         const message =
           err instanceof ScriptError ? err.message : `wire-server internal error: ${String(err)}`;
         reply =
-          api === "openai"
+          api !== "anthropic"
             ? { status: 500, body: { error: { message, type: "server_error", param: null, code: null } } }
             : { status: 500, body: { type: "error", error: { type: "api_error", message } } };
       }
@@ -706,6 +876,16 @@ export async function startWireServer(opts: WireServerOptions = {}): Promise<Wir
     dropBatchReplies(count, afterMs = 0) {
       batchReplyDrops.count = count;
       batchReplyDrops.afterMs = afterMs;
+    },
+    failNextFinetunes(count, error) {
+      if (!Number.isInteger(count) || count < 0) {
+        throw new Error(`wire-server failNextFinetunes: count must be an integer >= 0, got ${count}`);
+      }
+      state.finetuneFailures = Array.from({ length: count }, () => ({ ...error }));
+    },
+    dropFinetuneReplies(count, afterMs = 0) {
+      finetuneReplyDrops.count = count;
+      finetuneReplyDrops.afterMs = afterMs;
     },
     reset() {
       stats.requests = 0;
@@ -756,6 +936,8 @@ function parseCli(argv: string[]): WireServerOptions {
       name === "port" ||
       name === "latencyMs" ||
       name === "batchPolls" ||
+      name === "finetunePolls" ||
+      name === "finetuneMinExamples" ||
       name === "concurrencyLimit"
     ) {
       if (!Number.isInteger(num)) throw new Error(`wire-server: ${flag} must be an integer, got '${value}'`);
@@ -763,6 +945,7 @@ function parseCli(argv: string[]): WireServerOptions {
     } else if (name === "apiKey") opts.apiKey = value === "*" ? null : value;
     else if (name === "models") opts.models = value.split(",").filter(Boolean);
     else if (name === "contentFilterMarker") opts.contentFilterMarker = value;
+    else if (name === "moderationMarker") opts.moderationMarker = value;
     else throw new Error(`wire-server: unknown flag ${flag}`);
   }
   return { ...opts, faults };

@@ -50,6 +50,13 @@ export interface WireServerOptions {
   concurrencyLimit?: number;
   /** GETs of a batch before it reports completed / ended (default 2; 1 = first poll). */
   batchPolls?: number;
+  /** GETs a fine-tuning job (OpenAI or Together) spends "running" before it finishes (default 3). */
+  finetunePolls?: number;
+  /** A training file containing this is refused by "moderation" when its job is validated
+   * (default "MODERATION-BLOCK"). */
+  moderationMarker?: string;
+  /** Fewest examples an OpenAI training file may have (default 10, as the real API). */
+  finetuneMinExamples?: number;
   /** Seed for ids (default 0). */
   seed?: number;
 }
@@ -81,10 +88,26 @@ export interface StoredFile {
   createdAt: number;
 }
 
+/** How a fine-tuning job that would otherwise succeed fails instead (`failNextFinetunes`). */
+export interface FinetuneFailure {
+  message: string;
+  code?: string;
+}
+
 export interface ServerState {
-  opts: WireServerOptions & { apiKey: string | null; batchPolls: number };
+  opts: WireServerOptions & {
+    apiKey: string | null;
+    batchPolls: number;
+    finetunePolls: number;
+    moderationMarker: string;
+    finetuneMinExamples: number;
+  };
   baseUrl: string;
   files: Map<string, StoredFile>;
+  /** Models made by fine-tuning jobs: chat completions accept them, GET /v1/models lists them. */
+  fineTunedModels: Set<string>;
+  /** Failures queued by `failNextFinetunes`, taken one per job created (either API). */
+  finetuneFailures: FinetuneFailure[];
   /** Deterministic id: prefix + hex from (seed, counter). */
   newId(prefix: string, chars?: number): string;
   /** Current unix time in seconds. */

@@ -12,6 +12,7 @@ import {
 } from "./context.ts";
 import { chatCompletion, openaiError, parseChatRequest } from "./openai-chat.ts";
 import { hexOf } from "./random.ts";
+import { lineCount } from "./training-data.ts";
 
 const PURPOSES = ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"];
 const ENDPOINTS = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions"];
@@ -49,7 +50,12 @@ interface BatchRecord {
   errorFileId: string | null;
 }
 
-function fileObject(f: StoredFile) {
+/**
+ * A file object as both APIs that share /v1/files read it: OpenAI's fields (status,
+ * status_details, expires_at) and Together's (Processed, FileType, LineCount), whichever API
+ * uploaded the file, so a listing parses in either SDK.
+ */
+export function fileObject(f: StoredFile) {
   return {
     id: f.id,
     object: "file",
@@ -60,6 +66,9 @@ function fileObject(f: StoredFile) {
     purpose: f.purpose,
     status: "processed",
     status_details: null,
+    Processed: true,
+    FileType: f.filename.endsWith(".csv") ? "csv" : f.filename.endsWith(".parquet") ? "parquet" : "jsonl",
+    LineCount: lineCount(f.bytes.toString("utf8")),
   };
 }
 
@@ -189,11 +198,11 @@ export class OpenAIBatches {
     return { status: 200, body: fileObject(f) };
   }
 
-  listFiles(): Reply {
-    return {
-      status: 200,
-      body: { object: "list", data: [...this.state.files.values()].map(fileObject), has_more: false },
-    };
+  /** GET /v1/files (either API); `?purpose=` filters, as OpenAI's does. */
+  listFiles(inc: Incoming): Reply {
+    const purpose = inc.query.get("purpose");
+    const files = [...this.state.files.values()].filter((f) => purpose === null || f.purpose === purpose);
+    return { status: 200, body: { object: "list", data: files.map(fileObject), has_more: false } };
   }
 
   getFile(inc: Incoming): Reply {

@@ -250,7 +250,7 @@ export function parseChatRequest(state: ServerState, body: unknown): ChatRequest
     );
   }
   const { models, contentFilterMarker } = state.opts;
-  if (models && !models.includes(body.model)) {
+  if (models && !models.includes(body.model) && !state.fineTunedModels.has(body.model)) {
     throw openaiError(
       404,
       `The model \`${body.model}\` does not exist or you do not have access to it.`,
