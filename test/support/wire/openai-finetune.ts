@@ -410,11 +410,13 @@ export class OpenAIFineTuning {
           created_at: this.state.now(),
           fine_tuned_model_checkpoint: name,
           fine_tuning_job_id: job.id,
-          metrics: {
-            ...data,
-            full_valid_loss: data.valid_loss ?? 0,
-            full_valid_mean_token_accuracy: data.valid_mean_token_accuracy ?? 0,
-          },
+          metrics: job.validationFile
+            ? {
+                ...data,
+                full_valid_loss: data.valid_loss,
+                full_valid_mean_token_accuracy: data.valid_mean_token_accuracy,
+              }
+            : { ...data },
           object: "fine_tuning.job.checkpoint",
           step_number: s,
         });
