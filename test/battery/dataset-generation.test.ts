@@ -10,6 +10,7 @@ import { parseGeneration } from "../../src/battery/dataset-generation/parse.ts";
 import { InputError, loadStudy, parseStudy } from "../../src/config/load.ts";
 import { readChatJsonl } from "../../src/datasets/chat-jsonl.ts";
 import { OUTPUT_START } from "../../src/judges/template.ts";
+import { writeReport } from "../../src/report/index.ts";
 import { RESULTS_FILE } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { registeredResultsSchema, runStudy } from "../../src/study/index.ts";
@@ -196,5 +197,12 @@ describe("battery.dataset_generation", () => {
     } finally {
       store.close();
     }
+
+    // report.html draws a row per generator and domain.
+    const page = readFileSync((await writeReport(out)).file, "utf8");
+    expect(page).toContain("<h2>Dataset generation");
+    expect(page).toContain(
+      "<td>writer</td><td>medical</td><td>paired</td><td>5/5</td><td>10</td><td>not_json 1, bad_example 1, extra 1, duplicate 1</td><td>9</td><td>88.9% (8/9)</td>",
+    );
   });
 });

@@ -47,6 +47,7 @@ export function checkDomains(
   spec: DatasetGenerationConfig,
   issue: (path: ReadonlyArray<string | number>, message: string) => void,
 ): void {
+  if (!Array.isArray(spec?.domains)) return; // the schema's own error says so
   const known = builtinDomains();
   const seen = new Set<string>();
   spec.domains.forEach((d, i) => {
