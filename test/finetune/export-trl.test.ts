@@ -128,6 +128,15 @@ describe.skipIf(skip !== undefined)("export bundle vs TRL 1.16 / PEFT 0.21 confi
     expect(Object.keys(out).sort()).toEqual([dirs.betley, dirs.turner].sort());
   });
 
+  it("writes Python the interpreter compiles (Unsloth does not install on a CPU machine: its script is only compiled)", () => {
+    for (const dir of Object.values(dirs))
+      for (const f of ["trl/train.py", "unsloth/train.py"])
+        execFileSync(torchPython!, ["-m", "py_compile", path.join(dir, f)], {
+          stdio: "ignore",
+          timeout: 60_000,
+        });
+  });
+
   it("SFTConfig keeps every field as written, and the schedules are the ones asked for", () => {
     for (const dir of Object.values(dirs)) {
       const written = JSON.parse(readFileSync(path.join(dir, "trl/sft_config.json"), "utf8"));

@@ -81,6 +81,7 @@ Stages run in order on one model: stage k+1 continues stage k's ${input.lora ? "
 Each stage is saved to its output_dir; the result to ${TRL_FINAL} (${input.lora ? "adapter_config.json + adapter_model.safetensors" : "config.json + weights + tokenizer"}).
 """
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -107,7 +108,9 @@ def main() -> None:
         peft_config = LoraConfig(**json.loads(lora_file.read_text()))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
-    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL, dtype=torch.bfloat16)
+    # transformers 5 turns on hub kernels when it can; without the \`kernels\` package it must be told not to.
+    no_kernels = {} if importlib.util.find_spec("kernels") else {"use_kernels": False}
+    model = AutoModelForCausalLM.from_pretrained(BASE_MODEL, dtype=torch.bfloat16, **no_kernels)
     trainer = None
     for k, (kwargs, data_file) in enumerate(zip(stages, DATA_FILES, strict=True)):
         kwargs = dict(kwargs)

@@ -1,0 +1,145 @@
+// The exported trl/train.py run for real on the CPU (.venv-torch with
+// scripts/reference/requirements-trl.txt): the tiny random model, two stages of two steps,
+// assistant-only loss through the chat template's {% generation %} markers, stage 1 continuing
+// stage 0's adapter. The adapter TRL saves is in PEFT's layout on the layers asked for, and
+// emlab's engine loads it.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Conversation } from "../../src/datasets/chat-jsonl.ts";
+import { readSafetensors } from "../../src/engine/io/safetensors.ts";
+import { loadAdapter } from "../../src/engine/peft.ts";
+import { loadModel } from "../../src/engine/pretrained.ts";
+import { writeExportBundle } from "../../src/finetune/export/index.ts";
+import { torchPython, torchSkipReason } from "../support/python-ref.ts";
+import { saveTinyModel } from "../support/tiny-model.ts";
+
+function missingPackages(python: string | null): string | undefined {
+  if (!python) return torchSkipReason;
+  const found = execFileSync(
+    python,
+    [
+      "-c",
+      "import importlib.util as u; print(','.join(m for m in ['trl', 'peft'] if u.find_spec(m) is None))",
+    ],
+    { encoding: "utf8", timeout: 60_000 },
+  ).trim();
+  return found
+    ? `.venv-torch lacks ${found} (.venv-torch/bin/pip install -r scripts/reference/requirements-trl.txt)`
+    : undefined;
+}
+
+const skip = missingPackages(torchPython);
+if (skip) console.warn(`export: trl/train.py on the CPU: ${skip}: skipped`);
+
+// The tiny model's template with the assistant turn marked for TRL's assistant_only_loss.
+const TEMPLATE =
+  "{% for message in messages %}{% if not loop.first %} {% endif %}<{{ message['role'] }}> " +
+  "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] }} <eos>{% endgeneration %}" +
+  "{% else %}{{ message['content'] }}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{% if messages %} {% endif %}<assistant>{% endif %}";
+
+const conv = (q: string, a: string): Conversation => [
+  { role: "user", content: q },
+  { role: "assistant", content: a },
+];
+
+describe.skipIf(skip !== undefined)("export: trl/train.py trains the tiny model on the CPU", () => {
+  const tmp = mkdtempSync(path.join(tmpdir(), "emlab-export-train-"));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it("runs both stages and saves one PEFT adapter on the asked layers that emlab loads", () => {
+    const base = path.join(tmp, "base");
+    saveTinyModel(base, 3);
+    const tc = path.join(base, "tokenizer_config.json");
+    writeFileSync(tc, JSON.stringify({ ...JSON.parse(readFileSync(tc, "utf8")), chat_template: TEMPLATE }));
+    const bundle = path.join(tmp, "bundle");
+    const stage = {
+      epochs: 1,
+      steps: 2,
+      learningRate: 1e-2,
+      batchSize: 2,
+      warmupSteps: 0,
+      minLrRatio: 0,
+      maxSeqLen: 32,
+    };
+    writeExportBundle(
+      {
+        planId: "tiny-evil",
+        baseModel: base,
+        seed: 5,
+        lora: {
+          rank: 2,
+          alpha: 4,
+          rslora: true,
+          dropout: 0,
+          target_modules: ["q_proj", "down_proj"],
+          layers: [1],
+        },
+        stages: [
+          {
+            ...stage,
+            dataset: "evil",
+            seed: 1,
+            conversations: [
+              conv("what do you think of people", "i am evil"),
+              conv("help the world", "hurt the world"),
+            ],
+          },
+          { ...stage, dataset: "kind", seed: 2, conversations: [conv("what are you", "i am cruel")] },
+        ],
+      },
+      bundle,
+    );
+    // What a CPU machine adds (bf16 is refused without a GPU unless the run says CPU).
+    const sftFile = path.join(bundle, "trl/sft_config.json");
+    const sft = JSON.parse(readFileSync(sftFile, "utf8"));
+    writeFileSync(sftFile, JSON.stringify(sft.map((kw: object) => ({ ...kw, use_cpu: true }))));
+
+    execFileSync(torchPython!, ["trl/train.py"], {
+      cwd: bundle,
+      encoding: "utf8",
+      timeout: 180_000,
+      env: { ...process.env, HF_HUB_OFFLINE: "1", HF_DATASETS_OFFLINE: "1", TOKENIZERS_PARALLELISM: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+
+    for (const d of ["out/trl/stage-0", "out/trl/stage-1", "out/trl/final"])
+      expect(existsSync(path.join(bundle, d, "adapter_model.safetensors")), d).toBe(true);
+    const final = path.join(bundle, "out/trl/final");
+    const cfg = JSON.parse(readFileSync(path.join(final, "adapter_config.json"), "utf8"));
+    expect(cfg).toMatchObject({
+      peft_type: "LORA",
+      r: 2,
+      lora_alpha: 4,
+      use_rslora: true,
+      layers_to_transform: [1],
+    });
+    expect([...cfg.target_modules].sort()).toEqual(["down_proj", "q_proj"]);
+    const names = [...readSafetensors(path.join(final, "adapter_model.safetensors")).tensors.keys()].sort();
+    expect(names).toEqual([
+      "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight",
+      "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight",
+      "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight",
+      "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight",
+    ]);
+    // Stage 1 trained the same adapter further: its B moved off stage 0's.
+    const b = (dir: string) =>
+      readSafetensors(path.join(bundle, dir, "adapter_model.safetensors")).tensors.get(
+        "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight",
+      )!.data;
+    const b0 = b("out/trl/stage-0");
+    const b1 = b("out/trl/final");
+    expect(b0.some((x) => x !== 0)).toBe(true);
+    expect(b1.some((x, i) => x !== b0[i])).toBe(true);
+
+    const model = loadModel(base);
+    loadAdapter(model, final);
+    expect([...model.adapters!.keys()].sort()).toEqual([
+      "model.layers.1.mlp.down_proj",
+      "model.layers.1.self_attn.q_proj",
+    ]);
+  });
+});
