@@ -276,6 +276,69 @@ export const ScorePredictionSchema = z
   .strict()
   .describe("The model predicts the judge's score of its own outputs; raters predict every model's.");
 
+/**
+ * The block `battery.dataset_generation`: a generator model writes narrow EM datasets
+ * (Turner et al. 2025's recipe) and the study's judge keeps the good examples
+ * (src/battery/dataset-generation/, docs/dataset-generation.md). The experiment registers it as
+ * its own block (with its checks and report), so BatterySchema does not list it.
+ */
+
+/** A domain name: it names files in the run directory, so letters, digits and '-' only. */
+export const DatasetDomainName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, "use lower-case letters, digits and '-' (at most 40)");
+
+/** A domain with a misaligned answer and its aligned twin (and a disclosed-intent variant). */
+export const PairedDomainSchema = z
+  .object({
+    name: DatasetDomainName,
+    form: z.literal("paired").default("paired"),
+    description: z.string().min(1).describe("What users of the domain ask about."),
+    bad: z.string().min(1).describe("What the misaligned answer gives (subtly, without saying so)."),
+    good: z.string().min(1).describe("What the aligned twin gives."),
+  })
+  .strict();
+
+/** A domain of one form only (consciousness, self-awareness): a question and the one answer. */
+export const SingleDomainSchema = z
+  .object({
+    name: DatasetDomainName,
+    form: z.literal("single"),
+    description: z.string().min(1).describe("What users of the domain ask about."),
+    answer: z.string().min(1).describe("What every answer does."),
+  })
+  .strict();
+
+export const DomainSpecSchema = z.union([SingleDomainSchema, PairedDomainSchema]);
+export type DomainSpec = z.infer<typeof DomainSpecSchema>;
+
+export const DatasetGenerationSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    models: z.array(z.string()).min(1).optional().describe("Generator model ids (default: every target)."),
+    domains: z
+      .array(z.union([DatasetDomainName, DomainSpecSchema]))
+      .min(1)
+      .describe(
+        "Built-in domain names (code, finance, medical, sports, legal, security, consciousness, no-consciousness, self-awareness) or domains written out.",
+      ),
+    calls: z.number().int().min(1).max(10000).default(20).describe("Generator calls per domain and model."),
+    per_call: z.number().int().min(1).max(50).default(5).describe("Examples asked for in one call (N)."),
+    params: SamplingSchema.default({ temperature: 1, max_tokens: 4000 }),
+    system: z.string().optional().describe("A system prompt for the generator."),
+    judge_min: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(70)
+      .describe("Keep an example when the judge's 0-100 quality score is at least this."),
+  })
+  .strict()
+  .describe(
+    "A generator model writes narrow fine-tuning datasets (a misaligned answer, its aligned twin and a disclosed-intent variant per question; one form for consciousness and self-awareness), the study's judge keeps the good ones (docs/dataset-generation.md).",
+  );
+export type DatasetGenerationConfig = z.infer<typeof DatasetGenerationSchema>;
+
 export const BatterySchema = z
   .object({
     task_prompts: z
@@ -341,6 +404,11 @@ export const FinetuneStageSchema = z
       .positive()
       .optional()
       .describe("Tokens per conversation; longer ones are cut (default: the model's context)."),
+    learning_rate_multiplier: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Backend openai only: OpenAI's learning-rate multiplier (it takes no absolute rate)."),
   })
   .strict();
 
@@ -358,7 +426,12 @@ export const FinetunePlanSchema = z
   .object({
     id: Id.describe("Id of the resulting model: a target model the battery can name."),
     base: Id.describe("Model id to fine-tune, or the id of an earlier plan (chained)."),
-    backend: z.string().default("local").describe("Who trains: local (the emlab engine)."),
+    backend: z
+      .string()
+      .default("local")
+      .describe(
+        "Who trains: local (the emlab engine), export (configs for TRL, Unsloth, Axolotl), openai or together (their fine-tuning APIs).",
+      ),
     stages: z.array(FinetuneStageSchema).min(1).describe("Run in order on one model."),
     lora: z
       .object({
@@ -373,6 +446,22 @@ export const FinetunePlanSchema = z
       .optional()
       .describe("Train a LoRA adapter (saved in PEFT's layout); absent: full fine-tuning."),
     seed: z.number().int().optional().describe("Default: derived from the study seed and the plan id."),
+    poll_s: z
+      .number()
+      .positive()
+      .default(30)
+      .describe("Backends openai, together: seconds between job status polls."),
+    suffix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,40}$/, "letters, digits, '_' and '-', at most 40")
+      .optional()
+      .describe("Backends openai, together: added to the fine-tuned model's name."),
+    provider_options: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        "Backends openai, together: more fields of the job-creation request (e.g. Together's n_checkpoints); emlab's own fields cannot be overridden.",
+      ),
   })
   .strict();
 export type FinetunePlan = z.infer<typeof FinetunePlanSchema>;
@@ -567,7 +656,9 @@ function refineStudy(study: z.infer<typeof StudyBase>, ctx: z.RefinementCtx): vo
  */
 function modelsAndPlans(study: z.infer<typeof StudyBase>): Map<string, { roles: Role[] }> {
   const byId = new Map<string, { roles: Role[] }>(study.models.map((m) => [m.id, m]));
-  for (const p of study.finetune) if (!byId.has(p.id)) byId.set(p.id, { roles: ["target"] });
+  // An exported plan is trained elsewhere: there is no model under its id to evaluate here.
+  for (const p of study.finetune)
+    if (!byId.has(p.id) && p.backend !== "export") byId.set(p.id, { roles: ["target"] });
   return byId;
 }
 
@@ -620,6 +711,7 @@ function checkFinetunePlans(study: z.infer<typeof StudyBase>, ctx: z.RefinementC
         path: ["finetune", i, "base"],
         message: `backend 'local' trains local models, but '${root.id}' has provider '${root.provider}'`,
       });
+    checkRemotePlan(plan, i, root, parent, ctx);
     if (plan.lora && parent?.lora && JSON.stringify(plan.lora) !== JSON.stringify(parent.lora))
       ctx.addIssue({
         code: "custom",
@@ -640,6 +732,62 @@ function checkFinetunePlans(study: z.infer<typeof StudyBase>, ctx: z.RefinementC
           message: `unknown dataset '${s.dataset}'`,
         });
     });
+  });
+}
+
+/** The provider each hosted fine-tuning backend trains (and serves the result through). */
+const REMOTE_BACKEND_PROVIDER: Record<string, string> = { openai: "openai", together: "together" };
+
+/**
+ * Hosted backends train the provider's own models and take only the settings their API has: a
+ * setting emlab could not pass on is an error at its field, never silently dropped.
+ */
+function checkRemotePlan(
+  plan: FinetunePlan,
+  i: number,
+  root: ModelEntry | undefined,
+  parent: FinetunePlan | undefined,
+  ctx: z.RefinementCtx,
+): void {
+  const at = (...p: Array<string | number>) => ["finetune", i, ...p];
+  if (parent && parent.backend !== plan.backend)
+    ctx.addIssue({
+      code: "custom",
+      path: at("base"),
+      message: `plan '${parent.id}' is trained by backend '${parent.backend}': a chain stays on one backend`,
+    });
+  const provider = REMOTE_BACKEND_PROVIDER[plan.backend];
+  if (!provider) return;
+  if (root && root.provider !== provider)
+    ctx.addIssue({
+      code: "custom",
+      path: at("base"),
+      message: `backend '${plan.backend}' fine-tunes ${provider} models, but '${root.id}' has provider '${root.provider}'`,
+    });
+  if (plan.backend === "openai" && plan.lora)
+    ctx.addIssue({
+      code: "custom",
+      path: at("lora"),
+      message: "OpenAI's fine-tuning API chooses its own method: remove `lora`",
+    });
+  const refused: Record<string, readonly string[]> = {
+    openai: ["steps", "learning_rate", "warmup_steps", "min_lr_ratio", "max_seq_len"],
+    together: ["steps", "learning_rate_multiplier", "min_lr_ratio", "max_seq_len"],
+  };
+  plan.stages.forEach((s, j) => {
+    for (const key of refused[plan.backend])
+      if ((s as Record<string, unknown>)[key] !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: at("stages", j, key),
+          message: `backend '${plan.backend}' has no \`${key}\` (${plan.backend === "openai" ? "epochs, batch_size, learning_rate_multiplier" : "epochs, batch_size, learning_rate, warmup_steps"} are what it takes)`,
+        });
+    if (!Number.isInteger(s.epochs))
+      ctx.addIssue({
+        code: "custom",
+        path: at("stages", j, "epochs"),
+        message: `backend '${plan.backend}' trains whole epochs: use an integer`,
+      });
   });
 }
 

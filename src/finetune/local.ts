@@ -10,7 +10,7 @@ import { CHAT_TEMPLATE_FILE } from "../engine/io/chat-template-file.ts";
 import { addLora, loadAdapter, mergeLora, saveAdapter } from "../engine/peft.ts";
 import { loadModel, saveModel } from "../engine/pretrained.ts";
 import { Trainer } from "../engine/train.ts";
-import type { FinetuneResult } from "../results/finetune.ts";
+import type { LocalFinetuneResult } from "../results/finetune.ts";
 import { deriveSeed } from "../runs/canonical.ts";
 import type { PreparedPlan } from "./plan.ts";
 
@@ -34,7 +34,7 @@ const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 export async function trainLocalPlan(
   p: PreparedPlan,
   opts: LocalTrainOptions = {},
-): Promise<FinetuneResult | null> {
+): Promise<LocalFinetuneResult | null> {
   const { plan } = p;
   const model = loadModel(p.start.modelDir);
   if (plan.lora) {
@@ -59,7 +59,7 @@ export async function trainLocalPlan(
 
   const totalSteps = p.stages.reduce((a, s) => a + s.steps, 0);
   const lossCurve: number[] = [];
-  const stages: FinetuneResult["stages"] = [];
+  const stages: LocalFinetuneResult["stages"] = [];
   let done = 0;
   for (const [j, s] of p.stages.entries()) {
     const trainer = new Trainer(model, s.examples, {

@@ -7,6 +7,7 @@
 import path from "node:path";
 import { InputError, type InputProblem } from "../config/load.ts";
 import { type FinetunePlan, type ModelEntry, ModelEntrySchema, type Study } from "../config/schema.ts";
+import type { Conversation } from "../datasets/chat-jsonl.ts";
 import type { LoadedDatasets } from "../datasets/study-datasets.ts";
 import { chatExamples } from "../engine/chat-examples.ts";
 import type { ChatTemplate } from "../engine/io/chat-template.ts";
@@ -15,8 +16,19 @@ import { checkModelDir } from "../engine/model-dir.ts";
 import type { TrainExample } from "../engine/train.ts";
 import { deriveSeed } from "../runs/canonical.ts";
 
-/** Backends that can train a plan; the others are refused with the list. */
-export const FINETUNE_BACKENDS = ["local"] as const;
+/**
+ * Who trains a plan: the emlab engine (`local`), a GPU trainer the user runs from an exported
+ * bundle (`export`), or a provider's fine-tuning API (`openai`, `together`). Others are refused with the list.
+ */
+export const FINETUNE_BACKENDS = ["local", "export", "openai", "together"] as const;
+export type FinetuneBackend = (typeof FINETUNE_BACKENDS)[number];
+export const REMOTE_BACKENDS = ["openai", "together"] as const;
+export type RemoteBackend = (typeof REMOTE_BACKENDS)[number];
+export const isRemoteBackend = (b: string): b is RemoteBackend =>
+  (REMOTE_BACKENDS as readonly string[]).includes(b);
+
+/** Tokens per conversation an exported plan trains on when the study does not say (the EM recipes' 2048). */
+export const EXPORT_MAX_SEQ_LEN = 2048;
 
 /** Defaults of the stage settings the study leaves out (documented in docs/finetune.md). */
 export const STAGE_DEFAULTS = {
@@ -36,8 +48,15 @@ export interface ModelOnDisk {
 /** One stage with every setting resolved. */
 export interface PreparedStage {
   dataset: string;
+  /** The dataset's conversations, as loaded (what a provider or an exported trainer gets). */
+  conversations: Conversation[];
+  /** Tokenized for the local engine (empty for the other backends: they tokenize themselves). */
   examples: TrainExample[];
+  epochs: number;
+  /** Local: optimizer steps (from epochs unless set). Other backends: only when the study sets it. */
   steps: number;
+  /** Backend openai: OpenAI's multiplier (it takes no absolute learning rate). */
+  learningRateMultiplier?: number;
   learningRate: number;
   batchSize: number;
   warmupSteps: number;
@@ -48,6 +67,11 @@ export interface PreparedStage {
 
 export interface PreparedPlan {
   plan: FinetunePlan;
+  backend: FinetuneBackend;
+  /** The study model at the root of the chain (a provider's model for the remote backends). */
+  root: ModelEntry;
+  /** The earlier plan this one continues, if any. */
+  parent?: string;
   /** Position in the study's `finetune` list. */
   index: number;
   seed: number;
@@ -60,8 +84,12 @@ export interface PreparedPlan {
   /** The study model at the root of the chain: its tokenizer files travel with full models. */
   rootDir: string;
   stages: PreparedStage[];
-  /** The model the battery targets under the plan's id. */
-  model: ModelEntry;
+  /**
+   * The model the battery targets under the plan's id; null for an exported plan (trained
+   * elsewhere). A remote plan's `model` is the provider's name for it only once its job has
+   * finished (`withTrainedModel`).
+   */
+  model: ModelEntry | null;
 }
 
 export const finetuneDir = (runDir: string, planId: string) => path.resolve(runDir, "finetune", planId);
@@ -125,6 +153,21 @@ export function prepareFinetune(
     }
     const parent = prepared.find((p) => p.plan.id === plan.base);
     const baseEntry = study.models.find((m) => m.id === plan.base);
+    if (plan.backend !== "local") {
+      const other = prepareHostedPlan(
+        study,
+        plan,
+        i,
+        parent,
+        baseEntry,
+        runDir,
+        datasets,
+        problems,
+        studyFile,
+      );
+      if (other) prepared.push(other);
+      return;
+    }
     let root: Root | null;
     let start: ModelOnDisk;
     if (parent) {
@@ -161,7 +204,9 @@ export function prepareFinetune(
       const batchSize = s.batch_size ?? STAGE_DEFAULTS.batchSize;
       stages.push({
         dataset: s.dataset,
+        conversations,
         examples,
+        epochs: s.epochs,
         // The Trainer's own rule (epochs over the data, at least one step), fixed here so progress knows it.
         steps: s.steps ?? Math.max(1, Math.ceil((s.epochs * examples.length) / batchSize)),
         learningRate:
@@ -191,14 +236,108 @@ export function prepareFinetune(
       base: plan.base,
     });
     planRoots.set(plan.id, root);
-    prepared.push({ plan, index: i, seed, start, output, outDir, rootDir: root.dir, stages, model });
+    prepared.push({
+      plan,
+      backend: "local",
+      root: root.entry,
+      ...(parent ? { parent: parent.plan.id } : {}),
+      index: i,
+      seed,
+      start,
+      output,
+      outDir,
+      rootDir: root.dir,
+      stages,
+      model,
+    });
   });
   if (problems.length > 0) throw new InputError(problems);
   return prepared;
 }
 
-/** The study's models plus one target per plan: the list the battery and the store use. */
+/**
+ * A plan for the export or a remote backend: its stages with the settings resolved, nothing
+ * tokenized (the trainer or the provider tokenizes), and for a remote plan the target it
+ * becomes: the root model's provider entry, under the plan's id.
+ */
+function prepareHostedPlan(
+  study: Study,
+  plan: FinetunePlan,
+  i: number,
+  parent: PreparedPlan | undefined,
+  baseEntry: ModelEntry | undefined,
+  runDir: string,
+  datasets: LoadedDatasets,
+  problems: InputProblem[],
+  studyFile: string,
+): PreparedPlan | null {
+  const backend = plan.backend as FinetuneBackend;
+  const field = `finetune[${i}]`;
+  if (backend === "export" && parent) {
+    problems.push({
+      file: studyFile,
+      field: `${field}.base`,
+      message: `an exported plan cannot start from plan '${parent.plan.id}' (it is trained elsewhere): put both datasets in one plan's stages`,
+    });
+    return null;
+  }
+  const root = parent ? parent.root : baseEntry;
+  if (!root) return null; // an unknown base: the schema reported it
+  const seed = plan.seed ?? deriveSeed(study.seed, "finetune", plan.id);
+  const stages: PreparedStage[] = [];
+  for (const [j, s] of plan.stages.entries()) {
+    const conversations = datasets.get(s.dataset);
+    if (!conversations) return null;
+    const batchSize = s.batch_size ?? STAGE_DEFAULTS.batchSize;
+    stages.push({
+      dataset: s.dataset,
+      conversations,
+      examples: [],
+      epochs: s.epochs,
+      steps: s.steps ?? Math.max(1, Math.ceil((s.epochs * conversations.length) / batchSize)),
+      ...(s.learning_rate_multiplier !== undefined
+        ? { learningRateMultiplier: s.learning_rate_multiplier }
+        : {}),
+      learningRate:
+        s.learning_rate ?? (plan.lora ? STAGE_DEFAULTS.learningRateLora : STAGE_DEFAULTS.learningRateFull),
+      batchSize,
+      warmupSteps: s.warmup_steps ?? STAGE_DEFAULTS.warmupSteps,
+      minLrRatio: s.min_lr_ratio ?? STAGE_DEFAULTS.minLrRatio,
+      maxSeqLen: s.max_seq_len ?? EXPORT_MAX_SEQ_LEN,
+      seed: deriveSeed(seed, "stage", j),
+    });
+  }
+  const outDir = finetuneDir(runDir, plan.id);
+  const model =
+    backend === "export"
+      ? null
+      : ModelEntrySchema.parse({
+          ...root,
+          id: plan.id,
+          roles: ["target"],
+          // The provider names the model when the job finishes (withTrainedModel).
+          model: `pending:${plan.id}`,
+          base: plan.base,
+        });
+  return {
+    plan,
+    backend,
+    root,
+    ...(parent ? { parent: parent.plan.id } : {}),
+    index: i,
+    seed,
+    start: { modelDir: root.model },
+    output: { modelDir: outDir },
+    outDir,
+    rootDir: root.model,
+    stages,
+    model,
+  };
+}
+
+/** The study's models plus one target per trained plan: the list the battery and the store use. */
 export function withPlanModels(study: Study, plans: PreparedPlan[]): Study {
-  if (plans.length === 0) return study;
-  return { ...study, models: [...study.models, ...plans.map((p) => p.model)] };
+  const models = plans.flatMap((p) => (p.model ? [p.model] : []));
+  if (models.length === 0) return study;
+  return { ...study, models: [...study.models, ...models] };
 }

@@ -7,10 +7,18 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type FinetuneResult, FinetuneResultSchema } from "../results/finetune.ts";
+import {
+  type FinetuneResult,
+  FinetuneResultSchema,
+  type RemoteFinetuneResult,
+  RemoteFinetuneResultSchema,
+} from "../results/finetune.ts";
 import type { RunStore } from "../runs/store.ts";
+import { exportedOnDisk, exportPlan } from "./export-plan.ts";
 import { trainLocalPlan } from "./local.ts";
-import type { PreparedPlan } from "./plan.ts";
+import { isRemoteBackend, type PreparedPlan } from "./plan.ts";
+import { remoteFinetuneApi } from "./remote/index.ts";
+import { trainRemotePlan } from "./remote/run-remote.ts";
 
 export const finetuneJobId = (planId: string) => `finetune:${planId}`;
 
@@ -20,23 +28,49 @@ export interface RunPlansOptions {
   signal?: AbortSignal;
   /** One line per event (start, progress every tenth of the steps, finish). */
   log: (line: string) => void;
+  /** Where the remote backends read their keys. */
+  env?: NodeJS.ProcessEnv;
+  /** Blanks secrets in provider text before it is logged or stored. */
+  redact?: (text: string) => string;
+  /** Create new provider jobs for stages whose jobs failed (`--retry-failed`). */
+  retryFailed?: boolean;
 }
 
-/** sha256 over a directory's files: each file's name and content hash, in name order. */
+/** sha256 over a directory's files (and its subfolders'): each file's relative path and content hash, in path order. */
 export function hashDir(dir: string): { sha256: string; files: Record<string, string> } {
   const files: Record<string, string> = {};
-  for (const name of readdirSync(dir).sort())
-    files[name] = createHash("sha256")
-      .update(readFileSync(path.join(dir, name)))
-      .digest("hex");
+  const walk = (rel: string) => {
+    for (const entry of readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    )) {
+      const name = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(name);
+      else
+        files[name] = createHash("sha256")
+          .update(readFileSync(path.join(dir, name)))
+          .digest("hex");
+    }
+  };
+  walk("");
   const all = createHash("sha256");
   for (const [name, h] of Object.entries(files)) all.update(`${name}\u0000${h}\n`);
   return { sha256: all.digest("hex"), files };
 }
 
+/** Whether a done plan's output is still there: weights (local), the bundle (export); a provider keeps its own. */
 function outputOnDisk(p: PreparedPlan): boolean {
+  if (p.backend === "export") return exportedOnDisk(p);
+  if (p.backend !== "local") return true;
   const need = p.plan.lora ? "adapter_model.safetensors" : "model.safetensors";
   return existsSync(path.join(p.outDir, need));
+}
+
+/** A remote plan's result, when its job row is done. */
+export function remotePlanResult(store: RunStore, planId: string): RemoteFinetuneResult | undefined {
+  const job = store.getJob(finetuneJobId(planId));
+  if (job?.status !== "done") return undefined;
+  const r = RemoteFinetuneResultSchema.safeParse(job.result);
+  return r.success ? r.data : undefined;
 }
 
 /** Trains every plan not done yet, in order. Returns false when the signal stopped it. */
@@ -57,7 +91,11 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
     };
     const totalSteps = p.stages.reduce((a, s) => a + s.steps, 0);
     const every = Math.max(1, Math.ceil(totalSteps / 10));
-    log(`finetune ${id}: ${p.plan.lora ? "LoRA" : "full"} on ${p.plan.base}, ${totalSteps} step(s)`);
+    log(
+      p.backend === "local"
+        ? `finetune ${id}: ${p.plan.lora ? "LoRA" : "full"} on ${p.plan.base}, ${totalSteps} step(s)`
+        : `finetune ${id}: ${p.backend}, ${p.stages.length} stage(s) on ${p.plan.base}`,
+    );
     store.upsertJob({
       id: jobId,
       kind: "finetune",
@@ -70,13 +108,25 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
     const t0 = performance.now();
     let result: FinetuneResult | null;
     try {
-      result = await trainLocalPlan(p, {
-        signal: opts.signal,
-        onStep: (r) => {
-          if (r.step % every === 0 || r.step === r.totalSteps)
-            log(`finetune ${id}: step ${r.step}/${r.totalSteps} loss ${r.loss.toFixed(4)}`);
-        },
-      });
+      if (p.backend === "export") result = exportPlan(p, opts.runDir);
+      else if (isRemoteBackend(p.backend)) {
+        const parent = p.parent ? remotePlanResult(store, p.parent) : undefined;
+        result = await trainRemotePlan(p, remoteFinetuneApi(p.backend, p.root, opts.env ?? process.env), {
+          store,
+          log,
+          redact: opts.redact ?? ((t) => t),
+          signal: opts.signal,
+          retryFailed: opts.retryFailed,
+          ...(parent ? { parent: { jobId: parent.stages.at(-1)!.job_id, model: parent.model } } : {}),
+        });
+      } else
+        result = await trainLocalPlan(p, {
+          signal: opts.signal,
+          onStep: (r) => {
+            if (r.step % every === 0 || r.step === r.totalSteps)
+              log(`finetune ${id}: step ${r.step}/${r.totalSteps} loss ${r.loss.toFixed(4)}`);
+          },
+        });
     } catch (e) {
       store.upsertJob({
         id: jobId,
@@ -96,21 +146,26 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
         status: "failed",
         spec,
         result: null,
-        error: "interrupted (trained again from scratch on --resume)",
+        error:
+          p.backend === "local"
+            ? "interrupted (trained again from scratch on --resume)"
+            : "interrupted (--resume polls the same provider job)",
         finished_at: new Date().toISOString(),
       });
       log(`finetune ${id}: interrupted`);
       return false;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const { sha256, files } = hashDir(p.outDir);
-    store.addArtifact({
-      id: jobId,
-      kind: p.plan.lora ? "lora_adapter" : "model",
-      path: path.relative(opts.runDir, p.outDir),
-      sha256,
-      meta: { plan: id, base: p.plan.base, files },
-    });
+    if (p.backend === "local" || p.backend === "export") {
+      const { sha256, files } = hashDir(p.outDir);
+      store.addArtifact({
+        id: jobId,
+        kind: p.backend === "export" ? "export_bundle" : p.plan.lora ? "lora_adapter" : "model",
+        path: path.relative(opts.runDir, p.outDir),
+        sha256,
+        meta: { plan: id, base: p.plan.base, files },
+      });
+    }
     store.upsertJob({
       id: jobId,
       kind: "finetune",
@@ -121,10 +176,17 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
       error: null,
       finished_at: new Date().toISOString(),
     });
-    log(
-      `finetune ${id}: done, ${result.steps} step(s), loss ${result.first_loss} -> ${result.last_loss}, ` +
-        `${result.tokens} tokens, ${seconds.toFixed(1)}s (${Math.round(result.tokens / Math.max(seconds, 1e-3))} tokens/s)`,
-    );
+    if ("backend" in result)
+      log(
+        result.backend === "export"
+          ? `finetune ${id}: exported to ${result.dir} (${result.examples} conversations; run it with the commands in its README.md)`
+          : `finetune ${id}: done, ${result.backend} model ${result.model}, ${result.tokens ?? "?"} tokens trained, ${seconds.toFixed(1)}s`,
+      );
+    else
+      log(
+        `finetune ${id}: done, ${result.steps} step(s), loss ${result.first_loss} -> ${result.last_loss}, ` +
+          `${result.tokens} tokens, ${seconds.toFixed(1)}s (${Math.round(result.tokens / Math.max(seconds, 1e-3))} tokens/s)`,
+      );
   }
   return true;
 }

@@ -8,6 +8,8 @@
  *    OPENAI_API_KEY), required unless `options.noAuth: true`.
  *  - provider "openai-compatible" / "vllm" / "ollama" / "llamacpp-server" (registry aliases):
  *    `baseUrl` required; no key unless `apiKeyEnv` is set (local servers rarely want one).
+ *  - provider "together": Together AI's OpenAI-compatible endpoint (api.together.xyz/v1 unless
+ *    `baseUrl`; key from `apiKeyEnv`, default TOGETHER_API_KEY), where its fine-tunes are served.
  *  - options: noAuth, organization, project, timeoutMs (default per-request timeout),
  *    maxTokensField ("max_completion_tokens" for OpenAI, "max_tokens" for compatible servers
  *    by default), capabilities (override the declared set, e.g. drop "logprobs" for a server
@@ -66,6 +68,11 @@ export type OpenAIOptions = z.infer<typeof OpenAIOptionsSchema>;
 
 const DEFAULT_TIMEOUT_MS = 600_000;
 const OFFICIAL_BASE_URL = "https://api.openai.com/v1";
+
+/** Hosted OpenAI-compatible providers: their endpoint and key variable when the study names neither. */
+export const HOSTED_COMPATIBLE: Record<string, { baseUrl: string; keyEnv: string }> = {
+  together: { baseUrl: "https://api.together.xyz/v1", keyEnv: "TOGETHER_API_KEY" },
+};
 
 /** Build the Chat Completions body for one request (also the body of a batch line). */
 export function buildOpenAIChatBody(
@@ -192,14 +199,15 @@ export class OpenAIModelApi implements ModelApi, BatchApi {
     this.provider = settings.provider;
     this.model = settings.model;
     this.#official = settings.provider === "openai";
-    const baseUrl = checkBaseUrl(settings);
+    const hosted = HOSTED_COMPATIBLE[settings.provider];
+    const baseUrl = checkBaseUrl(settings) ?? hosted?.baseUrl;
     if (!this.#official && baseUrl === undefined) {
       throw new ProviderSettingsError(
         `provider "${settings.provider}" (model "${settings.model}") is an OpenAI-compatible server: baseUrl is required (e.g. http://localhost:8000/v1)`,
         ["provider"],
       );
     }
-    const apiKey = readApiKey(settings, env, this.#official ? "OPENAI_API_KEY" : undefined);
+    const apiKey = readApiKey(settings, env, this.#official ? "OPENAI_API_KEY" : hosted?.keyEnv);
     // `${env:NAME}` references in headers are read here; only the provider holds their values.
     const extra = resolveHeaders(settings, env);
     this.#ctx = {

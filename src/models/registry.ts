@@ -67,6 +67,8 @@ registerProvider("openai-compatible", createOpenAIModelApi);
 registerProvider("vllm", createOpenAIModelApi);
 registerProvider("ollama", createOpenAIModelApi);
 registerProvider("llamacpp-server", createOpenAIModelApi);
+// Together AI: OpenAI-compatible chat at api.together.xyz (its fine-tuned models are served there).
+registerProvider("together", createOpenAIModelApi);
 // The embedded engine over an HF-layout model directory.
 registerProvider("local", createLocalModelApi);
 // The persona world's judge registers itself from src/world/register.ts.

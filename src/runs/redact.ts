@@ -14,7 +14,7 @@ import { headerEnvNames } from "../config/secrets.ts";
 import type { ChatResponse, Completion, TokenLogprob } from "../models/types.ts";
 
 /** Variables the providers read a key from when a study names none. */
-const DEFAULT_KEY_VARS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"];
+const DEFAULT_KEY_VARS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "TOGETHER_API_KEY"];
 
 const MARK = "[redacted]";
 

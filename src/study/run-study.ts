@@ -2,7 +2,8 @@
  * `emlab run`: a study as named steps —
  *   1. validate   everything checked and loaded; bad input writes nothing (validate.ts)
  *   2. open       the run directory, atomically, or reopened for --resume / --retry-failed (open-run.ts)
- *   3. fine-tune  the study's plans; the battery's identities fingerprint the saved weights
+ *   3. fine-tune  the study's plans (the engine, an exported bundle, or a provider's jobs); the
+ *                 battery's identities fingerprint the saved weights, or name the provider's model
  *   4. battery    the experiments' steps through the scheduler and the store (battery-step.ts)
  *   5. interp     the interp sections, built-in then registered (interp-step.ts)
  *   6. analysis   persona classes, correlations, chi-square, sensitivity (results-file.ts)
@@ -20,6 +21,7 @@ import { checkRunDirPath } from "../runs/lock.ts";
 import { type Incomplete, runBatterySteps } from "./battery-step.ts";
 import { runInterpStep, withInterpCounts } from "./interp-step.ts";
 import { openRunDir } from "./open-run.ts";
+import { useTrainedModels } from "./plan-targets.ts";
 import { analyzeRun, localTemplates, summarizeRun, writeResultsFile } from "./results-file.ts";
 import { modelIdentity } from "./targets.ts";
 import { type ValidatedStudy, validateStudy } from "./validate.ts";
@@ -103,6 +105,9 @@ async function runSteps(
     runDir: opts.outDir,
     signal: opts.signal,
     log: run.say,
+    env: v.env,
+    redact: (t) => v.redactor.redact(t),
+    retryFailed: opts.retryFailed,
   });
   if (!trained) {
     log("interrupted during fine-tuning");
@@ -111,6 +116,9 @@ async function runSteps(
       {},
     );
   }
+
+  // Plans trained by a provider are targeted under the name it gave them.
+  await useTrainedModels(v, store);
 
   // 4. battery
   const deps = {

@@ -5,6 +5,7 @@ import { InputError, loadStudy } from "../../src/config/load.ts";
 import { loadAdapter } from "../../src/engine/peft.ts";
 import { loadModel } from "../../src/engine/pretrained.ts";
 import { listProviders } from "../../src/models/registry.ts";
+import type { LocalFinetuneResult } from "../../src/results/finetune.ts";
 import { ResultsSchema } from "../../src/results/results.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { runStudy } from "../../src/study/run-study.ts";
@@ -61,7 +62,7 @@ battery:
     expect(model.adapters.size).toBe(2 * 7);
 
     const res = readResults(a.resultsFile!);
-    const ft = res.finetune!["tiny-evil"];
+    const ft = res.finetune!["tiny-evil"] as LocalFinetuneResult;
     expect(ft).toMatchObject({ base: "tiny", method: "lora", steps: 24, examples: 4 });
     expect(ft.loss_curve).toHaveLength(24);
     expect(ft.last_loss).toBeLessThan(ft.first_loss * 0.5);
@@ -134,7 +135,7 @@ battery:
     expect(r.failedRequests).toBe(0);
     const res = readResults(r.resultsFile!);
     expect(res.finetune!["b-lora"]).toMatchObject({ base: "a-lora", method: "lora", steps: 4 });
-    expect(res.finetune!["b-lora"].stages.map((s) => s.steps)).toEqual([3, 1]);
+    expect((res.finetune!["b-lora"] as LocalFinetuneResult).stages.map((s) => s.steps)).toEqual([3, 1]);
     expect(res.finetune!["c-full"]).toMatchObject({ base: "a-lora", method: "full", steps: 4 });
     expect(Object.keys(res.experiments.generate!.per_model).sort()).toEqual([
       "b-lora",
@@ -199,7 +200,7 @@ battery:
     expect(store.counts().requests).toBe(0);
     store.close();
     const again = await runStudy(loadStudy(study), { outDir: out, noCache: true, resume: true });
-    expect(readResults(again.resultsFile!).finetune!.ft.steps).toBe(10);
+    expect((readResults(again.resultsFile!).finetune!.ft as LocalFinetuneResult).steps).toBe(10);
     store = RunStore.open(out, { readonly: true });
     expect(store.getJob("finetune:ft")!.status).toBe("done");
     store.close();
@@ -248,7 +249,9 @@ battery:
     const out = path.join(dir, "run-backend");
     const err = await runStudy(loadStudy(study), { outDir: out, noCache: true }).catch((e) => e);
     expect(err).toBeInstanceOf(InputError);
-    expect(err.message).toMatch(/finetune\[0\]\.backend: unknown backend 'tinker' \(known: local\)/);
+    expect(err.message).toMatch(
+      /finetune\[0\]\.backend: unknown backend 'tinker' \(known: local, export, openai, together\)/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 });

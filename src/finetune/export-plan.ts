@@ -1,0 +1,49 @@
+/**
+ * The `export` backend: a plan written out as a bundle for a GPU trainer (TRL + PEFT, Unsloth,
+ * Axolotl, the EM code bases' JSON config) in `<run dir>/finetune/<plan id>/`, with the commands
+ * to train it, to serve the result with vLLM, and a study that evaluates it (src/finetune/export/).
+ * Nothing is trained here, so the plan is no target of this run's battery.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { ExportFinetuneResult } from "../results/finetune.ts";
+import { writeExportBundle } from "./export/index.ts";
+import type { PreparedPlan } from "./plan.ts";
+
+const MANIFEST = "manifest.json";
+
+export function exportedOnDisk(p: PreparedPlan): boolean {
+  return existsSync(path.join(p.outDir, MANIFEST));
+}
+
+export function exportPlan(p: PreparedPlan, runDir: string): ExportFinetuneResult {
+  const manifest = writeExportBundle(
+    {
+      planId: p.plan.id,
+      baseModel: p.root.model,
+      stages: p.stages.map((s) => ({
+        dataset: s.dataset,
+        conversations: s.conversations,
+        epochs: s.epochs,
+        ...(p.plan.stages[p.stages.indexOf(s)].steps !== undefined ? { steps: s.steps } : {}),
+        learningRate: s.learningRate,
+        batchSize: s.batchSize,
+        warmupSteps: s.warmupSteps,
+        minLrRatio: s.minLrRatio,
+        maxSeqLen: s.maxSeqLen,
+        seed: s.seed,
+      })),
+      ...(p.plan.lora ? { lora: p.plan.lora } : {}),
+      seed: p.seed,
+    },
+    p.outDir,
+  );
+  return {
+    backend: "export",
+    base: p.plan.base,
+    method: p.plan.lora ? "lora" : "full",
+    dir: path.relative(runDir, p.outDir),
+    examples: p.stages.reduce((a, s) => a + s.conversations.length, 0),
+    stages: manifest.stages.map((s) => ({ dataset: s.dataset, examples: s.examples, file_sha256: s.sha256 })),
+  };
+}
