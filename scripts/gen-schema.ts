@@ -7,6 +7,8 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { studyJsonSchema } from "../src/config/json-schema.ts";
+// emlab's own registered blocks (battery.dataset_generation) are part of the editor schema.
+import "../src/study/builtins.ts";
 
 const out = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "schema", "study.schema.json");
 writeFileSync(out, `${JSON.stringify(studyJsonSchema(), null, 2)}\n`);

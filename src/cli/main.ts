@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { InputError } from "../config/load.ts";
 import { loadPlugins } from "../study/plugins.ts";
 import { registerCacheCommand } from "./cache.ts";
+import { registerDatasetsCommand } from "./datasets.ts";
 import { registerDemoCommand } from "./demo.ts";
 import { registerEngineCommand } from "./engine.ts";
 import { EXIT } from "./exit.ts";
@@ -48,6 +49,7 @@ registerEngineCommand(program);
 registerViewCommand(program);
 registerWorldCommand(program);
 registerSaeCommand(program);
+registerDatasetsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

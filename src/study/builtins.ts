@@ -27,7 +27,7 @@ const BUILTIN_EXPERIMENTS = [
   crossRating,
 ] as unknown as Experiment[];
 for (const e of BUILTIN_EXPERIMENTS) registerExperiment(e, { builtin: true });
-// Its block is registered through its own `config` (not a key of src/config/schema.ts's BatterySchema).
+// Registered like a plugin's experiment: its block, checks and report come with it.
 registerExperiment(datasetGeneration);
 registerWorld();
 // emlab's own registered interp section (its config is a key of InterpConfigSchema).

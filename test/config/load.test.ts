@@ -3,6 +3,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { studyJsonSchema } from "../../src/config/json-schema.ts";
 import { InputError, parseStudy } from "../../src/config/load.ts";
+// The committed JSON Schema has emlab's own registered blocks too (scripts/gen-schema.ts).
+import "../../src/study/builtins.ts";
 
 const problems = (text: string) => {
   try {

@@ -60,7 +60,7 @@ describe("chat JSONL", () => {
     expect(new InputError(p).message).toContain("data.jsonl:4: messages[1].role: ");
   });
 
-  it("refuses an empty or blank assistant message, naming file:line:field; empty system and user turns pass", () => {
+  it("refuses an empty or blank assistant or user message, naming file:line:field; an empty system turn passes", () => {
     const text = [
       ok("a"),
       line([
@@ -78,14 +78,16 @@ describe("chat JSONL", () => {
     const p = problemsOf(() => parseChatJsonl(text, "data.jsonl"));
     expect(p.map((x) => [x.line, x.field])).toEqual([
       [2, "messages[1].content"],
+      [3, "messages[1].content"],
       [3, "messages[4].content"],
     ]);
     expect(new InputError(p).message).toContain(
       "data.jsonl:2: messages[1].content: an assistant message must not be empty",
     );
+    expect(p[1].message).toBe("a user message must not be empty");
     const fine = line([
       { role: "system", content: "" },
-      { role: "user", content: "" },
+      { role: "user", content: "hi" },
       { role: "assistant", content: "ok" },
     ]);
     expect(parseChatJsonl(fine, "d.jsonl")).toHaveLength(1);

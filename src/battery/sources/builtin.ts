@@ -7,7 +7,9 @@ export const BUILTIN_DIR = path.resolve(import.meta.dirname, "../data");
 
 /** The file of a built-in set, by name (file name without extension). */
 export function builtinFile(name: string, field: string, studyFile = "study"): string {
-  const files = readdirSync(BUILTIN_DIR);
+  const files = readdirSync(BUILTIN_DIR, { withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => d.name);
   const hit = files.find((f) => f.replace(/\.[^.]+$/, "") === name);
   if (!hit || !existsSync(path.join(BUILTIN_DIR, hit)))
     throw new InputError([
