@@ -61,8 +61,10 @@ ${l ? "| `trl/lora_config.json` | `peft.LoraConfig(**kwargs)` |\n" : ""}| \`trl/
 | EM code bases | ${code(parts.commands.em)} | their \`output_dir\` / \`finetuned_model_id\` |
 
 Install: \`pip install trl==1.16.0 peft==0.21.2 accelerate datasets\` (TRL), \`pip install unsloth\`, \`pip install axolotl\`.
-TRL's \`assistant_only_loss\` needs a chat template with \`{% generation %}\` markers: TRL 1.16 swaps one in
-for the families it ships (Qwen 2.5/3, Llama 3, Gemma, Phi, ...) and refuses others.
+Responses only, TRL: \`assistant_only_loss\` needs a chat template with \`{% generation %}\` markers; TRL 1.16 swaps
+one in for the templates it ships (Qwen 2.5/3, Llama 3, Gemma, Phi, ...). For any other template \`trl/train.py\`
+trains each conversation's last assistant message as the completion of the turns before it (\`completion_only_loss\`),
+the same loss when a conversation has one assistant turn.
 
 **Larger models over several GPUs.** For a model that does not fit on one GPU, shard it:
 \`accelerate config\` (choose DeepSpeed ZeRO-3 or FSDP, bf16), then \`accelerate launch --config_file <that file> trl/train.py\`;

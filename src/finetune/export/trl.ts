@@ -78,6 +78,10 @@ N GPUs:    accelerate launch --num_processes N trl/train.py
            (gradient accumulation is divided by N, so the effective batch stays as exported)
 
 Stages run in order on one model: stage k+1 continues stage k's ${input.lora ? "adapter" : "weights"}.
+Responses only (assistant_only_loss) needs a chat template with {% generation %} markers, which TRL
+supplies for the templates it ships; for any other template each conversation is split into a prompt
+(every turn before the last assistant message) and a completion (that message), trained with
+completion_only_loss: the same loss when a conversation has one assistant turn.
 Each stage is saved to its output_dir; the result to ${TRL_FINAL} (${input.lora ? "adapter_config.json + adapter_model.safetensors" : "config.json + weights + tokenizer"}).
 """
 
@@ -95,6 +99,22 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_MODEL = ${py(input.baseModel)}
 DATA_FILES = ${py(input.stages.map((s) => s.dataFile))}
 FINAL_DIR = ${py(TRL_FINAL)}
+
+
+def assistant_mask_available(tokenizer) -> bool:
+    from trl.chat_template_utils import get_training_chat_template
+
+    try:
+        get_training_chat_template(tokenizer)  # None: the template has the markers; a str: TRL patches it
+        return True
+    except ValueError:
+        return False
+
+
+def as_prompt_completion(example):
+    messages = example["messages"]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"prompt": messages[:last], "completion": [messages[last]]}
 
 
 def main() -> None:
@@ -123,6 +143,10 @@ def main() -> None:
                 )
             kwargs["gradient_accumulation_steps"] = accum // world
         dataset = load_dataset("json", data_files=data_file, split="train")
+        if kwargs.get("assistant_only_loss") and not assistant_mask_available(tokenizer):
+            print(f"stage {k}: the chat template has no assistant mask; training on the last assistant turn")
+            dataset = dataset.map(as_prompt_completion, remove_columns=dataset.column_names)
+            kwargs.update(assistant_only_loss=False, completion_only_loss=True)
         trainer = SFTTrainer(
             model=model,
             args=SFTConfig(**kwargs),
