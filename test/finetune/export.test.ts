@@ -364,6 +364,12 @@ describe("export bundle", () => {
     const e1 = readJson(dir, "em/train.stage1.json");
     expect(e1).toMatchObject({ model: "out/em/stage-0/merged", max_steps: 40, lr_scheduler_type: "cosine" });
     expect(read(dir, "README.md")).toContain("the cosine floor (`min_lr_ratio`) is dropped");
+    const q = tmp();
+    writeExportBundle({ ...betleyInput(), loadIn4bit: true }, q);
+    expect(readJson(q, "em/train.json").load_in_4bit).toBe(true);
+    expect(parseYaml(read(q, "axolotl/config.yaml"))).toMatchObject({ load_in_4bit: true, adapter: "qlora" });
+    expect(readJson(q, "unsloth/config.json").from_pretrained.load_in_4bit).toBe(true);
+    expect(read(q, "README.md")).toContain("4-bit (QLoRA) is set");
   });
 
   it("serves the adapter with vLLM and writes an evaluation study emlab accepts", () => {
@@ -403,6 +409,7 @@ describe("export bundle", () => {
       full,
     );
     expect(m.method).toBe("full");
+    expect(read(full, "README.md")).not.toContain("4-bit (QLoRA) is set");
     expect(m.files.map((f) => f.path)).not.toContain("trl/lora_config.json");
     expect(readJson(full, "trl/sft_config.json")[0].assistant_only_loss).toBe(false);
     const u = readJson(full, "unsloth/config.json");

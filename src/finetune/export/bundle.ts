@@ -76,7 +76,15 @@ export function writeExportBundle(input: ExportInput, outDir: string): ExportMan
   const { commands, outputs } = bundleCommands(r);
   files.set("serve.sh", serveScript(r, TRL_FINAL));
   files.set("evaluate.study.yaml", evaluateStudyYaml(r));
-  files.set("README.md", bundleReadme(r, { commands, outputs, caveats: emCaveats(r) }));
+  const caveats = [
+    ...(r.loadIn4bit
+      ? [
+          "4-bit (QLoRA) is set for Unsloth, Axolotl and the EM code bases; `trl/train.py` loads bf16 weights (pass a `BitsAndBytesConfig` there for 4-bit).",
+        ]
+      : []),
+    ...emCaveats(r),
+  ];
+  files.set("README.md", bundleReadme(r, { commands, outputs, caveats }));
 
   for (const [rel, text] of files) {
     const abs = path.join(outDir, rel);
