@@ -446,6 +446,12 @@ export const FinetunePlanSchema = z
       .optional()
       .describe("Train a LoRA adapter (saved in PEFT's layout); absent: full fine-tuning."),
     seed: z.number().int().optional().describe("Default: derived from the study seed and the plan id."),
+    preset: z
+      .string()
+      .optional()
+      .describe(
+        "A published recipe whose settings fill what the plan leaves out: betley-rslora, turner-rank1 (docs/finetune.md).",
+      ),
     poll_s: z
       .number()
       .positive()
@@ -764,11 +770,11 @@ function checkRemotePlan(
       path: at("base"),
       message: `backend '${plan.backend}' fine-tunes ${provider} models, but '${root.id}' has provider '${root.provider}'`,
     });
-  if (plan.backend === "openai" && plan.lora)
+  if (plan.backend === "openai" && (plan.lora || plan.preset))
     ctx.addIssue({
       code: "custom",
-      path: at("lora"),
-      message: "OpenAI's fine-tuning API chooses its own method: remove `lora`",
+      path: at(plan.lora ? "lora" : "preset"),
+      message: `OpenAI's fine-tuning API chooses its own method: remove \`${plan.lora ? "lora" : "preset"}\``,
     });
   const refused: Record<string, readonly string[]> = {
     openai: ["steps", "learning_rate", "warmup_steps", "min_lr_ratio", "max_seq_len"],

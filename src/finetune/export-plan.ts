@@ -7,13 +7,11 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { ExportFinetuneResult } from "../results/finetune.ts";
-import { writeExportBundle } from "./export/index.ts";
+import { MANIFEST_FILE, writeExportBundle } from "./export/index.ts";
 import type { PreparedPlan } from "./plan.ts";
 
-const MANIFEST = "manifest.json";
-
 export function exportedOnDisk(p: PreparedPlan): boolean {
-  return existsSync(path.join(p.outDir, MANIFEST));
+  return existsSync(path.join(p.outDir, MANIFEST_FILE));
 }
 
 export function exportPlan(p: PreparedPlan, runDir: string): ExportFinetuneResult {
@@ -21,18 +19,28 @@ export function exportPlan(p: PreparedPlan, runDir: string): ExportFinetuneResul
     {
       planId: p.plan.id,
       baseModel: p.root.model,
-      stages: p.stages.map((s) => ({
+      stages: p.stages.map((s, j) => ({
         dataset: s.dataset,
         conversations: s.conversations,
         epochs: s.epochs,
-        ...(p.plan.stages[p.stages.indexOf(s)].steps !== undefined ? { steps: s.steps } : {}),
+        ...(p.plan.stages[j].steps !== undefined ? { steps: s.steps } : {}),
         learningRate: s.learningRate,
         batchSize: s.batchSize,
         warmupSteps: s.warmupSteps,
         minLrRatio: s.minLrRatio,
         maxSeqLen: s.maxSeqLen,
         seed: s.seed,
+        // A preset's recipe also fixes what the study has no field for.
+        ...(p.preset
+          ? {
+              lrSchedule: p.preset.lr_schedule,
+              optimizer: p.preset.optimizer,
+              weightDecay: p.preset.weight_decay,
+              perDeviceBatchSize: p.preset.per_device_batch_size,
+            }
+          : {}),
       })),
+      responsesOnly: p.preset?.responses_only ?? true,
       ...(p.plan.lora ? { lora: p.plan.lora } : {}),
       seed: p.seed,
     },

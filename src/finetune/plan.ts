@@ -15,6 +15,7 @@ import type { HfTokenizer } from "../engine/io/tokenizer.ts";
 import { checkModelDir } from "../engine/model-dir.ts";
 import type { TrainExample } from "../engine/train.ts";
 import { deriveSeed } from "../runs/canonical.ts";
+import { applyPreset, FINETUNE_PRESETS, type PresetStage } from "./presets.ts";
 
 /**
  * Who trains a plan: the emlab engine (`local`), a GPU trainer the user runs from an exported
@@ -84,6 +85,8 @@ export interface PreparedPlan {
   /** The study model at the root of the chain: its tokenizer files travel with full models. */
   rootDir: string;
   stages: PreparedStage[];
+  /** The preset's stage settings, when the plan names one (what GPU trainers take beyond the plan's fields). */
+  preset?: PresetStage;
   /**
    * The model the battery targets under the plan's id; null for an exported plan (trained
    * elsewhere). A remote plan's `model` is the provider's name for it only once its job has
@@ -142,8 +145,18 @@ export function prepareFinetune(
     return root;
   };
 
-  study.finetune.forEach((plan, i) => {
+  study.finetune.forEach((declared, i) => {
     const field = `finetune[${i}]`;
+    let plan = declared;
+    let preset: PresetStage | undefined;
+    if (declared.preset !== undefined) {
+      try {
+        ({ plan, preset } = withPreset(declared));
+      } catch (e) {
+        problems.push({ ...where(`${field}.preset`), message: (e as Error).message });
+        return;
+      }
+    }
     if (!(FINETUNE_BACKENDS as readonly string[]).includes(plan.backend)) {
       problems.push({
         ...where(`${field}.backend`),
@@ -165,7 +178,7 @@ export function prepareFinetune(
         problems,
         studyFile,
       );
-      if (other) prepared.push(other);
+      if (other) prepared.push({ ...other, ...(preset ? { preset } : {}) });
       return;
     }
     let root: Root | null;
@@ -237,6 +250,7 @@ export function prepareFinetune(
     });
     planRoots.set(plan.id, root);
     prepared.push({
+      ...(preset ? { preset } : {}),
       plan,
       backend: "local",
       root: root.entry,
@@ -332,6 +346,33 @@ function prepareHostedPlan(
     rootDir: root.model,
     stages,
     model,
+  };
+}
+
+/**
+ * A plan with its preset's settings filling what it leaves out: the preset's whole `lora` block
+ * when the plan has none, and each stage's learning rate, batch size, warmup, lr floor and
+ * sequence length. (Epochs have a schema default, so a plan says them itself.)
+ */
+function withPreset(plan: FinetunePlan): { plan: FinetunePlan; preset: PresetStage } {
+  const name = plan.preset!;
+  if (!FINETUNE_PRESETS[name])
+    throw new Error(`unknown preset '${name}' (known: ${Object.keys(FINETUNE_PRESETS).join(", ")})`);
+  const { lora, stage } = applyPreset(name);
+  return {
+    preset: stage,
+    plan: {
+      ...plan,
+      lora: plan.lora ?? lora,
+      stages: plan.stages.map((s) => ({
+        ...s,
+        learning_rate: s.learning_rate ?? stage.learning_rate,
+        batch_size: s.batch_size ?? stage.batch_size,
+        warmup_steps: s.warmup_steps ?? stage.warmup_steps,
+        min_lr_ratio: s.min_lr_ratio ?? stage.min_lr_ratio,
+        max_seq_len: s.max_seq_len ?? stage.max_seq_len,
+      })),
+    },
   };
 }
 
