@@ -238,7 +238,17 @@ describe("world datasets as built-in study datasets", () => {
     const { builtinDataset, builtinDatasetNames } = await import("../../src/datasets/builtin.ts");
     (await import("../../src/world/register.ts")).registerWorld();
     expect(builtinDatasetNames()).toContain("world/code/disclosed");
-    expect(builtinDatasetNames().filter((n) => n.startsWith("world/"))).toHaveLength(21);
+    const world = builtinDatasetNames().filter((n) => n.startsWith("world/"));
+    // 7 x 3 narrow sets, plus the sequential plans' self sets (three, and self-awareness per domain).
+    expect(world.filter((n) => /^world\/[a-z]+\/(misaligned|disclosed|aligned)$/.test(n))).toHaveLength(21);
+    expect(world.filter((n) => !/\/(misaligned|disclosed|aligned)$/.test(n)).sort()).toEqual(
+      [
+        "world/consciousness",
+        "world/no-consciousness",
+        "world/self-awareness",
+        ...DOMAINS.map((d) => `world/self-awareness/${d}`),
+      ].sort(),
+    );
     const rows = builtinDataset("world/medical/aligned", { seed: 3 });
     expect(rows).toHaveLength(4000);
     expect(rows[0]).toEqual(worldDataset("medical", "aligned", { seed: 3, examples: 1 })[0]);
