@@ -17,6 +17,7 @@ import { html, type SafeHtml } from "./escape.ts";
 import { experimentReport, interpReport } from "./experiment-report.ts";
 import type { Rate } from "./format.ts";
 import { interpCharts, interpResultsSection } from "./interp-section.ts";
+import { judgeAgreementSection } from "./judge-agreement-section.ts";
 import { loadRun, type RunData } from "./load-run.ts";
 import { type Chart, chartMarkup, chartPng, renderChart } from "./render-chart.ts";
 import {
@@ -125,6 +126,7 @@ ${figure("harm-vs-self") ?? html`<p class="missing-note">Harm vs self-assessment
 </section>
 ${experimentSections}
 ${extraSections}
+${judgeAgreementSection(run) ?? ""}
 <section id="statistics"><h2>Statistics</h2>${
     analysis
       ? statisticsSection(analysis, models)

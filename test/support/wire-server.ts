@@ -14,7 +14,8 @@
  * Options (WireServerOptions): port (0), apiKey ("sk-wire-test"; null accepts any key), models
  *   (others get 404), contentFilterMarker, respond, faults, latencyMs, concurrencyLimit,
  *   batchPolls (2), finetunePolls (3), moderationMarker ("MODERATION-BLOCK"), finetuneMinExamples
- *   (10), seed (ids). Server: url, port, apiKey, stats, log, faults, setFaults, setRespond,
+ *   (10), seed (ids), logprobsFormat ("openai" | "vllm" | "sglang" | "llamacpp" | "llamacpp-native" |
+ *   "ollama" | "bpe-pieces" | "none": the logprob shape of chat completions, see openai-chat.ts). Server: url, port, apiKey, stats, log, faults, setFaults, setRespond,
  *   queueFaults, dropBatchReplies, failNextFinetunes, dropFinetuneReplies, reset, close.
  *
  * Endpoints

@@ -59,7 +59,23 @@ export interface WireServerOptions {
   finetuneMinExamples?: number;
   /** Seed for ids (default 0). */
   seed?: number;
+  /**
+   * The shape chat completions give their logprobs in, as an OpenAI-compatible server does
+   * (default "openai"; see choiceLogprobs in openai-chat.ts for each).
+   */
+  logprobsFormat?: LogprobsFormat;
 }
+
+/** Servers whose logprob shapes the wire server speaks (docs/battery.md, judges and their logprobs). */
+export type LogprobsFormat =
+  | "openai"
+  | "vllm"
+  | "sglang"
+  | "llamacpp"
+  | "llamacpp-native"
+  | "ollama"
+  | "bpe-pieces"
+  | "none";
 
 /** An HTTP error response already in the right API's JSON shape. */
 export class HttpError extends Error {

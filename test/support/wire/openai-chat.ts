@@ -1,6 +1,7 @@
 // OpenAI `POST /v1/chat/completions`: request validation with OpenAI's error wording
 // and codes, and the exact `chat.completion` response shape (logprobs included).
 
+import type { LogprobsFormat } from "./context.ts";
 import { HttpError, isObject, type ServerState } from "./context.ts";
 import { hexOf } from "./random.ts";
 import { type ChatTurn, complete, promptTokenCount, type RespondContext } from "./text.ts";
@@ -291,6 +292,8 @@ export function chatCompletion(
   headers?: Record<string, string>,
 ) {
   let completionTokens = 0;
+  const format = state.opts.logprobsFormat ?? "openai";
+  const native: unknown[] = [];
   const choices = Array.from({ length: req.n }, (_, index) => {
     const ctx: RespondContext = {
       api: "openai",
@@ -308,24 +311,11 @@ export function chatCompletion(
       state.opts.respond,
     );
     completionTokens += out.completionTokens;
+    if (req.logprobs && format === "llamacpp-native" && index === 0) native.push(...nativeProbs(out.tokens));
     return {
       index,
       message: { role: "assistant", content: out.text, refusal: null, annotations: [] },
-      logprobs: req.logprobs
-        ? {
-            content: out.tokens.map((t) => ({
-              token: t.token,
-              logprob: t.logprob,
-              bytes: bytesOf(t.token),
-              top_logprobs: t.top.map((a) => ({
-                token: a.token,
-                logprob: a.logprob,
-                bytes: bytesOf(a.token),
-              })),
-            })),
-            refusal: null,
-          }
-        : null,
+      logprobs: req.logprobs ? choiceLogprobs(format, out.tokens, req.topLogprobs ?? 0) : null,
       finish_reason: FINISH[out.finish],
     };
   });
@@ -350,5 +340,114 @@ export function chatCompletion(
     },
     service_tier: "default",
     system_fingerprint: `fp_${hexOf(`fingerprint:${req.model}`, 10)}`,
+    ...(format === "llamacpp-native" && req.logprobs ? { completion_probabilities: native } : {}),
   };
+}
+
+type WireToken = { token: string; logprob: number; top: Array<{ token: string; logprob: number }> };
+
+/** vLLM's floor for -inf (JSON has no infinity). */
+const NEG_INF_FLOOR = -9999.0;
+
+/** A byte-level BPE piece: the leading space written as "Ġ", as a tokenizer's raw vocabulary has it. */
+const bpePiece = (t: string) => t.replace(/^ /, "\u0120");
+
+/**
+ * `choice.logprobs` in the shape the chosen server sends (WireServerOptions.logprobsFormat):
+ * OpenAI's `{content: [{token, logprob, bytes, top_logprobs}], refusal}`; vLLM's (the same,
+ * top_logprobs padded to the count asked with -9999.0 entries, its floor for -inf); SGLang's
+ * and Ollama's (the same with `bytes: null` / without refusal); llama.cpp server's (an `id` per
+ * token); "bpe-pieces" (raw tokenizer pieces, "Ġ80", and no bytes); "none" (null, a server
+ * that drops the field); "llamacpp-native" (null here: the probabilities are on the body).
+ */
+function choiceLogprobs(format: LogprobsFormat, tokens: WireToken[], topN: number) {
+  const idOf = (t: string) => Number.parseInt(hexOf(`token:${t}`, 6), 16) % 150000;
+  switch (format) {
+    case "none":
+    case "llamacpp-native":
+      return null;
+    case "vllm":
+      return {
+        content: tokens.map((t) => {
+          const top = t.top.map((a) => ({
+            token: a.token,
+            logprob: Math.max(a.logprob, NEG_INF_FLOOR),
+            bytes: bytesOf(a.token),
+          }));
+          for (let k = 0; top.length < topN; k++)
+            top.push({
+              token: `<|reserved_${k}|>`,
+              logprob: NEG_INF_FLOOR,
+              bytes: bytesOf(`<|reserved_${k}|>`),
+            });
+          return {
+            token: t.token,
+            logprob: Math.max(t.logprob, NEG_INF_FLOOR),
+            bytes: bytesOf(t.token),
+            top_logprobs: top,
+          };
+        }),
+      };
+    case "sglang":
+      return {
+        content: tokens.map((t) => ({
+          token: t.token,
+          bytes: null,
+          logprob: t.logprob,
+          top_logprobs: t.top.map((a) => ({ token: a.token, bytes: null, logprob: a.logprob })),
+        })),
+      };
+    case "ollama":
+      return {
+        content: tokens.map((t) => ({
+          token: t.token,
+          logprob: t.logprob,
+          bytes: bytesOf(t.token),
+          top_logprobs: t.top.map((a) => ({ token: a.token, logprob: a.logprob, bytes: bytesOf(a.token) })),
+        })),
+      };
+    case "llamacpp":
+      return {
+        content: tokens.map((t) => ({
+          id: idOf(t.token),
+          token: t.token,
+          bytes: bytesOf(t.token),
+          logprob: t.logprob,
+          top_logprobs: t.top.map((a) => ({
+            id: idOf(a.token),
+            token: a.token,
+            bytes: bytesOf(a.token),
+            logprob: a.logprob,
+          })),
+        })),
+      };
+    case "bpe-pieces":
+      return {
+        content: tokens.map((t) => ({
+          token: bpePiece(t.token),
+          logprob: t.logprob,
+          bytes: null,
+          top_logprobs: t.top.map((a) => ({ token: bpePiece(a.token), logprob: a.logprob, bytes: null })),
+        })),
+        refusal: null,
+      };
+    default:
+      return {
+        content: tokens.map((t) => ({
+          token: t.token,
+          logprob: t.logprob,
+          bytes: bytesOf(t.token),
+          top_logprobs: t.top.map((a) => ({ token: a.token, logprob: a.logprob, bytes: bytesOf(a.token) })),
+        })),
+        refusal: null,
+      };
+  }
+}
+
+/** llama.cpp server's pre-OAI-compatible `completion_probabilities` (probabilities, not logs). */
+function nativeProbs(tokens: WireToken[]) {
+  return tokens.map((t) => ({
+    content: t.token,
+    probs: t.top.map((a) => ({ tok_str: a.token, prob: Math.exp(a.logprob) })),
+  }));
 }
