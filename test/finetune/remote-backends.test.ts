@@ -44,6 +44,17 @@ const uploadRoute = (b: Backend) => (b === "openai" ? "/v1/files" : "/v1/files/u
 const createRoute = (b: Backend) => (b === "openai" ? "/v1/fine_tuning/jobs" : "/v1/fine-tunes");
 const pollRoute = (b: Backend) => (b === "openai" ? "/v1/fine_tuning/jobs/:id" : "/v1/fine-tunes/:id");
 
+/** The jobs the server holds (it keeps every job it created, whoever asked). */
+async function jobsAtServer(b: Backend): Promise<number> {
+  const res = await fetch(
+    `${server.url}${b === "openai" ? "/v1/fine_tuning/jobs?limit=100" : "/v1/fine-tunes"}`,
+    {
+      headers: { authorization: "Bearer sk-any" },
+    },
+  );
+  return ((await res.json()) as { data: unknown[] }).data.length;
+}
+
 /** A study with one two-stage plan (a domain, then self-awareness data) and a battery on the plan's model. */
 function writeRemoteStudy(backend: Backend, o: { pollS?: number; bad?: boolean } = {}): string {
   const dir = tmpDir(`ft-${backend}`);
@@ -202,13 +213,15 @@ describe("a create whose reply never came", () => {
   it.each(["openai", "together"] as const)(
     "%s: killed inside the create call, --resume adopts the job the provider made",
     async (backend) => {
-      server.reset();
+      const before = await jobsAtServer(backend);
+      server.reset(); // after the count above: the kill below watches the route's arrivals
       server.dropFinetuneReplies(1, 60_000); // the job exists; its reply never comes
       const file = writeRemoteStudy(backend);
       const out = path.join(path.dirname(file), "out");
       const first = await runCli(["run", file, "--out", out, "--no-cache"], ENV, (child) => {
         const timer = setInterval(() => {
-          if (posts(createRoute(backend)) > 0) {
+          // Counted on arrival (the reply is held back): the job exists from here on.
+          if ((server.stats.byPath[createRoute(backend)] ?? 0) > 0) {
             clearInterval(timer);
             child.kill("SIGKILL");
           }
@@ -220,8 +233,26 @@ describe("a create whose reply never came", () => {
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout + again.stderr).toMatch(/adopted job/);
       // Stage 1 was created once (adopted), stage 2 once.
-      expect(posts(createRoute(backend))).toBe(2);
+      expect((await jobsAtServer(backend)) - before).toBe(2);
       expect(posts(uploadRoute(backend))).toBe(2);
+    },
+  );
+
+  it.each(["openai", "together"] as const)(
+    "%s: a create reply lost in transit is not retried into a second job",
+    async (backend) => {
+      server.reset();
+      const before = await jobsAtServer(backend);
+      server.dropFinetuneReplies(1); // the job is made, the connection dies at once
+      const file = writeRemoteStudy(backend);
+      const r = await runStudy(loadStudy(file), {
+        outDir: path.join(path.dirname(file), "out"),
+        noCache: true,
+        env: ENV,
+      });
+      expect(r.failedRequests).toBe(0);
+      expect(server.stats.dropped).toBe(1);
+      expect((await jobsAtServer(backend)) - before).toBe(2);
     },
   );
 

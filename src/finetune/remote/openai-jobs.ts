@@ -61,10 +61,11 @@ export class OpenAIFinetuneApi implements RemoteFinetuneApi {
   }
 
   async uploadFile(bytes: Buffer, filename: string): Promise<RemoteFile> {
-    const f = await this.#client.files.create({
-      file: await toFile(bytes, filename, { type: "application/jsonl" }),
-      purpose: "fine-tune",
-    });
+    // Never retried blindly: a lost reply may hide a file that exists (the runner looks for it).
+    const f = await this.#client.files.create(
+      { file: await toFile(bytes, filename, { type: "application/jsonl" }), purpose: "fine-tune" },
+      { maxRetries: 0 },
+    );
     return { id: f.id, filename: f.filename, bytes: f.bytes };
   }
 
@@ -85,16 +86,20 @@ export class OpenAIFinetuneApi implements RemoteFinetuneApi {
         ? { learning_rate_multiplier: stage.learningRateMultiplier }
         : {}),
     };
-    const job = await this.#client.fineTuning.jobs.create({
-      ...(plan.provider_options ?? {}),
-      // A later stage fine-tunes the model the stage before made.
-      model: start.previous?.model ?? start.base,
-      training_file: req.trainingFile,
-      seed: stage.seed,
-      ...(plan.suffix ? { suffix: plan.suffix } : {}),
-      metadata: { [TAG_KEY]: req.tag, [PLAN_KEY]: plan.id },
-      method: { type: "supervised", supervised: { hyperparameters } },
-    });
+    // Never retried blindly: a lost reply may hide a job that exists (the runner looks for it by tag).
+    const job = await this.#client.fineTuning.jobs.create(
+      {
+        ...(plan.provider_options ?? {}),
+        // A later stage fine-tunes the model the stage before made.
+        model: start.previous?.model ?? start.base,
+        training_file: req.trainingFile,
+        seed: stage.seed,
+        ...(plan.suffix ? { suffix: plan.suffix } : {}),
+        metadata: { [TAG_KEY]: req.tag, [PLAN_KEY]: plan.id },
+        method: { type: "supervised", supervised: { hyperparameters } },
+      },
+      { maxRetries: 0 },
+    );
     return job.id;
   }
 

@@ -128,7 +128,12 @@ export async function trainRemotePlan(
       // 1. The file, once.
       if (!state.file_id) {
         const found = await api.findFile(state.filename, state.bytes);
-        const file = found ?? (await api.uploadFile(bytes, state.filename));
+        const file =
+          found ??
+          (await once(
+            () => api.uploadFile(bytes, state!.filename),
+            () => api.findFile(state!.filename, state!.bytes),
+          ));
         state.file_id = file.id;
         save("pending");
         log(
@@ -152,7 +157,12 @@ export async function trainRemotePlan(
           state.creating = true;
           save("pending");
         }
-        state.job_id = adopted ?? (await api.createJob(req));
+        state.job_id =
+          adopted ??
+          (await once(
+            () => api.createJob(req),
+            () => api.findJob(req),
+          ));
         save("running");
         if (!adopted)
           log(`finetune ${id}: stage ${j + 1}: created ${api.backend} job ${state.job_id} from ${from}`);
@@ -225,4 +235,18 @@ export async function trainRemotePlan(
     loss_curve: loss,
     stages,
   };
+}
+
+/**
+ * A creation sent once: when it fails (a lost reply, a timeout, a 5xx), what it may have made
+ * is looked for before the error is believed, so a retry never makes a second one.
+ */
+async function once<T>(create: () => Promise<T>, find: () => Promise<T | undefined>): Promise<T> {
+  try {
+    return await create();
+  } catch (e) {
+    const made = await find().catch(() => undefined);
+    if (made !== undefined) return made;
+    throw e;
+  }
 }

@@ -91,8 +91,13 @@ export class TogetherFinetuneApi implements RemoteFinetuneApi {
     this.#timeoutMs = root.limits.timeout_s * 1000;
   }
 
-  /** One call, retried on 429, 5xx and lost connections (honouring retry-after). */
-  async #call<T>(method: string, route: string, body?: FormData | object): Promise<T> {
+  /**
+   * One call, retried on 429, 5xx and lost connections (honouring retry-after) — except a
+   * creation (`retry: false`): its lost reply may hide a file or job that exists, which the
+   * runner looks for instead of creating another.
+   */
+  async #call<T>(method: string, route: string, body?: FormData | object, retry = true): Promise<T> {
+    const retries = retry ? this.#retries : 0;
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
@@ -106,7 +111,7 @@ export class TogetherFinetuneApi implements RemoteFinetuneApi {
           signal: AbortSignal.timeout(this.#timeoutMs),
         });
       } catch (e) {
-        if (attempt < this.#retries) {
+        if (attempt < retries) {
           await sleep(backoff(attempt));
           continue;
         }
@@ -120,7 +125,7 @@ export class TogetherFinetuneApi implements RemoteFinetuneApi {
           throw new TogetherHttpError(res.status, `together: ${method} ${route}: the reply is not JSON`);
         }
       }
-      if ((res.status === 429 || res.status >= 500) && attempt < this.#retries) {
+      if ((res.status === 429 || res.status >= 500) && attempt < retries) {
         const after = Number(res.headers.get("retry-after"));
         await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : backoff(attempt));
         continue;
@@ -137,7 +142,7 @@ export class TogetherFinetuneApi implements RemoteFinetuneApi {
     form.append("purpose", "fine-tune");
     form.append("file_name", filename);
     form.append("file", new Blob([new Uint8Array(bytes)], { type: "application/jsonl" }), filename);
-    const f = await this.#call<TogetherFile>("POST", "/files/upload", form);
+    const f = await this.#call<TogetherFile>("POST", "/files/upload", form, false);
     return { id: f.id, filename: f.filename ?? filename, bytes: f.bytes ?? bytes.length };
   }
 
@@ -175,7 +180,7 @@ export class TogetherFinetuneApi implements RemoteFinetuneApi {
       training_method: { method: "sft", train_on_inputs: false },
       ...(start.previous ? { from_checkpoint: start.previous.jobId } : {}),
     };
-    const job = await this.#call<TogetherJob>("POST", "/fine-tunes", body);
+    const job = await this.#call<TogetherJob>("POST", "/fine-tunes", body, false);
     return job.id;
   }
 
