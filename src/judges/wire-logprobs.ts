@@ -10,7 +10,8 @@ import type { TokenLogprob, TopLogprob } from "../models/types.ts";
  *   `choice.logprobs = {tokens[], token_logprobs[], top_logprobs: [{token: logprob}]}`.
  * - llama.cpp's native shape: `completion_probabilities[] = {token | content, logprob |
  *   prob, top_logprobs[] | probs[] = {token | tok_str, logprob | prob}}` on the body (older
- *   builds returned it on /v1/chat/completions too; `prob` is a probability, not a log).
+ *   builds returned it on /v1/chat/completions too; `prob` is a probability, not a log;
+ *   `post_sampling_probs` gives `prob` and `top_probs[]`).
  * Anything else is no logprobs (undefined): the judge then falls back to the written
  * number, flagged "text". A value that is not a finite number never becomes a logprob.
  */
@@ -41,10 +42,13 @@ export function wireLogprob(v: unknown): number | undefined {
 function tokenList(items: unknown[]): TokenLogprob[] | undefined {
   const out: TokenLogprob[] = [];
   for (const t of items) {
-    const one = alternative(t);
-    if (!one) return undefined;
-    const tops = isObject(t) ? (t.top_logprobs ?? t.probs) : undefined;
+    const tops = isObject(t) ? (t.top_logprobs ?? t.top_probs ?? t.probs) : undefined;
     const top = Array.isArray(tops) ? tops.map(alternative).filter((a): a is TopLogprob => !!a) : [];
+    // llama.cpp's older native entries carry only `content` and `probs`: the chosen token's
+    // logprob is its entry among the alternatives.
+    const text = isObject(t) ? tokenText(t) : undefined;
+    const one = alternative(t) ?? top.find((a) => a.token === text);
+    if (!one) return undefined;
     out.push(top.length ? { ...one, top } : one);
   }
   return out;
