@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Command } from "commander";
 import { rejudgeRun } from "../rejudge/rejudge.ts";
 import { command, EXIT } from "./exit.ts";
@@ -29,6 +30,8 @@ export function registerRejudgeCommand(program: Command): void {
           opts: { judge: string; study?: string; experiments?: string; resume?: boolean; cache: boolean },
         ) => {
           const controller = new AbortController();
+          // Every in-flight request listens on the signal.
+          setMaxListeners(0, controller.signal);
           const stop = () => controller.abort();
           process.once("SIGINT", stop);
           try {
