@@ -24,10 +24,8 @@ export interface VectorFile {
 
 const LAYER_NAME = /^layer\.(\d+)$/;
 
-const JsonVectors = z.union([
-  z.array(z.number()).min(1),
-  z.object({ layers: z.record(z.string().regex(/^\d+$/), z.array(z.number()).min(1)) }).strict(),
-]);
+const JsonVector = z.array(z.number()).min(1);
+const JsonLayers = z.object({ layers: z.record(z.string().regex(/^\d+$/), JsonVector) }).strict();
 
 function fromMap(file: string, sha256: string, byLayer: Map<number, Float32Array>): VectorFile {
   if (byLayer.size === 0) throw new Error(`${file}: no vectors`);
@@ -54,7 +52,8 @@ export function loadVectorFile(file: string): VectorFile {
     } catch (e) {
       throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
     }
-    const r = JsonVectors.safeParse(raw);
+    // Each form checked on its own, so an error names the field that is wrong.
+    const r = Array.isArray(raw) ? JsonVector.safeParse(raw) : JsonLayers.safeParse(raw);
     if (!r.success) {
       const issue = r.error.issues[0];
       throw new Error(
