@@ -41,7 +41,16 @@ describe("emlab rejudge (library)", () => {
     expect(afterRun["target-m"]).toBeGreaterThan(0);
     expect(afterRun["judge-b"]).toBeUndefined();
 
+    const judgeA = () => {
+      const st = RunStore.open(s.out, { readonly: true });
+      const rows = st.judgments().filter((j) => j.judge_model_id === "judge-a");
+      st.close();
+      return rows;
+    };
+    const before = judgeA();
     const r = await rejudgeRun({ runDir: s.out, judge: "judge-b", studyFile: s.judges, cacheDir, env });
+    // The run's own judgments are not touched.
+    expect(judgeA()).toEqual(before);
     const calls = byModel();
     // Not a single new target request: the store's and the server's counts agree.
     expect(calls["target-m"]).toBe(afterRun["target-m"]);
