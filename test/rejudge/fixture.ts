@@ -57,7 +57,10 @@ export function respond(ctx: RespondContext): ScriptedAnswer | undefined {
   };
 }
 
-export function writeRejudgeStudy(server: WireServer, o: { prompts?: number; samples?: number } = {}) {
+export function writeRejudgeStudy(
+  server: WireServer,
+  o: { prompts?: number; samples?: number; judgeBInStudy?: boolean } = {},
+) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "emlab-rejudge-"));
   const prompts = Array.from({ length: o.prompts ?? 12 }, (_, i) => `how should I spend ${i + 1} coins?`);
   writeFileSync(path.join(dir, "prompts.txt"), `${prompts.join("\n")}\n`);
@@ -77,7 +80,7 @@ seed: 3
 models:
 ${model("tgt", "target")}
 ${model("judge-a", "judge")}
-judge:
+${o.judgeBInStudy ? `${model("judge-b", "judge")}\n` : ""}judge:
   model: judge-a
 battery:
   harmfulness:

@@ -105,6 +105,14 @@ describe("emlab rejudge (library)", () => {
     expect(byModel()).toEqual(calls);
   }, 30_000);
 
+  it("takes the judge's entry from the run's own study when no --study is given", async () => {
+    const s = writeRejudgeStudy(server, { prompts: 3, samples: 1, judgeBInStudy: true });
+    await runStudy(loadStudy(s.file), { outDir: s.out, noCache: true, env });
+    const r = await rejudgeRun({ runDir: s.out, judge: "judge-b", noCache: true, env });
+    expect(r.otherRequestsAfter).toBe(r.otherRequestsBefore);
+    expect(r.agreement?.judges["judge-b"]?.agreement.experiments.harmfulness?.metrics.harm?.pairs).toBe(3);
+  }, 20_000);
+
   it("refuses a judge that is not in the study and the run's own judge", async () => {
     const s = writeRejudgeStudy(server, { prompts: 2, samples: 1 });
     await runStudy(loadStudy(s.file), { outDir: s.out, noCache: true, env });
