@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { ModelApiError } from "../models/types.ts";
 import { deriveSeed } from "../runs/canonical.ts";
+import type { ChatBatcher } from "./chat-batcher.ts";
 import type { EngineQueue } from "./engine-queue.ts";
 import { ApiError, unknownModel } from "./errors.ts";
 import {
@@ -24,6 +25,7 @@ import { chatChunks, chatCompletion, sumUsage, textChunks, textCompletion } from
 export interface RouteContext {
   models: ReadonlyMap<string, ServedModel>;
   queue: EngineQueue;
+  batcher: ChatBatcher;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
 }
@@ -95,19 +97,14 @@ export async function chatCompletions(ctx: RouteContext, raw: unknown): Promise<
   const params = chatParams(body);
   const n = body.n ?? 1;
   const seed = body.seed ?? 0;
-  const r = await ctx.queue
-    .run(
-      () =>
-        served.api.chat({
-          messages: chatMessages(body),
-          params,
-          n,
-          seed,
-          sampleSeeds: sampleSeeds(seed, n),
-          signal: ctx.signal,
-        }),
-      ctx.signal,
-    )
+  const r = await ctx.batcher
+    .chat({
+      served,
+      messages: chatMessages(body),
+      params,
+      sampleSeeds: sampleSeeds(seed, n),
+      signal: ctx.signal,
+    })
     .catch((e) => {
       throw engineError(e);
     });

@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { ChatBatcher } from "./chat-batcher.ts";
 import { EngineQueue } from "./engine-queue.ts";
 import { ApiError, badRequest, invalidApiKey } from "./errors.ts";
 import {
@@ -35,6 +36,8 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Requests that may wait for the engine (default 256); more get 429. */
   maxQueued?: number;
+  /** Merge waiting chat requests for the same prompt into one engine call (default true). */
+  batching?: boolean;
   /** Where the request log goes (default stderr). */
   log?: (line: string) => void;
 }
@@ -47,6 +50,8 @@ export interface RunningServer {
   models: ServedModel[];
   /** Requests received and not yet answered. */
   inFlight(): number;
+  /** Engine calls made for chat requests, and the requests they answered (merged ones share a call). */
+  batching: { calls: number; requests: number };
   /** Stops taking requests, finishes those in flight, then closes every socket. */
   close(): Promise<void>;
 }
@@ -97,6 +102,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
   const limit = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const queue = new EngineQueue(opts.maxQueued ?? 256);
+  const batcher = new ChatBatcher(queue, { merge: opts.batching ?? true });
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const keyDigest = opts.apiKey ? digest(opts.apiKey) : null;
   let closing = false;
@@ -112,7 +118,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
   const route = async (req: IncomingMessage, path: string, signal: AbortSignal): Promise<RouteResult> => {
     authorized(req);
-    const ctx: RouteContext = { models, queue, signal };
+    const ctx: RouteContext = { models, queue, batcher, signal };
     const method = req.method ?? "GET";
     if (method === "GET" && path === "/v1/models") return listModels(ctx);
     const one = /^\/v1\/models\/(.+)$/.exec(path);
@@ -211,6 +217,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     port: addr.port,
     models: [...models.values()],
     inFlight: () => inFlight,
+    batching: batcher.stats,
     close() {
       closed ??= (async () => {
         closing = true;
