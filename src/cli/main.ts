@@ -6,6 +6,7 @@ import { registerDatasetsCommand } from "./datasets.ts";
 import { registerDemoCommand } from "./demo.ts";
 import { registerEngineCommand } from "./engine.ts";
 import { EXIT } from "./exit.ts";
+import { registerRejudgeCommand } from "./rejudge.ts";
 import { registerReportCommand } from "./report.ts";
 import { registerRunCommand } from "./run.ts";
 import { registerSaeCommand } from "./sae.ts";
@@ -50,6 +51,7 @@ registerViewCommand(program);
 registerWorldCommand(program);
 registerSaeCommand(program);
 registerDatasetsCommand(program);
+registerRejudgeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -11,6 +11,7 @@
  * that do not know every plugin.
  */
 import { z } from "zod";
+import { JudgeAgreementResultsSchema } from "./agreement.ts";
 import { AnalysisSchema } from "./analysis.ts";
 import { BUILTIN_SUMMARIES } from "./battery.ts";
 import { FinetuneResultSchema } from "./finetune.ts";
@@ -75,6 +76,8 @@ const shape = <E extends z.ZodType>(experiments: E) => ({
    * written before emlab stored it.
    */
   analysis: AnalysisSchema.optional(),
+  /** Written by `emlab rejudge`: how far a second judge agrees with the run's (docs/rejudge.md). */
+  judge_agreement: JudgeAgreementResultsSchema.optional(),
 });
 
 /**

@@ -8,7 +8,8 @@ import { runStudy } from "../../src/study/run-study.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { KEY_ENV, respond, writeRejudgeStudy } from "./fixture.ts";
 
-const ENTRY = path.resolve(import.meta.dirname, "../support/rejudge-cli.js");
+// The real CLI (bin/emlab.js), in a child process that can be killed.
+const ENTRY = path.resolve(import.meta.dirname, "../../bin/emlab.js");
 const env = { ...process.env, [KEY_ENV]: "sk-rejudge-test" };
 
 let server: WireServer;
