@@ -1,8 +1,12 @@
 /**
  * emlab serve under load, on the shipped organism (the server in its own process, the other
- * core, as a real endpoint; clients through the openai SDK):
+ * core, as a real endpoint; clients through the openai SDK), with cross-request batching off
+ * and then on:
  *  - one_at_a_time: 1 client, 320 requests one after another;
- *  - concurrent_16x20: 16 clients x 20 requests (queued, one engine call at a time);
+ *  - concurrent_16x20_same_prompt_*: 16 clients x 20 requests, all asking the same question
+ *    (own seeds): what batching can merge;
+ *  - concurrent_16x20_distinct_prompts_*: the same with a different question per request:
+ *    nothing to merge (one engine call at a time);
  *  - n16_in_one_request: 20 requests of n = 16 (the engine decodes the 16 rows as a batch);
  * each as requests/s, completion tokens/s, latency p50/p95 and errors. Then, in this process,
  * whether batching rows pays in the engine at all: generate() of 16 rows at once against 16
