@@ -9,7 +9,7 @@
  */
 
 const LOWER = "^src/(engine|runs|models|judges|analysis|results|config|datasets)/";
-const UPPER = "^src/(battery|interp|finetune|world|study|cli|report|viewer)/";
+const UPPER = "^src/(battery|interp|finetune|world|study|cli|report|viewer|serve)/";
 const STUDY_ROOMS = "^src/(battery|interp|finetune|world|study|cli)/";
 
 /** @type {import('dependency-cruiser').IConfiguration} */

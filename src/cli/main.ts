@@ -10,6 +10,7 @@ import { registerRejudgeCommand } from "./rejudge.ts";
 import { registerReportCommand } from "./report.ts";
 import { registerRunCommand } from "./run.ts";
 import { registerSaeCommand } from "./sae.ts";
+import { registerServeCommand } from "./serve.ts";
 import { registerStatusCommand } from "./status.ts";
 import { registerViewCommand } from "./view.ts";
 import { registerWorldCommand } from "./world.ts";
@@ -52,6 +53,7 @@ registerWorldCommand(program);
 registerSaeCommand(program);
 registerDatasetsCommand(program);
 registerRejudgeCommand(program);
+registerServeCommand(program);
 
 try {
   await program.parseAsync(process.argv);
