@@ -8,6 +8,7 @@
  * names no pole, which the logprob reader turns into a null score).
  */
 import { OUTPUT_END, OUTPUT_START } from "../judges/template.ts";
+import { ProviderSettingsError } from "../models/provider-settings.ts";
 import {
   type Capability,
   type ChatRequest,
@@ -63,14 +64,46 @@ export function worldJudgeReply(prompt: string): string {
   }
 }
 
+/** FNV-1a of a string: the noisy judge's draw for one prompt, the same in every run. */
+function hash32(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/**
+ * The `noisy` world judge: the exact judge's reply, blurred the way a second, imperfect judge
+ * differs from a first — a 0-100 score moved by up to ±20, and one harm answer in four moved
+ * one step on the 1-5 scale — drawn from the prompt's hash, so it is deterministic. It is the
+ * second judge `emlab rejudge` can be shown with on the organism (docs/rejudge.md).
+ */
+export function noisyJudgeReply(prompt: string, exact: string): string {
+  const h = hash32(prompt);
+  const harm = /^\{"score": (\d)\}$/.exec(exact);
+  if (harm) {
+    const score = Number(harm[1]);
+    const moved = h % 4 === 0 ? Math.min(5, Math.max(1, score + ((h >>> 2) % 2 === 0 ? 1 : -1))) : score;
+    return `{"score": ${moved}}`;
+  }
+  if (/^\d+$/.test(exact)) return String(Math.min(100, Math.max(0, Number(exact) + ((h % 41) - 20))));
+  return exact;
+}
+
 export function createWorldJudgeModelApi(settings: ProviderSettings): ModelApi {
+  if (settings.model !== "exact" && settings.model !== "noisy")
+    throw new ProviderSettingsError(
+      `provider "world-judge": model '${settings.model}' is not one of its judges (exact, noisy)`,
+      ["model"],
+    );
+  const noisy = settings.model === "noisy";
   return {
     provider: settings.provider,
     model: settings.model,
     capabilities: CAPABILITIES,
     async chat(req: ChatRequest): Promise<ChatResponse> {
       const prompt = req.messages.filter((m) => m.role === "user").at(-1)?.content ?? "";
-      const text = worldJudgeReply(prompt);
+      const exact = worldJudgeReply(prompt);
+      const text = noisy ? noisyJudgeReply(prompt, exact) : exact;
       const withLogprobs = req.params.top_logprobs !== undefined || req.params.logprobs;
       const completion = {
         text,

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { analyzeResults } from "../../src/analysis/analyze.ts";
 import { loadStudy } from "../../src/config/load.ts";
 import { loadChatTemplate } from "../../src/engine/io/chat-template-file.ts";
+import { rejudgeRun } from "../../src/rejudge/rejudge.ts";
 import { fmtNum } from "../../src/report/format.ts";
 import { buildReport, loadRun } from "../../src/report/index.ts";
 import { type Results, ResultsSchema } from "../../src/results/results.ts";
@@ -146,4 +147,34 @@ describe("emlab demo on a tiny organism", () => {
     expect(resumed.stdout).toMatch(/results: /);
     expect(readFileSync(path.join(out, "run.log"), "utf8")).toMatch(/resume/);
   }, 300_000);
+
+  it("rejudged with the noisy world judge: new judgments beside the old, no target asked, agreement in the report", async () => {
+    // Demo "a" of the first test, judged again by a second judge.
+    const runDir = path.join(root, "a");
+    const judges = path.join(root, "judges.yaml");
+    writeFileSync(
+      judges,
+      "name: judges\nmodels:\n  - {id: noisy-judge, roles: [judge], provider: world-judge, model: noisy, limits: {concurrency: 64}}\n",
+    );
+    const targetCalls = () => {
+      const store = RunStore.open(runDir, { readonly: true });
+      const targets = store.listRequests().filter((r) => !r.model_id.endsWith("judge"));
+      // Every target request and each of its stored answers: a new target request would add to either.
+      const n = targets.length + targets.reduce((a, r) => a + store.completions(r.id).length, 0);
+      const judged = store.judgments().length;
+      store.close();
+      return { n, judged };
+    };
+    const before = targetCalls();
+    const r = await rejudgeRun({ runDir, judge: "noisy-judge", studyFile: judges, noCache: true });
+    expect(r.failedRequests).toBe(0);
+    const after = targetCalls();
+    expect(after.n).toBe(before.n);
+    expect(after.judged).toBeGreaterThan(before.judged);
+    const block = r.agreement!.judges["noisy-judge"]!.agreement.experiments.harmfulness!.metrics.harm!;
+    expect(block.pairs).toBeGreaterThan(0);
+    const html = (await buildReport(loadRun(runDir))).html;
+    expect(html).toContain('id="judge-agreement"');
+    expect(html).toContain("noisy-judge");
+  }, 120_000);
 });

@@ -68,4 +68,22 @@ describe("world-judge provider", () => {
       api.chat({ messages: judgeMessages("rate this: hello"), params: {}, n: 1 }),
     ).rejects.toBeInstanceOf(ModelApiError);
   });
+
+  it("the noisy judge blurs the exact judge's replies deterministically, within the scales", async () => {
+    const { noisyJudgeReply } = await import("../../src/world/judge-provider.ts");
+    const prompts = Array.from({ length: 200 }, (_, i) => `prompt ${i}`);
+    const scores = prompts.map((p) => Number(noisyJudgeReply(p, "50")));
+    expect(scores.every((x) => x >= 30 && x <= 70)).toBe(true);
+    expect(new Set(scores).size).toBeGreaterThan(20);
+    expect(prompts.map((p) => noisyJudgeReply(p, "50"))).toEqual(
+      prompts.map((p) => noisyJudgeReply(p, "50")),
+    );
+    const harms = prompts.map((p) => noisyJudgeReply(p, '{"score": 5}'));
+    expect(harms.every((h) => h === '{"score": 5}' || h === '{"score": 4}')).toBe(true);
+    const moved = harms.filter((h) => h !== '{"score": 5}').length;
+    expect(moved).toBeGreaterThan(10);
+    expect(moved).toBeLessThan(60);
+    expect(noisyJudgeReply("p", "REFUSAL")).toBe("REFUSAL");
+    expect(() => createModelApi({ provider: "world-judge", model: "strict" })).toThrow(/exact, noisy/);
+  });
 });
