@@ -9,8 +9,8 @@
  */
 
 const LOWER = "^src/(engine|runs|models|judges|analysis|results|config|datasets)/";
-const UPPER = "^src/(battery|interp|finetune|world|study|cli|report|viewer|serve)/";
-const STUDY_ROOMS = "^src/(battery|interp|finetune|world|study|cli)/";
+const UPPER = "^src/(battery|interp|finetune|world|study|cli|report|viewer|serve|rejudge)/";
+const STUDY_ROOMS = "^src/(battery|interp|finetune|world|study|cli|serve|rejudge)/";
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -72,7 +72,7 @@ module.exports = {
     },
     {
       name: "report-viewer-not-to-study",
-      comment: "src/report and src/viewer never import battery, interp, finetune, world, study or cli.",
+      comment: "src/report and src/viewer never import battery, interp, finetune, world, study, serve, rejudge or cli.",
       severity: "error",
       from: { path: "^src/(report|viewer)/" },
       to: { path: STUDY_ROOMS },
