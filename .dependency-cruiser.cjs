@@ -72,7 +72,8 @@ module.exports = {
     },
     {
       name: "report-viewer-not-to-study",
-      comment: "src/report and src/viewer never import battery, interp, finetune, world, study, serve, rejudge or cli.",
+      comment:
+        "src/report and src/viewer never import battery, interp, finetune, world, study, serve, rejudge or cli.",
       severity: "error",
       from: { path: "^src/(report|viewer)/" },
       to: { path: STUDY_ROOMS },
