@@ -5,9 +5,8 @@
  */
 import { z } from "zod";
 import { InputError } from "../../config/load.ts";
-import { FINETUNE_LORA_MODULES } from "../../config/schema.ts";
 import { ChatMessageSchema, type Conversation } from "../../datasets/chat-jsonl.ts";
-import { LR_SCHEDULES, OPTIMIZERS } from "../presets.ts";
+import { LR_SCHEDULES, OPTIMIZERS, PresetLoraSchema } from "../presets.ts";
 
 // Names that become file names, served model names and YAML ids: the study's Id rule.
 const Name = z
@@ -51,16 +50,8 @@ export const ExportStageSchema = z
       });
   });
 
-export const ExportLoraSchema = z
-  .object({
-    rank: z.number().int().positive(),
-    alpha: z.number().positive(),
-    rslora: z.boolean(),
-    dropout: z.number().min(0).lt(1),
-    target_modules: z.array(z.enum(FINETUNE_LORA_MODULES)).min(1),
-    layers: z.array(z.number().int().min(0)).min(1).optional(),
-  })
-  .strict();
+/** LoRA settings in the study file's names: the same shape a preset gives. */
+export const ExportLoraSchema = PresetLoraSchema;
 
 export const ExportInputSchema = z
   .object({

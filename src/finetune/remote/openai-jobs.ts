@@ -9,13 +9,14 @@
 import { OpenAI, toFile } from "openai";
 import type { ModelEntry } from "../../config/schema.ts";
 import { readApiKey, resolveHeaders } from "../../models/provider-settings.ts";
-import type {
-  JobRequest,
-  RemoteCheckpoint,
-  RemoteEvent,
-  RemoteFile,
-  RemoteFinetuneApi,
-  RemoteJob,
+import {
+  type JobRequest,
+  type RemoteCheckpoint,
+  type RemoteEvent,
+  type RemoteFile,
+  type RemoteFinetuneApi,
+  type RemoteJob,
+  rootSettings,
 } from "./types.ts";
 
 const OFFICIAL_BASE_URL = "https://api.openai.com/v1";
@@ -37,14 +38,7 @@ export class OpenAIFinetuneApi implements RemoteFinetuneApi {
   readonly #client: OpenAI;
 
   constructor(root: ModelEntry, env: NodeJS.ProcessEnv) {
-    const settings = {
-      provider: root.provider,
-      model: root.model,
-      baseUrl: root.base_url,
-      apiKeyEnv: root.api_key_env,
-      headers: root.headers,
-      options: root.options,
-    };
+    const settings = rootSettings(root);
     const apiKey = readApiKey(settings, env, "OPENAI_API_KEY");
     const extra = resolveHeaders(settings, env);
     this.#client = new OpenAI({

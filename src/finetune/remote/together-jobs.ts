@@ -6,18 +6,18 @@
  * again by its training file, so a create whose reply was lost is adopted, not repeated.
  */
 import type { ModelEntry } from "../../config/schema.ts";
+import { HOSTED_COMPATIBLE } from "../../models/openai.ts";
 import { readApiKey, resolveHeaders } from "../../models/provider-settings.ts";
 import { sleep } from "../../runs/limiter.ts";
-import type {
-  JobRequest,
-  RemoteCheckpoint,
-  RemoteEvent,
-  RemoteFile,
-  RemoteFinetuneApi,
-  RemoteJob,
+import {
+  type JobRequest,
+  type RemoteCheckpoint,
+  type RemoteEvent,
+  type RemoteFile,
+  type RemoteFinetuneApi,
+  type RemoteJob,
+  rootSettings,
 } from "./types.ts";
-
-const BASE_URL = "https://api.together.xyz/v1";
 
 const PHASE: Record<string, RemoteJob["phase"]> = {
   pending: "running",
@@ -73,16 +73,10 @@ export class TogetherFinetuneApi implements RemoteFinetuneApi {
   readonly #timeoutMs: number;
 
   constructor(root: ModelEntry, env: NodeJS.ProcessEnv) {
-    const settings = {
-      provider: root.provider,
-      model: root.model,
-      baseUrl: root.base_url,
-      apiKeyEnv: root.api_key_env,
-      headers: root.headers,
-      options: root.options,
-    };
-    const key = readApiKey(settings, env, "TOGETHER_API_KEY");
-    this.#base = (root.base_url ?? BASE_URL).replace(/\/+$/, "");
+    const settings = rootSettings(root);
+    const hosted = HOSTED_COMPATIBLE.together;
+    const key = readApiKey(settings, env, hosted.keyEnv);
+    this.#base = (root.base_url ?? hosted.baseUrl).replace(/\/+$/, "");
     this.#headers = {
       ...resolveHeaders(settings, env).headers,
       ...(key ? { authorization: `Bearer ${key}` } : {}),

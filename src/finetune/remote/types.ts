@@ -3,7 +3,8 @@
  * create a job, find a file or job that a cut-off request made, poll the job, read its events
  * and checkpoints. One file per provider implements it (openai-jobs.ts, together-jobs.ts).
  */
-import type { FinetunePlan } from "../../config/schema.ts";
+import type { FinetunePlan, ModelEntry } from "../../config/schema.ts";
+import type { ProviderSettings } from "../../models/types.ts";
 import type { PreparedStage, RemoteBackend } from "../plan.ts";
 
 export interface RemoteFile {
@@ -72,4 +73,16 @@ export interface RemoteFinetuneApi {
   /** Events after `afterId` (all when undefined), oldest first. */
   events(id: string, afterId?: string): Promise<RemoteEvent[]>;
   checkpoints(id: string): Promise<RemoteCheckpoint[]>;
+}
+
+/** The provider settings of the study model a remote plan trains (its key variable, base URL, headers). */
+export function rootSettings(root: ModelEntry): ProviderSettings {
+  return {
+    provider: root.provider,
+    model: root.model,
+    baseUrl: root.base_url,
+    apiKeyEnv: root.api_key_env,
+    headers: root.headers,
+    options: root.options,
+  };
 }
