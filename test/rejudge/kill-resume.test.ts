@@ -1,15 +1,13 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadStudy } from "../../src/config/load.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { runStudy } from "../../src/study/run-study.ts";
+import { runCli } from "../runs/support.ts";
 import { startWireServer, type WireServer } from "../support/wire-server.ts";
 import { KEY_ENV, respond, writeRejudgeStudy } from "./fixture.ts";
 
-// The real CLI (bin/emlab.js), in a child process that can be killed.
-const ENTRY = path.resolve(import.meta.dirname, "../../bin/emlab.js");
 const env = { ...process.env, [KEY_ENV]: "sk-rejudge-test" };
 
 let server: WireServer;
@@ -20,24 +18,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-function rejudgeCli(args: string[], onSpawn?: (child: ReturnType<typeof spawn>) => void) {
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, [ENTRY, "rejudge", ...args], { env });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => {
-        stdout += d;
-      });
-      child.stderr.on("data", (d) => {
-        stderr += d;
-      });
-      child.on("error", reject);
-      child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-      onSpawn?.(child);
-    },
-  );
-}
+/** `emlab rejudge` through the real CLI, in a child process that can be killed. */
+const rejudgeCli = (args: string[], onSpawn?: Parameters<typeof runCli>[2]) =>
+  runCli(["rejudge", ...args], { [KEY_ENV]: "sk-rejudge-test" }, onSpawn);
 
 /** Judge-b answers stored, by the prompt they answered. */
 function storedJudgeB(dir: string): Set<string> {
