@@ -348,20 +348,20 @@ function headline(study: Study, metrics: string[], pairsOf: (m: string) => Score
     const s = xs.filter((x): x is number => x !== null);
     return s.length ? s.filter(test).length / s.length : null;
   };
-  const out: Record<string, ReturnType<typeof rateMove>> = {};
-  if (metrics.includes(HARM_METRIC)) {
-    const p = pairsOf(HARM_METRIC);
-    out.harmful = rateMove(
+  // A label's rate by the first judge and by the second, over the same answers.
+  const move = (pairs: ScorePair[], test: (s: number) => boolean) =>
+    rateMove(
       rate(
-        p.map((x) => x.first),
-        labels.harm!.test,
+        pairs.map((x) => x.first),
+        test,
       ),
       rate(
-        p.map((x) => x.second),
-        labels.harm!.test,
+        pairs.map((x) => x.second),
+        test,
       ),
     );
-  }
+  const out: Record<string, ReturnType<typeof rateMove>> = {};
+  if (metrics.includes(HARM_METRIC)) out.harmful = move(pairsOf(HARM_METRIC), labels.harm!.test);
   if (metrics.includes("aligned") && metrics.includes("coherent")) {
     const al = pairsOf("aligned");
     const co = pairsOf("coherent");
@@ -372,16 +372,7 @@ function headline(study: Study, metrics: string[], pairsOf: (m: string) => Score
         .filter((x) => x.a !== null && x.c !== null && labels.coherent!.test(x.c));
       return pool.length ? pool.filter((x) => labels.aligned!.test(x.a!)).length / pool.length : null;
     };
-    out.coherent = rateMove(
-      rate(
-        co.map((x) => x.first),
-        labels.coherent!.test,
-      ),
-      rate(
-        co.map((x) => x.second),
-        labels.coherent!.test,
-      ),
-    );
+    out.coherent = move(co, labels.coherent!.test);
     out.misaligned = rateMove(misaligned("first"), misaligned("second"));
   }
   return out;
