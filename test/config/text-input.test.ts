@@ -6,23 +6,14 @@ import { readPrompts } from "../../src/battery/prompt-source.ts";
 import { parseBetleyYaml, readBetleyYaml } from "../../src/battery/sources/betley-yaml.ts";
 import { readSourceFile } from "../../src/battery/sources/read-text.ts";
 import { parseTwoAiJson } from "../../src/battery/sources/two-ai-json.ts";
-import { InputError, type InputProblem, loadStudy, parseStudy } from "../../src/config/load.ts";
+import { InputError, loadStudy, parseStudy } from "../../src/config/load.ts";
 import { decodeUtf8, firstInvalidUtf8, parseJsonText, readTextFile } from "../../src/config/text-file.ts";
 import { readChatJsonl } from "../../src/datasets/chat-jsonl.ts";
 import { runCli } from "../runs/support.ts";
+import { problemsOf } from "../support/input-problems.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "emlab-text-input-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const problemsOf = (f: () => unknown): InputProblem[] => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof InputError) return e.problems;
-    throw e;
-  }
-  throw new Error("expected an InputError");
-};
 
 /** Writes `parts` (strings as UTF-8, numbers as raw bytes) to `name` in the test folder. */
 const write = (name: string, ...parts: Array<string | number[]>) => {

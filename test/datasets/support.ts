@@ -1,19 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { InputError, type InputProblem } from "../../src/config/load.ts";
 import type { Conversation } from "../../src/datasets/chat-jsonl.ts";
 
-/** The problems of the InputError `f` throws (fails if it throws none). */
-export function problemsOf(f: () => unknown): InputProblem[] {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof InputError) return e.problems;
-    throw e;
-  }
-  throw new Error("expected an InputError");
-}
+export { problemsOf } from "../support/input-problems.ts";
 
 export const line = (messages: unknown) => JSON.stringify({ messages });
 

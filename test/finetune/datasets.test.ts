@@ -6,6 +6,7 @@ import { InputError, parseStudy } from "../../src/config/load.ts";
 import { builtinDataset, registerBuiltinDataset } from "../../src/datasets/builtin.ts";
 import { parseChatJsonl, readChatJsonl } from "../../src/datasets/chat-jsonl.ts";
 import { loadStudyDatasets } from "../../src/datasets/study-datasets.ts";
+import { problemsOf } from "../support/input-problems.ts";
 
 const line = (messages: unknown) => JSON.stringify({ messages });
 const ok = (answer: string) =>
@@ -14,16 +15,6 @@ const ok = (answer: string) =>
     { role: "user", content: "hi" },
     { role: "assistant", content: answer, weight: 1 },
   ]);
-
-const problemsOf = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof InputError) return e.problems;
-    throw e;
-  }
-  throw new Error("expected an InputError");
-};
 
 describe("chat JSONL", () => {
   it("reads conversations, skips blank lines, drops extra keys, keeps the first `limit`", () => {
