@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Command } from "commander";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { registerDatasetsCommand } from "../../src/cli/datasets.ts";
 import { type Conversation, parseChatJsonl, serializeChatJsonl } from "../../src/datasets/chat-jsonl.ts";
 import { DatasetStatsSchema } from "../../src/datasets/stats.ts";
+import { runCommandInProcess } from "../support/cli-in-process.ts";
 import { line, qa, tempDir } from "./support.ts";
 
 const tmp = tempDir("emlab-cli-datasets-");
@@ -13,30 +13,7 @@ afterEach(() => {
   process.exitCode = undefined;
 });
 
-async function run(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
-  const program = new Command().exitOverride();
-  registerDatasetsCommand(program);
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(["datasets", ...args], { from: "user" });
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = process.exitCode as number | undefined;
-  process.exitCode = undefined;
-  return { out, err, code };
-}
+const run = (args: string[]) => runCommandInProcess(registerDatasetsCommand, ["datasets", ...args]);
 
 const at = (name: string) => path.join(tmp.dir, name);
 function file(name: string, convs: Conversation[]): string {

@@ -1,8 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Command } from "commander";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { registerEngineCommand } from "../../src/cli/engine.ts";
 import { makeShape } from "../../src/engine/config.ts";
 import { readGguf } from "../../src/engine/io/gguf.ts";
@@ -10,33 +9,11 @@ import { BYTE_TO_CHAR } from "../../src/engine/io/tokenizer/byte-level.ts";
 import { LlamaModel } from "../../src/engine/model.ts";
 import { addLora, saveAdapter } from "../../src/engine/peft.ts";
 import { saveModel } from "../../src/engine/pretrained.ts";
+import { runCommandInProcess } from "../support/cli-in-process.ts";
 
 const FIX = join(import.meta.dirname, "../fixtures/engine");
 
-async function run(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
-  const program = new Command().exitOverride();
-  registerEngineCommand(program);
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(["node", "emlab", ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = process.exitCode as number | undefined;
-  process.exitCode = undefined;
-  return { out, err, code };
-}
+const run = (args: string[]) => runCommandInProcess(registerEngineCommand, args);
 
 afterEach(() => {
   process.exitCode = undefined;
