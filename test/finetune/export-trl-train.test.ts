@@ -4,7 +4,7 @@
 // stage 0's adapter. The adapter TRL saves is in PEFT's layout on the layers asked for, and
 // emlab's engine loads it. Both ways of training on responses only are run: the template's
 // assistant mask, and (for a template TRL cannot mark) the prompt-completion split.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -15,26 +15,11 @@ import { readSafetensors } from "../../src/engine/io/safetensors.ts";
 import { loadAdapter } from "../../src/engine/peft.ts";
 import { loadModel } from "../../src/engine/pretrained.ts";
 import { writeExportBundle } from "../../src/finetune/export/index.ts";
-import { torchPython, torchSkipReason } from "../support/python-ref.ts";
+import { torchPython, trlSkipReason } from "../support/python-ref.ts";
 import { saveTinyModel } from "../support/tiny-model.ts";
 
-function missingPackages(python: string | null): string | undefined {
-  if (!python) return torchSkipReason;
-  const found = execFileSync(
-    python,
-    [
-      "-c",
-      "import importlib.util as u; print(','.join(m for m in ['trl', 'peft'] if u.find_spec(m) is None))",
-    ],
-    { encoding: "utf8", timeout: 60_000 },
-  ).trim();
-  return found
-    ? `.venv-torch lacks ${found} (.venv-torch/bin/pip install -r scripts/reference/requirements-trl.txt)`
-    : undefined;
-}
-
 const run = promisify(execFile);
-const skip = missingPackages(torchPython);
+const skip = trlSkipReason();
 if (skip) console.warn(`export: trl/train.py on the CPU: ${skip}: skipped`);
 
 // The tiny model's template with the assistant turn marked for TRL's assistant_only_loss.

@@ -14,28 +14,12 @@ import { FINETUNE_LORA_MODULES } from "../../src/config/schema.ts";
 import type { Conversation } from "../../src/datasets/chat-jsonl.ts";
 import { type ExportInput, writeExportBundle } from "../../src/finetune/export/index.ts";
 import { applyPreset } from "../../src/finetune/presets.ts";
-import { TORCH_VENV, torchPython, torchSkipReason } from "../support/python-ref.ts";
+import { TORCH_VENV, torchPython, trlSkipReason } from "../support/python-ref.ts";
 
 const SCRIPT = path.join(import.meta.dirname, "../../scripts/reference/export_check.py");
 const AXOLOTL_SCHEMA = path.join(TORCH_VENV, "axolotl-schema");
 
-// Looks for the packages without importing them (an import of trl takes seconds).
-function missingPackages(python: string | null): string | undefined {
-  if (!python) return torchSkipReason;
-  const found = execFileSync(
-    python,
-    [
-      "-c",
-      "import importlib.util as u; print(','.join(m for m in ['trl', 'peft'] if u.find_spec(m) is None))",
-    ],
-    { encoding: "utf8", timeout: 60_000 },
-  ).trim();
-  return found
-    ? `.venv-torch lacks ${found} (.venv-torch/bin/pip install -r scripts/reference/requirements-trl.txt, then --no-deps the pinned transformers)`
-    : undefined;
-}
-
-const skip = missingPackages(torchPython);
+const skip = trlSkipReason();
 if (skip) console.warn(`export vs TRL / PEFT config classes: ${skip}: skipped`);
 
 const conv = (i: number): Conversation => [

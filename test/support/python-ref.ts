@@ -3,6 +3,7 @@
 //   python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
 // Tests that compare emlab with the reference libraries run their scripts with `refPython`,
 // and skip (printing `skipReason`) when the environment is absent.
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
@@ -43,4 +44,24 @@ export function skipWithoutTorch(what: string): boolean {
   if (torchPython) return false;
   console.warn(`${what}: ${torchSkipReason}`);
   return true;
+}
+
+/**
+ * Why the export backend's TRL / PEFT checks skip (undefined when they run): no torch venv, or
+ * one without trl or peft. Looks for the packages without importing them (an import of trl
+ * takes seconds).
+ */
+export function trlSkipReason(): string | undefined {
+  if (!torchPython) return torchSkipReason;
+  const found = execFileSync(
+    torchPython,
+    [
+      "-c",
+      "import importlib.util as u; print(','.join(m for m in ['trl', 'peft'] if u.find_spec(m) is None))",
+    ],
+    { encoding: "utf8", timeout: 60_000 },
+  ).trim();
+  return found
+    ? `.venv-torch lacks ${found} (.venv-torch/bin/pip install -r scripts/reference/requirements-trl.txt, then --no-deps the pinned transformers)`
+    : undefined;
 }
