@@ -76,29 +76,36 @@ describe("the logprob judge over each server's logprob shape", () => {
     expect(r).toMatchObject({ score: 73, method: "text" });
   });
 
-  it.each(FORMATS.filter((f) => f !== "none" && f !== "llamacpp-native"))(
-    "%s: through the OpenAI provider, the same score",
-    async (f) => {
-      const server = servers.get(f)!;
-      const api = createModelApi(
-        {
-          provider: "openai",
-          model: "judge-x",
-          baseUrl: `${server.url}/v1`,
-          apiKeyEnv: "EMLAB_TEST_FMT_KEY",
-        },
-        { EMLAB_TEST_FMT_KEY: "sk-x" },
-      );
+  /** One judge call through the real OpenAI provider to the server speaking format `f`. */
+  async function judgeThroughProvider(f: (typeof FORMATS)[number]) {
+    const api = createModelApi(
+      {
+        provider: "openai",
+        model: "judge-x",
+        baseUrl: `${servers.get(f)!.url}/v1`,
+        apiKeyEnv: "EMLAB_TEST_FMT_KEY",
+      },
+      { EMLAB_TEST_FMT_KEY: "sk-x" },
+    );
+    try {
       const res = await api.chat({
         messages: [{ role: "user", content: "score it" }],
         params: judgeParams("score100", options),
         n: 1,
       });
-      const c = res.completions[0]!;
+      return res.completions[0]!;
+    } finally {
+      await api.close?.();
+    }
+  }
+
+  it.each(FORMATS.filter((f) => f !== "none" && f !== "llamacpp-native"))(
+    "%s: through the OpenAI provider, the same score",
+    async (f) => {
+      const c = await judgeThroughProvider(f);
       const r = readJudgeReply("score100", c.text, c.logprobs, options);
       expect(r.method).toBe("logprobs");
       expect(r.score).toBeCloseTo(EXPECTED, 9);
-      await api.close?.();
     },
   );
 
@@ -107,28 +114,12 @@ describe("the logprob judge over each server's logprob shape", () => {
     async (f) => {
       // llama.cpp's native probabilities sit outside `choice.logprobs`, where the provider does
       // not look (until it reads choices with readWireLogprobs: then this one is "logprobs").
-      const server = servers.get(f)!;
-      const api = createModelApi(
-        {
-          provider: "openai",
-          model: "judge-x",
-          baseUrl: `${server.url}/v1`,
-          apiKeyEnv: "EMLAB_TEST_FMT_KEY",
-        },
-        { EMLAB_TEST_FMT_KEY: "sk-x" },
-      );
-      const res = await api.chat({
-        messages: [{ role: "user", content: "score it" }],
-        params: judgeParams("score100", options),
-        n: 1,
-      });
-      const c = res.completions[0]!;
+      const c = await judgeThroughProvider(f);
       expect(c.logprobs).toBeUndefined();
       expect(readJudgeReply("score100", c.text, c.logprobs, options)).toMatchObject({
         score: 73,
         method: "text",
       });
-      await api.close?.();
     },
   );
 });
