@@ -12,8 +12,8 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-export function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
 }
 
 /** A 31-bit seed derived from a parent seed and labels: stable across runs and platforms. */

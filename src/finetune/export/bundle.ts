@@ -7,8 +7,8 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { serializeChatJsonl } from "../../datasets/chat-jsonl.ts";
+import { sha256 } from "../../runs/canonical.ts";
 import { axolotlConfigFile, axolotlStageDir, axolotlYaml } from "./axolotl.ts";
-import { sha256 } from "./data.ts";
 import { emCaveats, emConfigFile, emTrainConfig } from "./em-json.ts";
 import { bundleReadme } from "./readme.ts";
 import { loraConfig, sftConfig, TRL_FINAL, trlTrainScript } from "./trl.ts";

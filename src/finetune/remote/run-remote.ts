@@ -7,10 +7,11 @@
  * tag), and reuses a file a cut-off upload made (found by its tagged name and size). A failed
  * job is reported with the provider's message; it is created again only on --retry-failed.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { serializeChatJsonl } from "../../datasets/chat-jsonl.ts";
 import type { RemoteFinetuneResult } from "../../results/finetune.ts";
+import { sha256 } from "../../runs/canonical.ts";
 import { sleep } from "../../runs/limiter.ts";
 import type { RunStore } from "../../runs/store.ts";
 import type { PreparedPlan } from "../plan.ts";
@@ -78,7 +79,7 @@ export async function trainRemotePlan(
   for (const [j, stage] of p.stages.entries()) {
     const rowId = stageJobId(id, j + 1);
     const bytes = Buffer.from(serializeChatJsonl(stage.conversations), "utf8");
-    const sha = createHash("sha256").update(bytes).digest("hex");
+    const sha = sha256(bytes);
     const start: StageStart = { base: p.root.model, ...(previous ? { previous } : {}) };
     const from = previous?.model ?? p.root.model;
     const row = store.getJob(rowId);
