@@ -214,21 +214,11 @@ export function prepareFinetune(
         });
         return;
       }
-      const batchSize = s.batch_size ?? STAGE_DEFAULTS.batchSize;
       stages.push({
-        dataset: s.dataset,
+        ...stageSettings(plan, j, seed, examples.length),
         conversations,
         examples,
-        epochs: s.epochs,
-        // The Trainer's own rule (epochs over the data, at least one step), fixed here so progress knows it.
-        steps: s.steps ?? Math.max(1, Math.ceil((s.epochs * examples.length) / batchSize)),
-        learningRate:
-          s.learning_rate ?? (plan.lora ? STAGE_DEFAULTS.learningRateLora : STAGE_DEFAULTS.learningRateFull),
-        batchSize,
-        warmupSteps: s.warmup_steps ?? STAGE_DEFAULTS.warmupSteps,
-        minLrRatio: s.min_lr_ratio ?? STAGE_DEFAULTS.minLrRatio,
         maxSeqLen: Math.min(s.max_seq_len ?? root.maxPositions, root.maxPositions),
-        seed: deriveSeed(seed, "stage", j),
       });
     });
     if (stages.length !== plan.stages.length) return;
@@ -269,6 +259,32 @@ export function prepareFinetune(
   return prepared;
 }
 
+/** A stage's settings with the defaults filled in, for `count` conversations (all but the data and its length cap). */
+function stageSettings(
+  plan: FinetunePlan,
+  j: number,
+  planSeed: number,
+  count: number,
+): Omit<PreparedStage, "conversations" | "examples" | "maxSeqLen"> {
+  const s = plan.stages[j];
+  const batchSize = s.batch_size ?? STAGE_DEFAULTS.batchSize;
+  return {
+    dataset: s.dataset,
+    epochs: s.epochs,
+    // The Trainer's own rule (epochs over the data, at least one step), fixed here so progress knows it.
+    steps: s.steps ?? Math.max(1, Math.ceil((s.epochs * count) / batchSize)),
+    ...(s.learning_rate_multiplier !== undefined
+      ? { learningRateMultiplier: s.learning_rate_multiplier }
+      : {}),
+    learningRate:
+      s.learning_rate ?? (plan.lora ? STAGE_DEFAULTS.learningRateLora : STAGE_DEFAULTS.learningRateFull),
+    batchSize,
+    warmupSteps: s.warmup_steps ?? STAGE_DEFAULTS.warmupSteps,
+    minLrRatio: s.min_lr_ratio ?? STAGE_DEFAULTS.minLrRatio,
+    seed: deriveSeed(planSeed, "stage", j),
+  };
+}
+
 /**
  * A plan for the export or a remote backend: its stages with the settings resolved, nothing
  * tokenized (the trainer or the provider tokenizes), and for a remote plan the target it
@@ -302,23 +318,11 @@ function prepareHostedPlan(
   for (const [j, s] of plan.stages.entries()) {
     const conversations = datasets.get(s.dataset);
     if (!conversations) return null;
-    const batchSize = s.batch_size ?? STAGE_DEFAULTS.batchSize;
     stages.push({
-      dataset: s.dataset,
+      ...stageSettings(plan, j, seed, conversations.length),
       conversations,
       examples: [],
-      epochs: s.epochs,
-      steps: s.steps ?? Math.max(1, Math.ceil((s.epochs * conversations.length) / batchSize)),
-      ...(s.learning_rate_multiplier !== undefined
-        ? { learningRateMultiplier: s.learning_rate_multiplier }
-        : {}),
-      learningRate:
-        s.learning_rate ?? (plan.lora ? STAGE_DEFAULTS.learningRateLora : STAGE_DEFAULTS.learningRateFull),
-      batchSize,
-      warmupSteps: s.warmup_steps ?? STAGE_DEFAULTS.warmupSteps,
-      minLrRatio: s.min_lr_ratio ?? STAGE_DEFAULTS.minLrRatio,
       maxSeqLen: s.max_seq_len ?? EXPORT_MAX_SEQ_LEN,
-      seed: deriveSeed(seed, "stage", j),
     });
   }
   const outDir = finetuneDir(runDir, plan.id);
