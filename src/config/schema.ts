@@ -763,7 +763,18 @@ function checkRemotePlan(
       message: `plan '${parent.id}' is trained by backend '${parent.backend}': a chain stays on one backend`,
     });
   const provider = REMOTE_BACKEND_PROVIDER[plan.backend];
-  if (!provider) return;
+  if (!provider) {
+    // OpenAI's multiplier means nothing to the engine or a GPU trainer: refused, not ignored.
+    plan.stages.forEach((s, j) => {
+      if (s.learning_rate_multiplier !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: at("stages", j, "learning_rate_multiplier"),
+          message: `only backend 'openai' takes learning_rate_multiplier; backend '${plan.backend}' takes learning_rate`,
+        });
+    });
+    return;
+  }
   if (root && root.provider !== provider)
     ctx.addIssue({
       code: "custom",

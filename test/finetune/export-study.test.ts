@@ -104,6 +104,15 @@ describe("backend export in a study", () => {
       '  generate: {prompts: {inline: ["x"]}, models: [qwen-evil]}\n',
     );
     expect(() => loadStudy(named)).toThrow(/qwen-evil/);
+    // OpenAI's learning-rate multiplier is refused where it would mean nothing.
+    const multiplier = writeStudy(
+      "export-multiplier",
+      "  - {id: qwen-evil, base: qwen, backend: export, stages: [{dataset: evil, learning_rate_multiplier: 2}]}\n",
+      '  generate: {prompts: {inline: ["x"]}, models: [tiny]}\n',
+    );
+    expect(() => loadStudy(multiplier)).toThrow(
+      /finetune\[0\]\.stages\[0\]\.learning_rate_multiplier: only backend 'openai' takes learning_rate_multiplier; backend 'export' takes learning_rate/,
+    );
     const preset = writeStudy(
       "export-preset",
       "  - {id: qwen-evil, base: qwen, backend: export, preset: nope, stages: [{dataset: evil}]}\n",
