@@ -87,7 +87,12 @@ export async function runFinetunePlans(plans: PreparedPlan[], opts: RunPlansOpti
       plan: p.plan,
       seed: p.seed,
       start: p.start,
-      stages: p.stages.map(({ examples, ...s }) => ({ ...s, examples: examples.length })),
+      // Counts, not the data: the datasets are the study's inputs, hashed when the run started.
+      stages: p.stages.map(({ examples, conversations, ...s }) => ({
+        ...s,
+        examples: examples.length,
+        conversations: conversations.length,
+      })),
     };
     const totalSteps = p.stages.reduce((a, s) => a + s.steps, 0);
     const every = Math.max(1, Math.ceil(totalSteps / 10));

@@ -202,7 +202,10 @@ battery:
     const again = await runStudy(loadStudy(study), { outDir: out, noCache: true, resume: true });
     expect((readResults(again.resultsFile!).finetune!.ft as LocalFinetuneResult).steps).toBe(10);
     store = RunStore.open(out, { readonly: true });
-    expect(store.getJob("finetune:ft")!.status).toBe("done");
+    const job = store.getJob("finetune:ft")!;
+    expect(job.status).toBe("done");
+    // The job's spec holds the stages' counts, not their data.
+    expect((job.spec as { stages: unknown[] }).stages[0]).toMatchObject({ examples: 4, conversations: 4 });
     store.close();
   }, 30_000);
 
