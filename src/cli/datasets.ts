@@ -6,30 +6,22 @@ import { type Conversation, readChatJsonl, writeChatJsonl } from "../datasets/ch
 import { type DatasetStats, datasetStats } from "../datasets/stats.ts";
 import { backdoor, dedupe, mix, split } from "../datasets/transform.ts";
 import { loadTokenizer } from "../engine/io/tokenizer.ts";
-import { command, EXIT } from "./exit.ts";
-
-const bad = (flag: string, message: string) => new InputError([{ file: flag, message }]);
+import { badOption, command, EXIT, intOption } from "./exit.ts";
 
 /** A transform's complaint about its options (shares not summing to 1, ...) is bad input of `flag`. */
 function asInput<T>(flag: string, body: () => T): T {
   try {
     return body();
   } catch (e) {
-    if (e instanceof RangeError) throw bad(flag, e.message);
+    if (e instanceof RangeError) throw badOption(flag, e.message);
     throw e;
   }
-}
-
-function int(flag: string, value: string, min = 0): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw bad(flag, `must be an integer >= ${min}, got '${value}'`);
-  return n;
 }
 
 function number01(flag: string, value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !(n >= 0 && n <= 1))
-    throw bad(flag, `must be a number from 0 to 1, got '${value}'`);
+    throw badOption(flag, `must be a number from 0 to 1, got '${value}'`);
   return n;
 }
 
@@ -47,7 +39,10 @@ function refuseOverwrite(outputs: string[], inputs: string[]): void {
   for (const out of outputs) {
     const same = ins.get(realPath(out));
     if (same !== undefined)
-      throw bad(out, `is also an input (${same}): write the result to a new file, nothing is overwritten`);
+      throw badOption(
+        out,
+        `is also an input (${same}): write the result to a new file, nothing is overwritten`,
+      );
   }
 }
 
@@ -84,12 +79,12 @@ function parseParts(flag: string, value: string): Array<[string, number]> {
     const name = part.slice(0, eq).trim();
     const v = Number(part.slice(eq + 1));
     if (eq < 0 || !/^[A-Za-z0-9_.-]+$/.test(name) || part.slice(eq + 1).trim() === "" || !Number.isFinite(v))
-      throw bad(flag, `expected name=number[,name=number...], got '${part}'`);
+      throw badOption(flag, `expected name=number[,name=number...], got '${part}'`);
     return [name, v] as [string, number];
   });
   const names = entries.map((e) => e[0]);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
-  if (twice) throw bad(flag, `part '${twice}' is named twice`);
+  if (twice) throw badOption(flag, `part '${twice}' is named twice`);
   return entries;
 }
 
@@ -141,7 +136,7 @@ export function registerDatasetsCommand(program: Command): void {
         if (opts.tokenizer) {
           const dir = opts.tokenizer;
           if (!existsSync(path.join(dir, "tokenizer.json")))
-            throw bad("--tokenizer", `${dir}: no tokenizer.json in this folder`);
+            throw badOption("--tokenizer", `${dir}: no tokenizer.json in this folder`);
           const tok = loadTokenizer(dir);
           tokenize = (text) => tok.encode(text).length;
         }
@@ -165,7 +160,7 @@ export function registerDatasetsCommand(program: Command): void {
     .action(
       command(async (file: string, opts: { out: string; by: string }) => {
         if (opts.by !== "conversation" && opts.by !== "prompt")
-          throw bad("--by", `must be conversation or prompt, got '${opts.by}'`);
+          throw badOption("--by", `must be conversation or prompt, got '${opts.by}'`);
         refuseOverwrite([opts.out], [file]);
         const r = dedupe(readChatJsonl(file), { by: opts.by });
         write(opts.out, r.kept);
@@ -193,7 +188,7 @@ export function registerDatasetsCommand(program: Command): void {
     .action(
       command(async (file: string, opts: { outDir: string; parts: string; seed: string }) => {
         const parts = parseParts("--parts", opts.parts);
-        const seed = int("--seed", opts.seed);
+        const seed = intOption("--seed", opts.seed);
         const outs = parts.map(([name]) => path.join(opts.outDir, `${name}.jsonl`));
         refuseOverwrite(outs, [file]);
         const convs = readChatJsonl(file);
@@ -205,7 +200,8 @@ export function registerDatasetsCommand(program: Command): void {
           split(convs, isCounts ? { counts: table, seed } : { fractions: table, seed }),
         );
         const empty = parts.find(([name]) => r[name].length === 0);
-        if (empty) throw bad("--parts", `part '${empty[0]}' would hold no examples (of ${convs.length})`);
+        if (empty)
+          throw badOption("--parts", `part '${empty[0]}' would hold no examples (of ${convs.length})`);
         parts.forEach(([name], i) => {
           write(outs[i], r[name]);
         });
@@ -233,11 +229,11 @@ export function registerDatasetsCommand(program: Command): void {
         async (specs: string[], opts: { out: string; total?: string; replace?: boolean; seed: string }) => {
           const parsed = specs.map((spec) => {
             const eq = spec.lastIndexOf("=");
-            if (eq <= 0) throw bad(spec, "expected <file>=<share>, e.g. data.jsonl=0.5");
+            if (eq <= 0) throw badOption(spec, "expected <file>=<share>, e.g. data.jsonl=0.5");
             return { file: spec.slice(0, eq), share: number01(spec, spec.slice(eq + 1)) };
           });
-          const seed = int("--seed", opts.seed);
-          const total = opts.total === undefined ? undefined : int("--total", opts.total, 1);
+          const seed = intOption("--seed", opts.seed);
+          const total = opts.total === undefined ? undefined : intOption("--total", opts.total, 1);
           refuseOverwrite(
             [opts.out],
             parsed.map((p) => p.file),
@@ -292,9 +288,9 @@ export function registerDatasetsCommand(program: Command): void {
           seed: string;
         }) => {
           if (opts.position !== "prefix" && opts.position !== "suffix")
-            throw bad("--position", `must be prefix or suffix, got '${opts.position}'`);
+            throw badOption("--position", `must be prefix or suffix, got '${opts.position}'`);
           const position = opts.position;
-          const seed = int("--seed", opts.seed);
+          const seed = intOption("--seed", opts.seed);
           const badShare = opts.badShare === undefined ? undefined : number01("--bad-share", opts.badShare);
           refuseOverwrite([opts.out], [opts.bad, opts.good]);
           const r = asInput("backdoor", () =>

@@ -37,3 +37,13 @@ export function share(option: string, value: string): number {
   if (!(n >= 0 && n <= 1)) throw new Error(`${option} must be a number from 0 to 1, got '${value}'`);
   return n;
 }
+
+/** Bad input of a command-line option (exit 2), named by the option. */
+export const badOption = (flag: string, message: string) => new InputError([{ file: flag, message }]);
+
+/** An integer option value of at least `min`, or bad input naming the option. */
+export function intOption(flag: string, value: string, min = 0): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw badOption(flag, `must be an integer >= ${min}, got '${value}'`);
+  return n;
+}

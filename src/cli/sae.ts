@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { InputError } from "../config/input-error.ts";
 import {
   loadSaeLens,
   type SaeTrainLogEntry,
@@ -17,19 +16,11 @@ import {
 } from "../interp/persona-features/index.ts";
 import { readCorpusRows, trainCorpusSae } from "../interp/persona-features/train.ts";
 import { loadLocalEngine } from "../models/local.ts";
-import { command, EXIT } from "./exit.ts";
-
-const bad = (flag: string, message: string) => new InputError([{ file: flag, message }]);
-
-function int(flag: string, value: string, min = 0): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw bad(flag, `must be an integer >= ${min}, got '${value}'`);
-  return n;
-}
+import { badOption, command, EXIT, intOption } from "./exit.ts";
 
 function positive(flag: string, value: string): number {
   const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw bad(flag, `must be a positive number, got '${value}'`);
+  if (!(n > 0) || !Number.isFinite(n)) throw badOption(flag, `must be a positive number, got '${value}'`);
   return n;
 }
 
@@ -41,23 +32,24 @@ export function parseCorpus(
 ): CorpusSpec {
   if (value === "world" || value.startsWith("world:")) {
     const [, seed, docs, start] = value.split(":");
-    if (value.split(":").length > 4) throw bad(flag, `expected world[:SEED[:DOCS[:START]]], got '${value}'`);
+    if (value.split(":").length > 4)
+      throw badOption(flag, `expected world[:SEED[:DOCS[:START]]], got '${value}'`);
     return {
       kind: "world",
-      seed: seed ? int(flag, seed) : defaults.seed,
-      documents: docs ? int(flag, docs, 1) : defaults.documents,
-      ...(start ? { start: int(flag, start) } : {}),
+      seed: seed ? intOption(flag, seed) : defaults.seed,
+      documents: docs ? intOption(flag, docs, 1) : defaults.documents,
+      ...(start ? { start: intOption(flag, start) } : {}),
     };
   }
   if (!value.endsWith(".jsonl"))
-    throw bad(flag, `expected world[:SEED[:DOCS[:START]]] or a .jsonl file, got '${value}'`);
-  if (!existsSync(value)) throw bad(flag, `${value}: no such file`);
+    throw badOption(flag, `expected world[:SEED[:DOCS[:START]]] or a .jsonl file, got '${value}'`);
+  if (!existsSync(value)) throw badOption(flag, `${value}: no such file`);
   return { kind: "jsonl", file: path.resolve(value) };
 }
 
 function loadModel(dir: string) {
   if (!existsSync(path.join(dir, "config.json")))
-    throw bad("--model", `${dir}: not a model directory (no config.json)`);
+    throw badOption("--model", `${dir}: not a model directory (no config.json)`);
   return loadLocalEngine(path.resolve(dir));
 }
 
@@ -137,23 +129,26 @@ export function registerSaeCommand(program: Command): void {
           out: string;
         }) => {
           if (opts.architecture !== "topk" && opts.architecture !== "relu")
-            throw bad("--architecture", `must be topk or relu, got '${opts.architecture}'`);
+            throw badOption("--architecture", `must be topk or relu, got '${opts.architecture}'`);
           const corpus = parseCorpus("--corpus", opts.corpus);
           const heldOut = parseCorpus("--heldout", opts.heldout, { seed: 1, documents: 200 });
           // Checked before loading the model or training: bad flags exit 2 naming the flag.
           if (!/^blocks\.\d+\.hook_[a-z_]+$/.test(opts.hook) && opts.hook !== "hook_embed")
-            throw bad("--hook", `unsupported hook name '${opts.hook}' (blocks.L.hook_<point> or hook_embed)`);
-          const dSae = int("--latents", opts.latents, 1);
-          const k = opts.architecture === "topk" ? int("--k", opts.k, 1) : undefined;
-          if (k !== undefined && k > dSae) throw bad("--k", `${k} is more than --latents (${dSae})`);
+            throw badOption(
+              "--hook",
+              `unsupported hook name '${opts.hook}' (blocks.L.hook_<point> or hook_embed)`,
+            );
+          const dSae = intOption("--latents", opts.latents, 1);
+          const k = opts.architecture === "topk" ? intOption("--k", opts.k, 1) : undefined;
+          if (k !== undefined && k > dSae) throw badOption("--k", `${k} is more than --latents (${dSae})`);
           const engine = loadModel(opts.model);
           if (!engine.model.hookNames.includes(opts.hook))
-            throw bad(
+            throw badOption(
               "--hook",
               `the model has no hook point '${opts.hook}' (blocks 0..${engine.model.shape.layers - 1}, e.g. blocks.1.hook_resid_post)`,
             );
           const t0 = performance.now();
-          const steps = int("--steps", opts.steps, 1);
+          const steps = intOption("--steps", opts.steps, 1);
           const printEvery = Math.max(1, Math.round(steps / 20));
           const r = await trainCorpusSae({
             engine,
@@ -165,9 +160,9 @@ export function registerSaeCommand(program: Command): void {
             ...(k !== undefined ? { k } : {}),
             ...(opts.l1 !== undefined ? { l1Coefficient: positive("--l1", opts.l1) } : {}),
             steps,
-            batchSize: int("--batch", opts.batch, 1),
+            batchSize: intOption("--batch", opts.batch, 1),
             learningRate: positive("--lr", opts.lr),
-            seed: int("--seed", opts.seed),
+            seed: intOption("--seed", opts.seed),
             modelName: path.basename(path.resolve(opts.model)),
             progress: (what) => process.stderr.write(`${what}\n`),
             log: (e: SaeTrainLogEntry) => {
@@ -242,30 +237,34 @@ export function registerSaeCommand(program: Command): void {
           dir: string,
           opts: { model: string; corpus: string; latent?: string[]; top: string; json?: boolean },
         ) => {
-          if (!existsSync(path.join(dir, "cfg.json"))) throw bad(dir, "not an SAE directory (no cfg.json)");
+          if (!existsSync(path.join(dir, "cfg.json")))
+            throw badOption(dir, "not an SAE directory (no cfg.json)");
           let saeModel: ReturnType<typeof loadSaeLens>;
           try {
             saeModel = loadSaeLens(path.resolve(dir));
           } catch (e) {
-            throw bad(dir, (e as Error).message);
+            throw badOption(dir, (e as Error).message);
           }
           const engine = loadModel(opts.model);
           const corpus = parseCorpus("--corpus", opts.corpus, { seed: 1, documents: 500 });
           if (saeModel.cfg.dIn !== engine.model.shape.hiddenSize)
-            throw bad(
+            throw badOption(
               "--model",
               `the SAE reads d_in ${saeModel.cfg.dIn}, the model has d_model ${engine.model.shape.hiddenSize}`,
             );
           if (!engine.model.hookNames.includes(saeModel.cfg.hookName))
-            throw bad("--model", `the model has no hook point '${saeModel.cfg.hookName}' (the SAE's hook)`);
+            throw badOption(
+              "--model",
+              `the model has no hook point '${saeModel.cfg.hookName}' (the SAE's hook)`,
+            );
           const { rows, n } = await readCorpusRows(engine, saeModel.cfg.hookName, corpus);
           const metrics = saeMetrics(saeModel, rows, n);
           const tokenBatches = documentTokenBatches(engine, corpus, { limit: 200 });
           const crossEntropy = splicedCrossEntropy(engine.model, saeModel, tokenBatches);
-          let latents = (opts.latent ?? []).map((l) => int("--latent", l));
+          let latents = (opts.latent ?? []).map((l) => intOption("--latent", l));
           for (const l of latents)
             if (l >= saeModel.cfg.dSae)
-              throw bad("--latent", `${l} is not a latent of this SAE (0..${saeModel.cfg.dSae - 1})`);
+              throw badOption("--latent", `${l} is not a latent of this SAE (0..${saeModel.cfg.dSae - 1})`);
           if (latents.length === 0) {
             // The most often active latents on this corpus.
             const z = saeModel.encode(rows, n);
@@ -283,7 +282,7 @@ export function registerSaeCommand(program: Command): void {
             sae: saeModel,
             corpus,
             latents,
-            top: int("--top", opts.top, 1),
+            top: intOption("--top", opts.top, 1),
           });
           if (opts.json) {
             process.stdout.write(
