@@ -12,6 +12,12 @@ import type { BLOCK_HOOKS, HookContext, HookFn, Hooks } from "../engine/hooks.ts
 import { renderChat } from "../engine/io/chat-template.ts";
 import { addVector, projectOut } from "../engine/ops/elementwise.ts";
 import { Tensor } from "../engine/tensor.ts";
+import {
+  type EditPositions,
+  type HookEdit,
+  type HookEditInput,
+  HookEditSchema,
+} from "../models/hook-edits.ts";
 import type { LocalEngine } from "../models/local.ts";
 import { unit } from "./vectors.ts";
 
@@ -114,28 +120,105 @@ export function hookAtPositions(hook: HookFn, spec: PositionSpec): HookFn {
   return (x, ctx) => atPositions((y) => hook(y, ctx) ?? y, spec)(x, ctx);
 }
 
-function build(target: InterventionTarget, make: (layer: number) => (x: Tensor) => Tensor): Hooks {
+/**
+ * The engine's position rule and the wire's (src/models/hook-edits.ts) are one: the engine
+ * runs a prompt in one call at position 0, so "that call" is "positions < the prompt's length".
+ */
+export function toEditPositions(spec: PositionSpec): EditPositions {
+  if (spec === "all" || spec === "prompt") return spec;
+  if ("from" in spec) return { from: spec.from };
+  return { last_prompt_tokens: spec.lastPromptTokens };
+}
+
+export function fromEditPositions(spec: EditPositions): PositionSpec {
+  if (spec === "all" || spec === "prompt") return spec;
+  if ("from" in spec) return { from: spec.from };
+  return { lastPromptTokens: spec.last_prompt_tokens };
+}
+
+function edits(
+  target: InterventionTarget,
+  make: (layer: number, hook: string, positions: EditPositions) => HookEdit,
+): HookEdit[] {
   const point = target.point ?? "hook_resid_post";
-  const positions = target.positions ?? "all";
-  const hooks: Record<string, HookFn> = {};
-  for (const l of resolveLayers(target)) hooks[`blocks.${l}.${point}`] = atPositions(make(l), positions);
+  const positions = toEditPositions(target.positions ?? "all");
+  return resolveLayers(target).map((l) => make(l, `blocks.${l}.${point}`, positions));
+}
+
+/** Steering as data: alpha · v (v as given, not normalised) added at the target. */
+export function steeringEdits(vector: VectorSpec, alpha: number, target: InterventionTarget): HookEdit[] {
+  return edits(target, (l, hook, positions) => ({
+    op: "add",
+    hook,
+    vector: Array.from(vectorFor(vector, l)),
+    alpha,
+    positions,
+  }));
+}
+
+/** Directional ablation as data: the component along v removed at the target. */
+export function ablationEdits(vector: VectorSpec, target: InterventionTarget): HookEdit[] {
+  return edits(target, (l, hook, positions) => ({
+    op: "project_out",
+    hook,
+    vector: Array.from(vectorFor(vector, l)),
+    positions,
+  }));
+}
+
+/** Clamping as data: the component along unit(v) set to `value` (one number, or one per layer). */
+export function clampEdits(
+  vector: VectorSpec,
+  value: number | ReadonlyMap<number, number>,
+  target: InterventionTarget,
+): HookEdit[] {
+  return edits(target, (l, hook, positions) => {
+    const c = typeof value === "number" ? value : value.get(l);
+    if (c === undefined || !Number.isFinite(c))
+      throw new Error(`clamp: no finite target value for layer ${l}`);
+    return { op: "clamp", hook, vector: Array.from(vectorFor(vector, l)), value: c, positions };
+  });
+}
+
+/**
+ * Hook edits as engine hooks: the one place the embedded engine learns what an `add`,
+ * `project_out` or `clamp` edit does (the HF worker implements the same in PyTorch).
+ * Several edits on one hook run in order.
+ */
+export function editsToHooks(list: readonly HookEditInput[]): Hooks {
+  const hooks: Record<string, HookFn[]> = {};
+  list.forEach((raw, i) => {
+    const parsed = HookEditSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Error(`edits[${i}].${issue.path.join(".")}: ${issue.message}`);
+    }
+    const e = parsed.data;
+    let edit: (x: Tensor) => Tensor;
+    if (e.op === "add") {
+      const v = Tensor.from(e.vector, [e.vector.length]);
+      edit = (x) => addVector(x, v, e.alpha);
+    } else {
+      const u = unit(e.vector, `${e.op} vector (${e.hook})`);
+      if (e.op === "project_out") edit = (x) => projectOut(x, u);
+      else {
+        const ut = Tensor.from(u, [u.length]);
+        edit = (x) => addVector(projectOut(x, u), ut, e.value);
+      }
+    }
+    hooks[e.hook] = [...(hooks[e.hook] ?? []), atPositions(edit, fromEditPositions(e.positions))];
+  });
   return hooks;
 }
 
 /** Steering: adds alpha · v (v as given, not normalised) at the target. */
 export function steeringHooks(vector: VectorSpec, alpha: number, target: InterventionTarget): Hooks {
-  return build(target, (l) => {
-    const v = Tensor.from(vectorFor(vector, l), [vectorFor(vector, l).length]);
-    return (x) => addVector(x, v, alpha);
-  });
+  return editsToHooks(steeringEdits(vector, alpha, target));
 }
 
 /** Directional ablation: removes the component along v at the target. */
 export function ablationHooks(vector: VectorSpec, target: InterventionTarget): Hooks {
-  return build(target, (l) => {
-    const u = unit(vectorFor(vector, l), `ablation vector (layer ${l})`);
-    return (x) => projectOut(x, u);
-  });
+  return editsToHooks(ablationEdits(vector, target));
 }
 
 /** Clamping: sets the component along unit(v) to `value` (one number, or one per layer). */
@@ -144,14 +227,7 @@ export function clampHooks(
   value: number | ReadonlyMap<number, number>,
   target: InterventionTarget,
 ): Hooks {
-  return build(target, (l) => {
-    const u = unit(vectorFor(vector, l), `clamp vector (layer ${l})`);
-    const c = typeof value === "number" ? value : value.get(l);
-    if (c === undefined || !Number.isFinite(c))
-      throw new Error(`clamp: no finite target value for layer ${l}`);
-    const ut = Tensor.from(u, [u.length]);
-    return (x) => addVector(projectOut(x, u), ut, c);
-  });
+  return editsToHooks(clampEdits(vector, value, target));
 }
 
 /**

@@ -54,7 +54,7 @@ export async function evaluateBehaviour(
   const r = await runSweep({
     model,
     prompts: o.prompts,
-    conditions: [{ name: "model", kind: "baseline", vector: null, alpha: null, layers: null, hooks: null }],
+    conditions: [{ name: "model", kind: "baseline", vector: null, alpha: null, layers: null, edits: null }],
     judge: o.judge,
     samplesPerPrompt: o.samples,
     seed: o.seed,

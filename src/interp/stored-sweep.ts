@@ -25,7 +25,7 @@ import {
 } from "./sweep.ts";
 
 /** One condition of a stored sweep: what the result reports, where its requests go, who answers. */
-export interface StoredCondition extends Omit<SweepCondition, "hooks"> {
+export interface StoredCondition extends Omit<SweepCondition, "edits"> {
   /** Item id prefix of its requests: `<item>|<prompt index>`. */
   item: string;
   target: InterpTarget;

@@ -28,12 +28,7 @@ import type { ChatMessage } from "../models/types.ts";
 import type { InterpCondition, InterpResults } from "../results/interp.ts";
 import type { JudgmentRow } from "../runs/rows.ts";
 import type { SchedulerResult } from "../runs/scheduler.ts";
-import {
-  type ActivationDataset,
-  type Conversation,
-  collectActivations,
-  saveActivations,
-} from "./activations.ts";
+import { type ActivationDataset, type Conversation, saveActivations } from "./activations.ts";
 import {
   cosineAcrossModels,
   meanProjection,
@@ -43,7 +38,7 @@ import {
   summarizeDirections,
 } from "./directions.ts";
 import { runEmergentAlignment } from "./emergent-alignment.ts";
-import { ablationHooks, clampHooks, generationPositions, type PositionSpec } from "./interventions.ts";
+import { ablationEdits, clampEdits, type PositionSpec } from "./interventions.ts";
 import { crossValidateProbe, probeCosine, probeTransferMatrix } from "./probes.ts";
 import { runRealignment } from "./realignment.ts";
 import { InterpRequester, type InterpSchedulerDeps } from "./requests.ts";
@@ -54,6 +49,7 @@ import { checkTrainingSections, type EmergentAlignmentPlan, type RealignmentPlan
 import { type SweepCondition, type SweepResult, sweepConditions } from "./sweep.ts";
 import type { TrainingSectionContext } from "./training-context.ts";
 import { vectorsHash } from "./vectors.ts";
+import { WHITE_BOX_PROVIDERS, type WhiteBoxModel } from "./white-box.ts";
 
 type ProbesResult = NonNullable<InterpResults["probes"]>;
 type DirectionsResult = NonNullable<InterpResults["directions"]>;
@@ -94,7 +90,21 @@ export function loadInterp(
     const m = study.models.find((x) => x.id === id);
     if (!m) fail(field, `unknown model id '${id}' (not a study model or fine-tune plan id)`);
     else if (m.provider !== "local")
-      fail(field, `model '${id}' has provider '${m.provider}'; interp needs a local model`);
+      fail(
+        field,
+        `model '${id}' has provider '${m.provider}'; this section trains the model: interp needs a local model for it`,
+      );
+  };
+  // Probes, directions, steering and ablation read activations and edit the residual stream:
+  // the embedded engine or an HF worker does that (src/interp/white-box.ts).
+  const checkWhiteBox = (field: string, id: string) => {
+    const m = study.models.find((x) => x.id === id);
+    if (!m) fail(field, `unknown model id '${id}' (not a study model or fine-tune plan id)`);
+    else if (!WHITE_BOX_PROVIDERS.has(m.provider))
+      fail(
+        field,
+        `model '${id}' has provider '${m.provider}'; interp needs a model it can look inside (provider ${[...WHITE_BOX_PROVIDERS].join(" or ")})`,
+      );
   };
   const models: string[] = [];
   const use = (id: string) => {
@@ -105,12 +115,14 @@ export function loadInterp(
   if (config.probes) {
     probeModels =
       config.probes.models ??
-      study.models.filter((m) => m.provider === "local" && m.roles.includes("target")).map((m) => m.id);
+      study.models
+        .filter((m) => WHITE_BOX_PROVIDERS.has(m.provider) && m.roles.includes("target"))
+        .map((m) => m.id);
     const source = config.probes.harm_answers;
     if (!enabled(source)) fail("probes", `needs battery.${source} (the harm probe's answers)`);
-    if (probeModels.length === 0) fail("probes.models", "no local target models to probe");
+    if (probeModels.length === 0) fail("probes.models", "no local or hf-worker target models to probe");
     probeModels.forEach((id, i) => {
-      checkLocal(`probes.models[${i}]`, id);
+      checkWhiteBox(`probes.models[${i}]`, id);
       if (enabled(source) && !batteryModels(source).includes(id))
         fail(`probes.models[${i}]`, `model '${id}' gets no ${source} answers (battery.${source}.models)`);
       use(id);
@@ -120,7 +132,7 @@ export function loadInterp(
   if (d) {
     if (!enabled("alignment")) fail("directions", "needs battery.alignment (the judged answers it splits)");
     d.models.forEach((id, i) => {
-      checkLocal(`directions.models[${i}]`, id);
+      checkWhiteBox(`directions.models[${i}]`, id);
       if (enabled("alignment") && !batteryModels("alignment").includes(id))
         fail(`directions.models[${i}]`, `model '${id}' gets no alignment answers (battery.alignment.models)`);
       use(id);
@@ -158,7 +170,7 @@ export function loadInterp(
   for (const name of ["steering", "ablation"] as const) {
     const s = config[name];
     if (!s) continue;
-    checkLocal(`${name}.model`, s.model);
+    checkWhiteBox(`${name}.model`, s.model);
     use(s.model);
     const from = s.direction_from ?? s.model;
     if (!d) fail(name, "needs interp.directions (the persona direction it applies)");
@@ -211,8 +223,10 @@ export interface InterpRunOptions {
   ctx: RunContext;
   plan: InterpPlan;
   runDir: string;
-  /** The local model behind a study model id (loaded once; the caller closes it). */
+  /** The local model behind a study model id (loaded once; the caller closes it): training sections. */
   model: (id: string) => LocalModelApi;
+  /** The model behind a study model id as the reading and editing sections see it (local or hf-worker). */
+  whiteBox: (id: string) => WhiteBoxModel;
   /**
    * The run's scheduler and store: every generation and judge question of the sweeps and the
    * training sections is a stored request made through it (the judge is its target for the
@@ -276,7 +290,7 @@ async function runSections(o: InterpRunOptions, requests: InterpRequester): Prom
     if (o.signal?.aborted) throw new InterpInterrupted();
   };
   const activations: InterpResults["activations"] = {};
-  const collect = (
+  const collect = async (
     modelId: string,
     set: string,
     conv: Conversation[],
@@ -285,7 +299,7 @@ async function runSections(o: InterpRunOptions, requests: InterpRequester): Prom
     position?: "answer_mean" | "last",
   ) => {
     check();
-    const ds = collectActivations(o.model(modelId).engine(), conv, { layers, position });
+    const ds = await o.whiteBox(modelId).collect(conv, { layers, position });
     ds.keys = keys;
     const rel = path.join("interp", "activations", modelId, set);
     saveActivations(path.join(runDir, rel), ds);
@@ -309,10 +323,10 @@ async function runSections(o: InterpRunOptions, requests: InterpRequester): Prom
   };
 
   const out: InterpResults = { activations };
-  if (cfg.probes) out.probes = probes(o, collect, check);
+  if (cfg.probes) out.probes = await probes(o, collect, check);
   let dirs: Map<string, DirectionData> = new Map();
   if (cfg.directions) {
-    const r = directions(o, collect, check);
+    const r = await directions(o, collect, check);
     out.directions = r.block;
     dirs = r.data;
   }
@@ -379,7 +393,7 @@ type Collect = (
   keys: string[],
   layers?: number[],
   position?: "answer_mean" | "last",
-) => ActivationDataset;
+) => Promise<ActivationDataset>;
 
 function conversationOf(a: {
   request: { messages: ChatMessage[] };
@@ -409,7 +423,7 @@ function answerSet<J>(
   return set;
 }
 
-function probes(o: InterpRunOptions, collect: Collect, check: () => void): ProbesResult {
+async function probes(o: InterpRunOptions, collect: Collect, check: () => void): Promise<ProbesResult> {
   const { ctx, plan } = o;
   const p = plan.config.probes!;
   const threshold = ctx.study.judge.thresholds.harmful_score;
@@ -442,12 +456,12 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
       // 0.5 is neither side (docs/methods.md §3.7): such answers are left out.
       return s === null || s === undefined || s === 0.5 ? null : s > 0.5 ? 1 : 0;
     });
-    const fitSet = (set: AnswerSet<number>, name: string) => {
+    const fitSet = async (set: AnswerSet<number>, name: string) => {
       const positives = set.data.filter((l) => l === 1).length;
       const base = { n: set.data.length, positives };
       const problem = oneClass(set.data, p.folds);
       if (problem) return { result: { ...base, skipped: problem, layers: [] }, ds: null };
-      const ds = collect(id, name, set.conversations, set.keys, p.layers, p.position);
+      const ds = await collect(id, name, set.conversations, set.keys, p.layers, p.position);
       ds.labels = set.data;
       const layers = ds.layers.map((layer) => {
         const cv = crossValidateProbe(ds.rows.get(layer)!, set.data, cvOpts);
@@ -461,8 +475,8 @@ function probes(o: InterpRunOptions, collect: Collect, check: () => void): Probe
       });
       return { result: { ...base, skipped: null, layers }, ds };
     };
-    const harm = fitSet(harmSet, "harm");
-    const self = fitSet(selfSet, "self");
+    const harm = await fitSet(harmSet, "harm");
+    const self = await fitSet(selfSet, "self");
     const cosine: ProbesResult["models"][string]["cosine"] = [];
     if (harm.ds && self.ds)
       for (const layer of harm.ds.layers) {
@@ -534,11 +548,11 @@ interface DirectionData {
   alignedRows: Map<number, Float32Array[]>;
 }
 
-function directions(
+async function directions(
   o: InterpRunOptions,
   collect: Collect,
   check: () => void,
-): { block: DirectionsResult; data: Map<string, DirectionData> } {
+): Promise<{ block: DirectionsResult; data: Map<string, DirectionData> }> {
   const { ctx } = o;
   const d = o.plan.config.directions!;
   const aligned = judgmentsByAnswer(ctx, "aligned");
@@ -564,7 +578,7 @@ function directions(
       models[id] = { ...empty, skipped: "no judged alignment answers" };
       continue;
     }
-    const ds = collect(id, "alignment", set.conversations, set.keys, d.layers, d.position);
+    const ds = await collect(id, "alignment", set.conversations, set.keys, d.layers, d.position);
     let dirs: ReturnType<typeof personaDirections>;
     try {
       dirs = personaDirections(ds, set.data, {
@@ -640,10 +654,9 @@ async function sweep(
   };
   if (!dir)
     return { ...base, skipped: `model '${from}' has no persona direction (see directions)`, conditions: [] };
-  const api = o.model(s.model);
-  const engine = api.engine();
-  const nLayers = engine.model.shape.layers;
-  const positions: PositionSpec = generationPositions(s.positions, engine);
+  const wb = o.whiteBox(s.model);
+  const nLayers = await wb.layers();
+  const positions: PositionSpec = await wb.generationPositions(s.positions);
   const layerSets = s.layers.map((l) => (l === "all" ? ("all" as const) : [l]));
   for (const l of s.layers)
     if (l !== "all" && l >= nLayers)
@@ -666,7 +679,7 @@ async function sweep(
       positions,
     });
     for (const c of conditions)
-      if (c.hooks && c.vector)
+      if (c.edits && c.vector)
         variants.set(c.name, {
           v: 1,
           section: name,
@@ -680,7 +693,7 @@ async function sweep(
     const clamp = (s as { mode: string }).mode === "clamp";
     const random = randomLike(dir.vectors, s.random_seed);
     conditions = [
-      { name: "baseline", kind: "baseline", vector: null, alpha: null, layers: null, hooks: null },
+      { name: "baseline", kind: "baseline", vector: null, alpha: null, layers: null, edits: null },
     ];
     for (const layers of layerSets)
       for (const [vector, v] of [
@@ -708,20 +721,20 @@ async function sweep(
           vector,
           alpha: null,
           layers,
-          hooks: clamp ? clampHooks(v, values, target) : ablationHooks(v, target),
+          edits: clamp ? clampEdits(v, values, target) : ablationEdits(v, target),
         });
       }
   }
   const result: SweepResult = await storedSweep(requests, {
     experiment: `interp.${name}`,
     prompts,
-    // One target per condition: the plain model, or a view of it with the condition's hooks.
-    conditions: conditions.map(({ hooks, ...c }) => ({
+    // One target per condition: the plain model, or a view of it with the condition's edits.
+    conditions: conditions.map(({ edits, ...c }) => ({
       ...c,
       item: c.name,
       target: {
         modelId: s.model,
-        api: hooks ? api.withHooks(hooks) : api,
+        api: edits ? wb.withEdits(edits) : wb.api,
         variant: variants.get(c.name) ?? null,
       },
     })),

@@ -9,13 +9,15 @@
 import { z } from "zod";
 import { wilson } from "../analysis/intervals.ts";
 import type { Hooks } from "../engine/hooks.ts";
+import type { HookEdit } from "../models/hook-edits.ts";
 import type { ChatMessage, ChatRequest, ChatResponse, SamplingParams } from "../models/types.ts";
 import { randomDirection, randomLike } from "./directions.ts";
 import {
-  ablationHooks,
+  ablationEdits,
+  editsToHooks,
   type InterventionTarget,
   type PositionSpec,
-  steeringHooks,
+  steeringEdits,
   type VectorSpec,
 } from "./interventions.ts";
 import { norm } from "./vectors.ts";
@@ -26,8 +28,8 @@ export interface SweepCondition {
   vector: "direction" | "random" | null;
   alpha: number | null;
   layers: number[] | "all" | null;
-  /** null: the unhooked model. */
-  hooks: Hooks | null;
+  /** What the condition does to the model, as data (null: the plain model). */
+  edits: HookEdit[] | null;
 }
 
 /** What the sweep needs of a model: LocalModelApi satisfies it. */
@@ -69,7 +71,7 @@ export function sweepConditions(grid: ConditionGrid): SweepCondition[] {
         );
   const out: SweepCondition[] = [];
   if (grid.baseline ?? true)
-    out.push({ name: "baseline", kind: "baseline", vector: null, alpha: null, layers: null, hooks: null });
+    out.push({ name: "baseline", kind: "baseline", vector: null, alpha: null, layers: null, edits: null });
   const label = (ls: number[] | "all") => (ls === "all" ? "all" : ls.join("+"));
   for (const layers of grid.layerSets) {
     const target: InterventionTarget = { layers, nLayers: grid.nLayers, positions: grid.positions };
@@ -84,7 +86,7 @@ export function sweepConditions(grid: ConditionGrid): SweepCondition[] {
           vector: kind,
           alpha,
           layers,
-          hooks: steeringHooks(v, alpha, target),
+          edits: steeringEdits(v, alpha, target),
         });
       if (grid.ablate)
         out.push({
@@ -93,7 +95,7 @@ export function sweepConditions(grid: ConditionGrid): SweepCondition[] {
           vector: kind,
           alpha: null,
           layers,
-          hooks: ablationHooks(v, target),
+          edits: ablationEdits(v, target),
         });
     }
   }
@@ -227,7 +229,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   for (const cond of opts.conditions) {
     if (names.has(cond.name)) throw new Error(`runSweep: two conditions are named "${cond.name}"`);
     names.add(cond.name);
-    const model = cond.hooks ? opts.model.withHooks(cond.hooks) : opts.model;
+    const model = cond.edits ? opts.model.withHooks(editsToHooks(cond.edits)) : opts.model;
     const verdicts: SweepJudgement[] = [];
     const samples: NonNullable<SweepResult["conditions"][number]["samples"]> = [];
     for (let p = 0; p < conversations.length; p++) {

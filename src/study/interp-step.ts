@@ -8,7 +8,10 @@
 import type { RunContext } from "../battery/stage.ts";
 import { InterpIncomplete, type InterpSchedulerDeps } from "../interp/requests.ts";
 import { type InterpStageCounts, runInterp } from "../interp/study.ts";
+import { localWhiteBox, type WhiteBoxModel, whiteBoxOf } from "../interp/white-box.ts";
 import { LocalModelApi } from "../models/local.ts";
+import { createModelApi } from "../models/registry.ts";
+import type { ModelApi } from "../models/types.ts";
 import type { InterpResults } from "../results/interp.ts";
 import type { ModelIdentity } from "../runs/cache.ts";
 import type { SchedulerResult } from "../runs/scheduler.ts";
@@ -61,9 +64,32 @@ export async function runInterpStep(
     }
     return api;
   };
+  // Study models that no battery step targets, built here for interp and closed after it.
+  const extra = new Map<string, ModelApi>();
+  const whiteBox = (id: string): WhiteBoxModel => {
+    const m = study.models.find((x) => x.id === id)!;
+    if (m.provider === "local") return localWhiteBox(model(id));
+    let api = targets.get(id)?.api ?? extra.get(id);
+    if (!api) {
+      api = createModelApi(providerSettings(m, studyDir), v.env);
+      extra.set(id, api);
+    }
+    const wb = whiteBoxOf(api);
+    if (!wb) throw new Error(`interp: model '${id}' (provider ${m.provider}) cannot be looked inside`);
+    return wb;
+  };
   try {
     const builtin = await runInterp(
-      { ctx: d.ctx, plan: interpPlan, runDir: run.outDir, model, scheduler, signal: d.signal, log: run.say },
+      {
+        ctx: d.ctx,
+        plan: interpPlan,
+        runDir: run.outDir,
+        model,
+        whiteBox,
+        scheduler,
+        signal: d.signal,
+        log: run.say,
+      },
       counts,
     );
     if (builtin === null || !configuresInterpSections(study.interp)) return { interp: builtin, counts };
@@ -95,7 +121,7 @@ export async function runInterpStep(
       incomplete: { step: steps, steps, failed: e.failed, notRun: [], stage: e.experiment },
     };
   } finally {
-    await Promise.all([...own.values()].map((a) => a.close()));
+    await Promise.all([...own.values(), ...extra.values()].map((a) => a.close?.()));
   }
 }
 

@@ -178,7 +178,11 @@ describe("interp study section", () => {
         "interp.steering.model",
         /unknown model id 'nope'/,
       ],
-      [{ probes: { models: ["judge"] } }, "interp.probes.models[0]", /interp needs a local model/],
+      [
+        { probes: { models: ["judge"] } },
+        "interp.probes.models[0]",
+        /interp needs a model it can look inside \(provider local or hf-worker\)/,
+      ],
       [
         { ablation: { ...INTERP.ablation, direction_from: "base" }, directions: { models: ["em"] } },
         "interp.ablation.direction_from",
