@@ -12,6 +12,7 @@ import { registerRunCommand } from "./run.ts";
 import { registerSaeCommand } from "./sae.ts";
 import { registerServeCommand } from "./serve.ts";
 import { registerStatusCommand } from "./status.ts";
+import { registerVectorsCommand } from "./vectors.ts";
 import { registerViewCommand } from "./view.ts";
 import { registerWorldCommand } from "./world.ts";
 
@@ -54,6 +55,7 @@ registerSaeCommand(program);
 registerDatasetsCommand(program);
 registerRejudgeCommand(program);
 registerServeCommand(program);
+registerVectorsCommand(program);
 
 try {
   await program.parseAsync(process.argv);
