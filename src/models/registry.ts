@@ -4,6 +4,7 @@
  * (or a `registerProvider` call from outside, as the persona world registers its judge).
  */
 import { createAnthropicModelApi } from "./anthropic.ts";
+import { createHfWorkerModelApi } from "./hf-worker.ts";
 import { createLocalModelApi } from "./local.ts";
 import { createOpenAIModelApi } from "./openai.ts";
 import { ProviderSettingsError } from "./provider-settings.ts";
@@ -71,4 +72,6 @@ registerProvider("llamacpp-server", createOpenAIModelApi);
 registerProvider("together", createOpenAIModelApi);
 // The embedded engine over an HF-layout model directory.
 registerProvider("local", createLocalModelApi);
+// PyTorch + transformers in an HF worker (worker/, docs/worker.md): reads and edits activations too.
+registerProvider("hf-worker", createHfWorkerModelApi);
 // The persona world's judge registers itself from src/world/register.ts.
