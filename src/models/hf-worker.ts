@@ -195,13 +195,14 @@ function errorCode(err: unknown): string | undefined {
 /**
  * One HTTP connection to a worker: its base URL, the Authorization and extra headers, the
  * error context (whose secrets every message is scrubbed of). Requests map every failure
- * onto ModelApiError kinds as the other providers do. The key lives in a private field, so
- * inspecting or serialising the object never shows it. Exported for the worker's training
+ * onto ModelApiError kinds as the other providers do. The key and the secrets live in private
+ * fields, so inspecting or serialising the object never shows them. Exported for the worker's training
  * jobs client, which speaks to the same server.
  */
 export class WorkerConnection {
   readonly baseUrl: string;
-  readonly ctx: ErrorContext;
+  // Private: it holds the secrets to scrub, which inspecting the object must not show.
+  readonly #ctx: ErrorContext;
   readonly timeoutMs: number;
   /** Which variable the key was read from (for the 401 message), if any. */
   readonly keyEnv: string | undefined;
@@ -217,7 +218,7 @@ export class WorkerConnection {
     headers?: Record<string, string>;
   }) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
-    this.ctx = opts.ctx;
+    this.#ctx = opts.ctx;
     this.timeoutMs = opts.timeoutMs;
     this.keyEnv = opts.keyEnv;
     this.#headers = { ...(opts.headers ?? {}) };
@@ -238,7 +239,7 @@ export class WorkerConnection {
     const where = `${method} ${path}`;
     const text = reply.body.toString("utf8");
     if (text === "")
-      throw modelError("network", this.ctx, `${where}: the response body was empty (JSON expected)`);
+      throw modelError("network", this.#ctx, `${where}: the response body was empty (JSON expected)`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -246,7 +247,7 @@ export class WorkerConnection {
       // A cut-off body is a transport fault like a dropped connection (retried like one).
       throw modelError(
         "network",
-        this.ctx,
+        this.#ctx,
         `${where}: the response body was cut off or is not valid JSON (${text.length} characters)`,
       );
     }
@@ -256,7 +257,7 @@ export class WorkerConnection {
       const issue = checked.error.issues[0];
       throw modelError(
         "server",
-        this.ctx,
+        this.#ctx,
         `${where}: the reply does not follow the worker protocol at ${issue.path.join(".") || "(top level)"}: ${issue.message}`,
       );
     }
@@ -266,6 +267,11 @@ export class WorkerConnection {
   /** A JSON request whose reply is bytes (safetensors). */
   async bytes(method: "GET" | "POST", path: string, opts: WorkerRequestOptions = {}): Promise<Buffer> {
     return (await this.#request(method, path, opts, "application/octet-stream")).body;
+  }
+
+  /** Who fails, for messages, and what to scrub from them (for errors built outside). */
+  errorContext(): ErrorContext {
+    return this.#ctx;
   }
 
   /** Closes the kept-alive sockets. */
@@ -281,7 +287,7 @@ export class WorkerConnection {
   ): Promise<RawReply> {
     const where = `${method} ${path}`;
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    const reply = await callMapped(this.ctx, { signal: opts.signal, timeoutMs }, async (signal) => {
+    const reply = await callMapped(this.#ctx, { signal: opts.signal, timeoutMs }, async (signal) => {
       try {
         return await this.#send(method, path, opts.body, accept, signal);
       } catch (err) {
@@ -291,11 +297,11 @@ export class WorkerConnection {
         if (code && UNREACHABLE_CODES.has(code)) {
           throw modelError(
             "network",
-            this.ctx,
+            this.#ctx,
             `the worker at ${this.baseUrl} is not reachable (is it running? is the SSH tunnel up?): ${where}: ${code}: ${(err as Error).message}`,
           );
         }
-        throw toModelApiError(err, this.ctx);
+        throw toModelApiError(err, this.#ctx);
       }
     });
     if (reply.status >= 200 && reply.status < 300) return reply;
@@ -354,11 +360,11 @@ export class WorkerConnection {
         : ` (no key was sent: set ${HF_WORKER_KEY_ENV}, or name the variable holding the worker's key in api_key_env)`;
     const retryAfterMs =
       kind === "rate_limit" || kind === "server" ? parseRetryAfterMs(reply.headers) : undefined;
-    return modelError(kind, this.ctx, detail, { status: reply.status, retryAfterMs });
+    return modelError(kind, this.#ctx, detail, { status: reply.status, retryAfterMs });
   }
 
   toString(): string {
-    return redactSecrets(`WorkerConnection(${this.baseUrl})`, this.ctx.secrets);
+    return redactSecrets(`WorkerConnection(${this.baseUrl})`, this.#ctx.secrets);
   }
 }
 
@@ -535,18 +541,18 @@ export class HfWorkerModelApi implements ModelApi {
   }
 
   get #ctx(): ErrorContext {
-    return this.#shared.conn.ctx;
+    return this.#shared.conn.errorContext();
   }
 
   /**
    * A view of the same worker whose chats and reads also send these edits (after this view's
    * own). Validated here: a bad edit is a bad_request naming its field (`edits.0.vector`).
    */
-  withEdits(edits: HookEditInput[]): HfWorkerModelApi {
+  withEdits(edits: readonly HookEditInput[]): HfWorkerModelApi {
     return new HfWorkerModelApi({ from: this, edits: [...this.edits, ...this.#parseEdits(edits)] });
   }
 
-  #parseEdits(edits: HookEditInput[] | undefined): HookEdit[] {
+  #parseEdits(edits: readonly HookEditInput[] | undefined): HookEdit[] {
     if (edits === undefined) return [];
     const parsed = HookEditsSchema.safeParse(edits);
     if (parsed.success) return parsed.data;
@@ -660,8 +666,13 @@ export class HfWorkerModelApi implements ModelApi {
    * `edits` applied (reads see the edited values).
    */
   async activations(
-    inputs: ActivationInput[],
-    opts: { hooks: string[]; reduce: ActivationReduce; edits?: HookEditInput[]; signal?: AbortSignal },
+    inputs: readonly ActivationInput[],
+    opts: {
+      hooks: readonly string[];
+      reduce: ActivationReduce;
+      edits?: readonly HookEditInput[];
+      signal?: AbortSignal;
+    },
   ): Promise<WorkerActivations> {
     const where = "POST /v1/emlab/activations";
     const call = ActivationsCallSchema.safeParse({ inputs, hooks: opts.hooks, reduce: opts.reduce });
@@ -719,8 +730,8 @@ export class HfWorkerModelApi implements ModelApi {
 
   /** Logits of token-id inputs (POST /v1/emlab/logits), at every position or the last. */
   async logits(
-    inputs: { token_ids: number[] }[],
-    opts: { positions: "all" | "last"; edits?: HookEditInput[]; signal?: AbortSignal },
+    inputs: readonly { token_ids: readonly number[] }[],
+    opts: { positions: "all" | "last"; edits?: readonly HookEditInput[]; signal?: AbortSignal },
   ): Promise<WorkerLogits> {
     const where = "POST /v1/emlab/logits";
     const call = LogitsCallSchema.safeParse({ inputs, positions: opts.positions });

@@ -5,6 +5,7 @@
 // edit, an unknown model and a stopped worker fail with the kinds and messages the other
 // providers use. One worker for the file, stopped by the last test.
 import path from "node:path";
+import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { steerHook } from "../../src/engine/hooks.ts";
 import { serializeSafetensors } from "../../src/engine/io/safetensors.ts";
@@ -17,6 +18,7 @@ import {
 } from "../../src/models/hf-worker.ts";
 import { createModelApi, ModelApiError } from "../../src/models/index.ts";
 import type { LocalModelApi } from "../../src/models/local.ts";
+import { ProviderSettingsError } from "../../src/models/provider-settings.ts";
 import type { ChatRequest } from "../../src/models/types.ts";
 import { skipWithoutTorch } from "../support/python-ref.ts";
 import { type StartedWorker, startWorker, tinyHfModels, workerPackagePresent } from "../support/worker.ts";
@@ -88,6 +90,48 @@ describe("the in-memory safetensors reader", () => {
       dtype: "BF16",
     });
     expect(() => parseSafetensorsBuffer(half, "reply")).toThrow(/tensor "x": dtype "BF16", expected F32/);
+  });
+});
+
+describe("hf-worker settings", () => {
+  it("options are strict; the default key variable is optional, a named one required", async () => {
+    expect(() =>
+      createHfWorkerModelApi({ provider: "hf-worker", model: "m", options: { timeoutMS: 5 } }, {}),
+    ).toThrow(ProviderSettingsError);
+    const api = createHfWorkerModelApi(
+      { provider: "hf-worker", model: "m", options: { capabilities: ["logprobs"] } },
+      {},
+    );
+    expect([...api.capabilities]).toEqual(["logprobs"]);
+    expect(api.connection.baseUrl).toBe("http://127.0.0.1:8765");
+    expect(api.connection.keyEnv).toBeUndefined();
+    const keyed = createHfWorkerModelApi(
+      { provider: "hf-worker", model: "m" },
+      { EMLAB_WORKER_API_KEY: KEY },
+    );
+    expect(keyed.connection.keyEnv).toBe("EMLAB_WORKER_API_KEY");
+    expect(`${keyed} ${inspect(keyed, { depth: 5 })} ${inspect(keyed.connection)}`).not.toContain(KEY);
+    expect(() =>
+      createHfWorkerModelApi({ provider: "hf-worker", model: "m", apiKeyEnv: "UNSET_VAR" }, {}),
+    ).toThrow(/UNSET_VAR is not set/);
+    expect(() =>
+      createHfWorkerModelApi({ provider: "hf-worker", model: "m", baseUrl: "ftp://x" }, {}),
+    ).toThrow(ProviderSettingsError);
+    await api.close();
+    await keyed.close();
+  });
+
+  it("a refused connection says the worker is not reachable", async () => {
+    const api = createHfWorkerModelApi(
+      { provider: "hf-worker", model: "m", baseUrl: "http://127.0.0.1:9" },
+      {},
+    );
+    const e = await failure(api.chat(greedy("Hello there!")));
+    expect([e.kind, e.retryable]).toEqual(["network", true]);
+    expect(e.message).toContain(
+      "the worker at http://127.0.0.1:9 is not reachable (is it running? is the SSH tunnel up?)",
+    );
+    expect(e.message).toContain("ECONNREFUSED");
   });
 });
 
@@ -221,6 +265,33 @@ describe.skipIf(skip)("hf-worker provider against the Python worker (tiny Qwen2)
 
     const tok = await api.tokenize({ text: "Hello there, dragon" });
     expect(tok.tokenIds).toEqual(ids);
+  });
+
+  it("logprobs equal the engine's; top_k 1 sampling is greedy; a deadline is a timeout", async () => {
+    const params = { temperature: 0, max_tokens: 6, top_logprobs: 2 };
+    const [w, l] = await Promise.all([
+      api.chat(greedy("Tell me a story about a dragon.", { params })),
+      local.chat(greedy("Tell me a story about a dragon.", { params })),
+    ]);
+    const wl = w.completions[0].logprobs!;
+    const ll = l.completions[0].logprobs!;
+    expect(wl.map((t) => t.token)).toEqual(ll.map((t) => t.token));
+    expect(
+      maxAbsDiff(
+        wl.map((t) => t.logprob),
+        ll.map((t) => t.logprob),
+      ),
+    ).toBeLessThan(1e-3);
+    expect(wl.every((t) => t.top?.length === 2)).toBe(true);
+    const topK = await api.chat(
+      greedy("Hello there!", { params: { temperature: 1, top_k: 1, max_tokens: 16 }, seed: 3 }),
+    );
+    const plain = await api.chat(greedy("Hello there!"));
+    expect(topK.completions[0].text).toBe(plain.completions[0].text);
+    const e = await failure(
+      api.chat(greedy("Hello there!", { params: { temperature: 0, max_tokens: 400 }, timeoutMs: 5 })),
+    );
+    expect(e.kind).toBe("timeout");
   });
 
   it("a wrong or missing key is an auth error (401) that never shows the key", async () => {
