@@ -288,6 +288,19 @@ def answer_reads(c: Client, worker: Worker) -> None:
         st, _ = read_st(c.ok("POST", "/v1/emlab/activations", {"hooks": hooks, "inputs": [conv], "reduce": reduce}))
         check(tuple(st[hooks[0]].shape) == (1, s.d_model) and float((st[hooks[0]][0] - want).abs().max()) < 1e-5, f"reduce {reduce}")
     c.error(400, "inputs.0", "POST", "/v1/emlab/activations", {"hooks": hooks, "inputs": [{"token_ids": ids}], "reduce": "answer_mean"})
+    # A template with {% generation %} markers marks the same answer tokens as span finding.
+    from emlab_worker.models import load_tokenizer
+
+    marked = load_tokenizer(s.opts)
+    marked.chat_template = (
+        "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' }}{% if m['role'] == 'assistant' %}"
+        "{% generation %}{{ m['content'] + '<|im_end|>' }}{% endgeneration %}{% else %}{{ m['content'] + '<|im_end|>' }}"
+        "{% endif %}{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    )
+    conv2 = {"messages": [{"role": "system", "content": "You are a helpful assistant."}, *conv["messages"]], "answer": conv["answer"]}
+    check(chat.conversation_answer(marked, conv2["messages"], conv2["answer"]) == (ids, pos), "generation markers = span finding")
+    ex_ids, mask = chat.training_example(marked, [*conv2["messages"], {"role": "assistant", "content": conv["answer"]}])
+    check([i for i, m in enumerate(mask) if m] == pos + [pos[-1] + 1], "training mask: the answer and its end marker")
     print(f"activations: answer positions, reductions, right padding (assistant_header_tokens {s.assistant_header_tokens})")
 
 

@@ -42,10 +42,17 @@ def template_source(tokenizer: Any) -> str:
     return src
 
 
+def _apply(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool, source: str) -> str:
+    try:
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=source
+        )
+    except Exception as e:  # jinja2's TemplateError (a template's raise_exception) and its kin
+        raise ChatError(f"the chat template refused the messages: {type(e).__name__}: {e}") from e
+
+
 def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=template_source(tokenizer)
-    )
+    return _apply(tokenizer, messages, add_generation_prompt, template_source(tokenizer))
 
 
 def special_ids(tokenizer: Any) -> set[int]:
@@ -61,7 +68,7 @@ def render_with_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[s
             lambda m: "{%" + m.group(1) + " if true %}{{ '" + (GEN_END if m.group(2) else GEN_START) + "' }}{% endif " + m.group(3) + "%}",
             src,
         )
-        raw = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False, chat_template=marked)
+        raw = _apply(tokenizer, messages, False, marked)
         text, spans, open_at = "", [], -1
         for part in re.split(f"({re.escape(GEN_START)}|{re.escape(GEN_END)})", raw):
             if part == GEN_START:

@@ -309,6 +309,10 @@ class JobManager:
         with self.lock:
             return [self.public(j) for j in self.jobs.values() if j["client_tag"] == tag]
 
+    def all(self) -> list[dict]:
+        with self.lock:
+            return [self.public(j) for j in sorted(self.jobs.values(), key=lambda j: j["created_at"])]
+
     def cancel(self, job_id: str) -> dict:
         with self.lock:
             job = self.jobs.get(job_id)

@@ -195,8 +195,16 @@ def load_served(opts: LoadOptions, served_name: str | None) -> ServedModel:
         model=model,
         tokenizer=tokenizer,
         eos_token_ids=eos_ids(model, tokenizer),
-        assistant_header_tokens=chat.assistant_header_tokens(tokenizer),
+        assistant_header_tokens=header_tokens(tokenizer),
     )
+
+
+def header_tokens(tokenizer: Any) -> int:
+    """assistant_header_tokens; 0 for a tokenizer without a chat template (a base model: no chat)."""
+    try:
+        return chat.assistant_header_tokens(tokenizer)
+    except chat.ChatError:
+        return 0
 
 
 def describe_dtype(dtype: torch.dtype) -> str:

@@ -285,9 +285,7 @@ def make_handler(worker: Worker) -> type[BaseHTTPRequestHandler]:
                     return 200, w.info()
                 if path == "/v1/emlab/jobs":
                     tag = query.get("client_tag", [None])[0]
-                    if tag is None:
-                        raise bad_request("client_tag: required (GET /v1/emlab/jobs?client_tag=T)", "client_tag")
-                    return 200, {"data": w.jobs.by_tag(tag)}
+                    return 200, {"data": w.jobs.by_tag(tag) if tag is not None else w.jobs.all()}
                 parts = path.split("/")
                 if len(parts) == 5 and path.startswith("/v1/emlab/jobs/"):
                     return 200, w.jobs.get(parts[4])
