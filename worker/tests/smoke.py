@@ -394,6 +394,15 @@ def jobs_resume(model_dir: str, state: str, proc: subprocess.Popen, straight_of)
         again = c.ok("POST", "/v1/chat/completions", {**q, "model": "tiny"})["choices"][0]["message"]["content"]
         check(again == basec, "the base is unchanged after serving an adapter")
         check(os.path.isfile(os.path.join(state, "jobs", job["id"], "adapter", "adapter_model.safetensors")), "adapter in PEFT's layout")
+        # Cancel: a running job stops at its next step and keeps status cancelled.
+        long = c.ok("POST", "/v1/emlab/jobs", {**JOB, "client_tag": "cancelled", "training": {**JOB["training"], "max_steps": 10000}})
+        wait_job(c, long["id"], lambda j: j["step"] >= 1)
+        check(c.ok("POST", f"/v1/emlab/jobs/{long['id']}/cancel")["status"] == "cancelled", "cancel answers the cancelled job")
+        time.sleep(0.5)
+        after = c.ok("GET", f"/v1/emlab/jobs/{long['id']}")
+        check(after["status"] == "cancelled" and after["finished_at"] is not None and after["step"] < 10000, f"cancelled job: {after['status']}")
+        c.error(400, "id", "GET", f"/v1/emlab/jobs/{long['id']}/adapter")
+        check(len(c.ok("GET", "/v1/emlab/jobs")["data"]) == 2, "GET /v1/emlab/jobs lists every job")
         print(f"jobs: killed at step {killed_at}/{done['total_steps']} (checkpoints {mid['checkpoints']}), resumed; adapter = straight run's (max diff {diff:.1e})")
     finally:
         proc2.send_signal(signal.SIGTERM)
