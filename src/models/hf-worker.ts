@@ -577,7 +577,7 @@ export class HfWorkerModelApi implements ModelApi {
   async #ensureModel(signal?: AbortSignal): Promise<void> {
     const shared = this.#shared;
     shared.modelCheck ??= (async () => {
-      const list = await shared.conn.json("GET", "/v1/models", { signal, schema: ModelListSchema });
+      const list = await shared.conn.json("GET", "/v1/models", { schema: ModelListSchema });
       const ids = list.data.map((m) => m.id);
       if (!ids.includes(this.model))
         throw modelError(
@@ -586,11 +586,12 @@ export class HfWorkerModelApi implements ModelApi {
           `the worker at ${shared.conn.baseUrl} does not serve "${this.model}"; it serves: ${ids.join(", ") || "(nothing)"} (set the model entry's model to one of them)`,
         );
     })();
+    const check = shared.modelCheck;
     try {
-      await shared.modelCheck;
+      await this.#abortable(check, signal);
     } catch (e) {
       // A failed check (worker down, wrong name) is asked again next time.
-      shared.modelCheck = undefined;
+      if (shared.modelCheck === check && !signal?.aborted) shared.modelCheck = undefined;
       throw e;
     }
   }
@@ -598,13 +599,37 @@ export class HfWorkerModelApi implements ModelApi {
   /** The worker's model and environment (GET /v1/emlab/info), asked once. */
   async info(signal?: AbortSignal): Promise<WorkerInfo> {
     const shared = this.#shared;
-    shared.info ??= shared.conn.json("GET", "/v1/emlab/info", { signal, schema: WorkerInfoSchema });
+    shared.info ??= shared.conn.json("GET", "/v1/emlab/info", { schema: WorkerInfoSchema });
+    const info = shared.info;
     try {
-      return await shared.info;
+      return await this.#abortable(info, signal);
     } catch (e) {
-      shared.info = undefined;
+      if (shared.info === info && !signal?.aborted) shared.info = undefined;
       throw e;
     }
+  }
+
+  /**
+   * A shared request awaited under one caller's signal: that caller's abort ends its wait, not
+   * the request the other callers share.
+   */
+  #abortable<T>(shared: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    if (!signal) return shared;
+    if (signal.aborted) return Promise.reject(modelError("aborted", this.#ctx, "request aborted"));
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(modelError("aborted", this.#ctx, "request aborted"));
+      signal.addEventListener("abort", onAbort, { once: true });
+      shared.then(
+        (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
   }
 
   async chat(req: ChatRequest): Promise<ChatResponse> {

@@ -7,6 +7,7 @@
 import path from "node:path";
 import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { studySnippet, workerLaunch } from "../../src/cli/worker.ts";
 import { steerHook } from "../../src/engine/hooks.ts";
 import { serializeSafetensors } from "../../src/engine/io/safetensors.ts";
 import { tokenizeConversation } from "../../src/interp/activations.ts";
@@ -132,6 +133,55 @@ describe("hf-worker settings", () => {
       "the worker at http://127.0.0.1:9 is not reachable (is it running? is the SSH tunnel up?)",
     );
     expect(e.message).toContain("ECONNREFUSED");
+  });
+});
+
+describe("emlab worker start's launch", () => {
+  it("hands the key over in the environment, never in argv; finds the package; picks the python", () => {
+    const l = workerLaunch(
+      { model: "/m", port: "0", host: "127.0.0.1", apiKeyEnv: "MY_KEY", dtype: "bfloat16" },
+      { MY_KEY: KEY, PYTHONPATH: "/other" },
+    );
+    expect(l.args).toEqual([
+      "-m",
+      "emlab_worker",
+      "--model",
+      "/m",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--dtype",
+      "bfloat16",
+    ]);
+    expect(l.args.join(" ")).not.toContain(KEY);
+    expect(l.env.EMLAB_WORKER_API_KEY).toBe(KEY);
+    expect(l.env.PYTHONPATH).toBe(`${path.join(import.meta.dirname, "../../worker/src")}:/other`);
+    expect([l.python, l.keyEnv]).toEqual(["python3", "MY_KEY"]);
+    const plain = workerLaunch(
+      { model: "/m", port: "8765", host: "127.0.0.1" },
+      { EMLAB_WORKER_PYTHON: "/py" },
+    );
+    expect([plain.python, plain.keyEnv, plain.env.EMLAB_WORKER_API_KEY]).toEqual([
+      "/py",
+      undefined,
+      undefined,
+    ]);
+    expect(() => workerLaunch({ model: "/m", port: "8765", host: "h", apiKeyEnv: "UNSET" }, {})).toThrow(
+      /UNSET/,
+    );
+    expect(() => workerLaunch({ model: "/m", port: "70000", host: "h" }, {})).toThrow(/--port/);
+    expect(studySnippet("http://127.0.0.1:8765", "/models/qwen", "MY_KEY")).toBe(
+      [
+        "models:",
+        "  - id: qwen",
+        "    provider: hf-worker",
+        '    model: "/models/qwen"',
+        "    base_url: http://127.0.0.1:8765",
+        "    api_key_env: MY_KEY",
+        "    roles: [target]",
+      ].join("\n"),
+    );
   });
 });
 

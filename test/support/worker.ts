@@ -3,7 +3,7 @@
 // Tests that use these skip without .venv-torch (skipWithoutTorch in python-ref.ts).
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { torchPython } from "./python-ref.ts";
@@ -144,7 +144,6 @@ async function makeTinyHfModels(): Promise<string> {
   const done = path.join(dir, ".complete");
   if (existsSync(done)) return dir;
   // Built beside it and renamed into place, so a parallel test file never sees half a directory.
-  mkdirSync(tmpdir(), { recursive: true });
   const building = mkdtempSync(`${dir}.building-`);
   try {
     await new Promise<void>((resolve, reject) => {
