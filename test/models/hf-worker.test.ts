@@ -313,6 +313,18 @@ describe.skipIf(skip)("hf-worker provider against the Python worker (tiny Qwen2)
     expect(logits[0].shape).toEqual([1, engine.model.shape.vocabSize]);
     expect(maxAbsDiff(logits[0].data, engineLogits.data)).toBeLessThan(1e-3);
 
+    const every = await api.logits([{ token_ids: ids }, { token_ids: ids.slice(0, 2) }], {
+      positions: "all",
+    });
+    const V = engine.model.shape.vocabSize;
+    expect(every.tokenCounts).toEqual([ids.length, 2]);
+    expect(every.logits.map((t) => t.shape)).toEqual([
+      [ids.length, V],
+      [2, V],
+    ]);
+    expect(maxAbsDiff(every.logits[0].data.subarray((ids.length - 1) * V), logits[0].data)).toBeLessThan(
+      1e-4,
+    );
     const tok = await api.tokenize({ text: "Hello there, dragon" });
     expect(tok.tokenIds).toEqual(ids);
   });
@@ -380,6 +392,12 @@ describe.skipIf(skip)("hf-worker provider against the Python worker (tiny Qwen2)
     const e2 = await failure(deep.chat(greedy("Hello there!")));
     expect([e2.kind, e2.status]).toEqual(["bad_request", 400]);
     expect(e2.message).toMatch(/emlab\.edits\.0\.hook/);
+    // The reads' errors come back as JSON too, though the reply would have been bytes.
+    const e3 = await failure(
+      api.activations([{ token_ids: [1, 2] }], { hooks: ["blocks.9.hook_resid_post"], reduce: "last" }),
+    );
+    expect([e3.kind, e3.status]).toEqual(["bad_request", 400]);
+    expect(e3.message).toMatch(/POST \/v1\/emlab\/activations: HTTP 400 invalid_request_error: .*hooks/);
   });
 
   it("a model the worker does not serve is not_found, listing what it serves", async () => {
