@@ -28,6 +28,7 @@ import shutil
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -417,7 +418,9 @@ class JobManager:
             bias="none",
             task_type="CAUSAL_LM",
         )
-        with LOAD_LOCK:
+        with LOAD_LOCK, warnings.catch_warnings():
+            # PEFT 0.21 asks transformers 5.25 a deprecated question (is_gradient_checkpointing).
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             model = get_peft_model(model, config)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay, betas=(0.9, 0.999), eps=1e-8)
