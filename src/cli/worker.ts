@@ -108,7 +108,8 @@ export function missingPythonPackages(python: string, env: NodeJS.ProcessEnv): P
 /** The served model's name from GET /health (no key needed), or undefined when it does not say. */
 function servedName(url: string): Promise<string | undefined> {
   return new Promise((done) => {
-    const req = http.get(`${url}/health`, { timeout: 5000 }, (res) => {
+    // agent false: no kept-alive socket that would hold the worker's shutdown up.
+    const req = http.get(`${url}/health`, { timeout: 5000, agent: false }, (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => {
