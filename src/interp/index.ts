@@ -1,5 +1,12 @@
 /**
- * emlab interp: white-box experiments on local engine models (docs/methods.md §3.7, §5-§7).
+ * emlab interp: white-box experiments on local engine models and, for probes, directions,
+ * steering and ablation, on models served by an HF worker (docs/methods.md §3.7, §5-§7;
+ * docs/worker.md).
+ *
+ * WHITE BOX (white-box.ts)
+ *   WhiteBoxModel {api, layers(), collect(conversations, {layers?, position?}),
+ *     generationPositions(mode), withEdits(edits)}: localWhiteBox(LocalModelApi),
+ *     workerWhiteBox(hf-worker api), whiteBoxOf(api) -> WhiteBoxModel | null
  *
  * ACTIVATIONS (activations.ts)
  *   collectActivations(engine: {model, tokenizer, template}, conversations: {messages, answer}[],
@@ -39,10 +46,12 @@
  *   meanProjection(rows, v) (a clamp target), randomDirection(d, length, seed),
  *   randomLike(vectorsByLayer, seed) (same norm per layer, seed + layer)
  *
- * INTERVENTIONS (interventions.ts) -> engine Hooks for generate / runWithHooks / withHooks
- *   steeringHooks(v | Map<layer, v>, alpha, target)       x + alpha·v
- *   ablationHooks(v | Map<layer, v>, target)              x − (x·û)û
- *   clampHooks(v | Map<layer, v>, value | Map<layer, value>, target)   component along û := value
+ * INTERVENTIONS (interventions.ts) -> hook edits as data (src/models/hook-edits.ts: what the
+ *   HF worker receives), and engine Hooks for generate / runWithHooks / withHooks
+ *   steeringEdits / steeringHooks(v | Map<layer, v>, alpha, target)       x + alpha·v
+ *   ablationEdits / ablationHooks(v | Map<layer, v>, target)              x − (x·û)û
+ *   clampEdits / clampHooks(v | Map<layer, v>, value | Map<layer, value>, target)   component along û := value
+ *   editsToHooks(edits) -> Hooks (the engine's one implementation of the edits)
  *   target = {layers: number | number[] | "all", nLayers?, point? = "hook_resid_post",
  *             positions? = "all" | "prompt" | {from: absPos} | {lastPromptTokens: k}}
  *   assistantHeaderTokens(engine) -> k such that {lastPromptTokens: k} edits from the assistant
@@ -51,7 +60,7 @@
  * SWEEPS (sweep.ts)
  *   sweepConditions({direction, randomSeed, alphas?, ablate?, layerSets, nLayers, positions?,
  *     baseline? = true}) -> SweepCondition[] (baseline, then per layer set: direction and random,
- *     each alpha, and ablation)
+ *     each alpha, and ablation; each condition's `edits` as data)
  *   runSweep({model: LocalModelApi (HookableModel), prompts, conditions, judge: (q, a) =>
  *     {harmful, coherent, ...booleans}, samplesPerPrompt = 1, seed = 0, params, level, keepSamples})
  *     -> Promise<SweepResult> {seed, samplesPerPrompt, prompts, level, conditions: [{name, kind,
@@ -103,13 +112,17 @@ export {
 } from "./directions.ts";
 export { projectionReadings } from "./emergent-alignment.ts";
 export {
+  ablationEdits,
   ablationHooks,
   assistantHeaderTokens,
   type BlockHookPoint,
+  clampEdits,
   clampHooks,
+  editsToHooks,
   type InterventionTarget,
   type LayerSpec,
   type PositionSpec,
+  steeringEdits,
   steeringHooks,
   type VectorSpec,
 } from "./interventions.ts";
@@ -154,3 +167,4 @@ export {
 } from "./sweep.ts";
 export { engineCopy, InMemoryTuning, resolveTraining, type TuneConfig } from "./tune.ts";
 export { cosine, dot, meanRows, norm, unit } from "./vectors.ts";
+export { localWhiteBox, type WhiteBoxModel, whiteBoxOf, workerWhiteBox } from "./white-box.ts";
