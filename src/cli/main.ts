@@ -14,6 +14,7 @@ import { registerServeCommand } from "./serve.ts";
 import { registerStatusCommand } from "./status.ts";
 import { registerVectorsCommand } from "./vectors.ts";
 import { registerViewCommand } from "./view.ts";
+import { registerWorkerCommand } from "./worker.ts";
 import { registerWorldCommand } from "./world.ts";
 
 /** Thin CLI: each command lives in its own file and calls into the libraries. */
@@ -56,6 +57,7 @@ registerDatasetsCommand(program);
 registerRejudgeCommand(program);
 registerServeCommand(program);
 registerVectorsCommand(program);
+registerWorkerCommand(program);
 
 try {
   await program.parseAsync(process.argv);
