@@ -430,7 +430,7 @@ export const FinetunePlanSchema = z
       .string()
       .default("local")
       .describe(
-        "Who trains: local (the emlab engine), export (configs for TRL, Unsloth, Axolotl), openai or together (their fine-tuning APIs).",
+        "Who trains: local (the emlab engine), export (configs for TRL, Unsloth, Axolotl), openai or together (their fine-tuning APIs), worker (LoRA jobs on emlab's HF worker).",
       ),
     stages: z.array(FinetuneStageSchema).min(1).describe("Run in order on one model."),
     lora: z
@@ -456,7 +456,7 @@ export const FinetunePlanSchema = z
       .number()
       .positive()
       .default(30)
-      .describe("Backends openai, together: seconds between job status polls."),
+      .describe("Backends openai, together, worker: seconds between job status polls."),
     suffix: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,40}$/, "letters, digits, '_' and '-', at most 40")
@@ -466,7 +466,7 @@ export const FinetunePlanSchema = z
       .record(z.string(), z.unknown())
       .optional()
       .describe(
-        "Backends openai, together: more fields of the job-creation request (e.g. Together's n_checkpoints); emlab's own fields cannot be overridden.",
+        "Backends openai, together, worker: more fields of the job-creation request (e.g. Together's n_checkpoints, the worker's checkpoint_every); emlab's own fields cannot be overridden.",
       ),
   })
   .strict();
@@ -742,7 +742,11 @@ function checkFinetunePlans(study: z.infer<typeof StudyBase>, ctx: z.RefinementC
 }
 
 /** The provider each hosted fine-tuning backend trains (and serves the result through). */
-const REMOTE_BACKEND_PROVIDER: Record<string, string> = { openai: "openai", together: "together" };
+const REMOTE_BACKEND_PROVIDER: Record<string, string> = {
+  openai: "openai",
+  together: "together",
+  worker: "hf-worker",
+};
 
 /**
  * Hosted backends train the provider's own models and take only the settings their API has: a
@@ -787,9 +791,16 @@ function checkRemotePlan(
       path: at(plan.lora ? "lora" : "preset"),
       message: `OpenAI's fine-tuning API chooses its own method: remove \`${plan.lora ? "lora" : "preset"}\``,
     });
+  if (plan.backend === "worker") checkWorkerPlan(plan, i, parent, ctx);
   const refused: Record<string, readonly string[]> = {
     openai: ["steps", "learning_rate", "warmup_steps", "min_lr_ratio", "max_seq_len"],
     together: ["steps", "learning_rate_multiplier", "min_lr_ratio", "max_seq_len"],
+    worker: ["learning_rate_multiplier", "min_lr_ratio"],
+  };
+  const takes: Record<string, string> = {
+    openai: "epochs, batch_size, learning_rate_multiplier",
+    together: "epochs, batch_size, learning_rate, warmup_steps",
+    worker: "epochs, steps, batch_size, learning_rate, warmup_steps, max_seq_len",
   };
   plan.stages.forEach((s, j) => {
     for (const key of refused[plan.backend])
@@ -797,15 +808,56 @@ function checkRemotePlan(
         ctx.addIssue({
           code: "custom",
           path: at("stages", j, key),
-          message: `backend '${plan.backend}' has no \`${key}\` (${plan.backend === "openai" ? "epochs, batch_size, learning_rate_multiplier" : "epochs, batch_size, learning_rate, warmup_steps"} are what it takes)`,
+          message: `backend '${plan.backend}' has no \`${key}\` (${takes[plan.backend]} are what it takes${plan.backend === "worker" ? "; its rate is constant after the warm-up" : ""})`,
         });
-    if (!Number.isInteger(s.epochs))
+    // The worker cuts epochs at a step count (max_steps); the providers train whole ones.
+    if (plan.backend !== "worker" && !Number.isInteger(s.epochs))
       ctx.addIssue({
         code: "custom",
         path: at("stages", j, "epochs"),
         message: `backend '${plan.backend}' trains whole epochs: use an integer`,
       });
   });
+}
+
+/**
+ * The HF worker trains LoRA adapters on the model it serves, one job from that model: a plan
+ * needs `lora` (or a preset), has one stage and starts from a study model (a job cannot
+ * continue another job's adapter in the worker's protocol), and the worker names its models
+ * itself (NAME:ft:JOB_ID).
+ */
+function checkWorkerPlan(
+  plan: FinetunePlan,
+  i: number,
+  parent: FinetunePlan | undefined,
+  ctx: z.RefinementCtx,
+): void {
+  const at = (...p: Array<string | number>) => ["finetune", i, ...p];
+  if (!plan.lora && plan.preset === undefined)
+    ctx.addIssue({
+      code: "custom",
+      path: at("lora"),
+      message: "backend 'worker' trains LoRA adapters: add `lora` (or a `preset`)",
+    });
+  if (parent)
+    ctx.addIssue({
+      code: "custom",
+      path: at("base"),
+      message: `backend 'worker' starts every job from the served model, so it cannot continue plan '${parent.id}'`,
+    });
+  if (plan.stages.length > 1)
+    ctx.addIssue({
+      code: "custom",
+      path: at("stages", 1),
+      message:
+        "backend 'worker' trains one stage per plan (a worker job starts from the served model, so a second stage could not continue the first)",
+    });
+  if (plan.suffix !== undefined)
+    ctx.addIssue({
+      code: "custom",
+      path: at("suffix"),
+      message: "backend 'worker' names its models NAME:ft:JOB_ID itself: remove `suffix`",
+    });
 }
 
 export type Study = z.infer<typeof StudyBase>;

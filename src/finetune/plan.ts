@@ -19,11 +19,12 @@ import { applyPreset, FINETUNE_PRESETS, type PresetStage } from "./presets.ts";
 
 /**
  * Who trains a plan: the emlab engine (`local`), a GPU trainer the user runs from an exported
- * bundle (`export`), or a provider's fine-tuning API (`openai`, `together`). Others are refused with the list.
+ * bundle (`export`), a provider's fine-tuning API (`openai`, `together`), or emlab's HF worker
+ * (`worker`: LoRA jobs on the machine that serves the model). Others are refused with the list.
  */
-export const FINETUNE_BACKENDS = ["local", "export", "openai", "together"] as const;
+export const FINETUNE_BACKENDS = ["local", "export", "openai", "together", "worker"] as const;
 export type FinetuneBackend = (typeof FINETUNE_BACKENDS)[number];
-export const REMOTE_BACKENDS = ["openai", "together"] as const;
+export const REMOTE_BACKENDS = ["openai", "together", "worker"] as const;
 export type RemoteBackend = (typeof REMOTE_BACKENDS)[number];
 export const isRemoteBackend = (b: string): b is RemoteBackend =>
   (REMOTE_BACKENDS as readonly string[]).includes(b);

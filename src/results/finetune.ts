@@ -27,19 +27,22 @@ export const LocalFinetuneResultSchema = z.object({
 });
 export type LocalFinetuneResult = z.infer<typeof LocalFinetuneResultSchema>;
 
-/** A checkpoint a provider kept of a job (OpenAI's fine_tuning.job.checkpoint, Together's checkpoints). */
+/** A checkpoint a provider kept of a job (OpenAI's fine_tuning.job.checkpoint, Together's checkpoints, the worker's). */
 export const ProviderCheckpointSchema = z.object({
-  /** The name it is sampled or continued from (OpenAI: ft:...:ckpt-step-N; Together: the job id:step). */
+  /**
+   * The name it is sampled or continued from (OpenAI: ft:...:ckpt-step-N; Together: the job
+   * id:step); the worker's: its folder in the worker's --state-dir, jobs/ID/checkpoint-STEP.
+   */
   model: z.string(),
   step: z.number().int().nullable(),
   train_loss: z.number().nullable(),
 });
 
-/** One plan trained through a provider's fine-tuning API: one job per stage, each from the last one's model. */
+/** One plan trained through a provider's fine-tuning API (or the HF worker's jobs): one job per stage, each from the last one's model. */
 export const RemoteFinetuneResultSchema = z.object({
-  backend: z.enum(["openai", "together"]),
+  backend: z.enum(["openai", "together", "worker"]),
   base: z.string(),
-  /** What the provider was asked for: LoRA (Together), full, or the provider's own choice (OpenAI). */
+  /** What the provider was asked for: LoRA (Together, the worker), full, or the provider's own choice (OpenAI). */
   method: z.enum(["lora", "full", "provider"]),
   /** The model the battery targets: the last stage's fine-tuned model, as the provider names it. */
   model: z.string(),
@@ -52,8 +55,9 @@ export const RemoteFinetuneResultSchema = z.object({
     z.object({
       dataset: z.string(),
       examples: z.number().int(),
-      /** sha256 of the JSONL bytes uploaded. */
+      /** sha256 of the JSONL bytes uploaded (the worker: of the examples sent inline in the job). */
       file_sha256: z.string(),
+      /** The provider's file id; the worker's is `inline:<file_sha256>` (it takes no files). */
       file_id: z.string(),
       job_id: z.string(),
       /** What this stage started from and what it made. */

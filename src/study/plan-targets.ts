@@ -1,8 +1,10 @@
 /**
- * A plan trained through a provider's API is named by the provider only when its job has
- * finished: until then the plan's target carries a placeholder model. Once fine-tuning is
- * done (this invocation or an earlier one), each such target is rebuilt on the provider's
- * name for the model, so the battery, the cache identity and results see the real model.
+ * A plan trained through a provider's API (or the HF worker's jobs) is named by the provider
+ * only when its job has finished: until then the plan's target carries a placeholder model.
+ * Once fine-tuning is done (this invocation or an earlier one), each such target is rebuilt on
+ * the provider's name for the model (a worker plan's: `NAME:ft:JOB_ID` on the same worker,
+ * provider hf-worker), so the battery, the cache identity, the store's model row and results
+ * see the real model.
  */
 
 import { isRemoteBackend } from "../finetune/plan.ts";
@@ -22,6 +24,8 @@ export async function useTrainedModels(v: ValidatedStudy, store: RunStore): Prom
     const entry = { ...v.study.models[i], model: trained.model };
     v.study.models[i] = entry;
     p.model = entry;
+    // The run recorded the placeholder when it opened: the row names the model asked from here on.
+    store.upsertModel({ ...entry, base_url: entry.base_url, roles: entry.roles });
     const old = v.targets.get(p.plan.id);
     if (!old) continue;
     await old.api.close?.();

@@ -4,13 +4,21 @@ import type { RemoteBackend } from "../plan.ts";
 import { OpenAIFinetuneApi } from "./openai-jobs.ts";
 import { TogetherFinetuneApi } from "./together-jobs.ts";
 import type { RemoteFinetuneApi } from "./types.ts";
+import { WorkerFinetuneApi } from "./worker-jobs.ts";
 
 export function remoteFinetuneApi(
   backend: RemoteBackend,
   root: ModelEntry,
   env: NodeJS.ProcessEnv,
 ): RemoteFinetuneApi {
-  return backend === "openai" ? new OpenAIFinetuneApi(root, env) : new TogetherFinetuneApi(root, env);
+  switch (backend) {
+    case "openai":
+      return new OpenAIFinetuneApi(root, env);
+    case "together":
+      return new TogetherFinetuneApi(root, env);
+    case "worker":
+      return new WorkerFinetuneApi(root, env);
+  }
 }
 
 export { FinetuneJobError, stageJobId, trainRemotePlan } from "./run-remote.ts";
