@@ -5,7 +5,8 @@
 // section (probes, persona directions, steering, ablation) gives the same figures.
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { connect } from "node:net";
+import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -90,6 +91,27 @@ describe.skipIf(skip)("provider local and provider hf-worker on the same checkpo
       const e = api.engine();
       return e.tokenizer.encode(renderChat(m, e.template, { addGenerationPrompt: true }).text);
     });
+
+  it("binds 127.0.0.1 by default: the machine's other addresses are refused", async () => {
+    const w = workers.get(FAMILIES[0])!;
+    const url = new URL(w.url);
+    expect(url.hostname).toBe("127.0.0.1");
+    const others = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a && a.family === "IPv4" && !a.internal)
+      .map((a) => a!.address);
+    for (const host of others) {
+      const err = await new Promise<NodeJS.ErrnoException | null>((done) => {
+        const sock = connect({ host, port: Number(url.port) });
+        sock.once("connect", () => {
+          sock.destroy();
+          done(null);
+        });
+        sock.once("error", (e) => done(e));
+      });
+      expect(err?.code, `${host}:${url.port}`).toBe("ECONNREFUSED");
+    }
+  });
 
   for (const fam of FAMILIES) {
     it(`${fam}: logits agree to 1e-4`, async () => {
