@@ -4,9 +4,10 @@
 // the real worker (test/support/worker.ts) on tiny random checkpoints: an `emlab run` killed
 // (SIGKILL) after its job's first logged step, then resumed, polls the same job — one job at
 // the worker for the tag, the stage row done, every step's loss once — and the battery asks
-// the model it made, NAME:ft:JOB_ID, through the same worker; the job's adapter, downloaded and
-// loaded by the engine onto the same checkpoint, gives the worker's logits for NAME:ft:JOB_ID
-// to 1e-4, on tiny Qwen2 and tiny Llama 3.
+// the model it made, NAME:ft:JOB_ID, through the same worker; a run cut off inside the create
+// call adopts the job the worker made (found by its client_tag); and each job's adapter,
+// downloaded and loaded by the engine onto the same checkpoint, gives the worker's logits for
+// NAME:ft:JOB_ID to 1e-4, on tiny Qwen2 and tiny Llama 3.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -17,9 +18,9 @@ import { loadStudyDatasets } from "../../src/datasets/study-datasets.ts";
 import { loadAdapter } from "../../src/engine/peft.ts";
 import { loadModel } from "../../src/engine/pretrained.ts";
 import { type PreparedPlan, prepareFinetune } from "../../src/finetune/plan.ts";
-import type { JobRequest } from "../../src/finetune/remote/types.ts";
+import { trainRemotePlan } from "../../src/finetune/remote/run-remote.ts";
+import type { JobRequest, RemoteFinetuneApi } from "../../src/finetune/remote/types.ts";
 import { WorkerFinetuneApi, type WorkerJob, workerJobBody } from "../../src/finetune/remote/worker-jobs.ts";
-import { runFinetunePlans } from "../../src/finetune/run-plans.ts";
 import { HfWorkerModelApi } from "../../src/models/hf-worker.ts";
 import type { RemoteFinetuneResult } from "../../src/results/finetune.ts";
 import { ResultsSchema } from "../../src/results/results.ts";
@@ -225,21 +226,6 @@ function writeWorkerStudy(dir: string, w: Worker, name: string, steps: number, b
   return file;
 }
 
-/** Trains the study's plans in this process (what `emlab run` does before the battery); the result of its one plan. */
-async function trainHere(file: string, out: string): Promise<RemoteFinetuneResult> {
-  const { study } = loadStudy(file);
-  const plans = prepareFinetune(study, file, out, loadStudyDatasets(study, file));
-  const store = RunStore.open(out, { create: true });
-  try {
-    expect(await runFinetunePlans(plans, { store, runDir: out, log: () => {}, env: {} })).toBe(true);
-    const row = store.getJob("finetune:tiny-pw:stage1");
-    expect(row?.status).toBe("done");
-    return store.getJob("finetune:tiny-pw")!.result as RemoteFinetuneResult;
-  } finally {
-    store.close();
-  }
-}
-
 /** Engine logits of the checkpoint + the job's adapter against the worker's for NAME:ft:ID, on a few sequences. */
 async function compareLogits(w: Worker, modelDir: string, name: string, jobId: string, adapterDir: string) {
   const api = new WorkerFinetuneApi(
@@ -434,12 +420,50 @@ describe.skipIf(skip)("backend worker against the HF worker", () => {
     await compareLogits(qwen, dirs.qwen, "tiny-qwen2", spec.job_id, path.join(dir, "adapter"));
   }, 60_000);
 
-  it("tiny Llama 3: the job's adapter in the engine gives the worker's logits for NAME:ft:ID", async () => {
+  it("tiny Llama 3: a run cut off inside the create call adopts the job; its adapter in the engine gives the worker's logits for NAME:ft:ID", async () => {
     const dir = path.join(work, "llama");
     mkdirSync(dir);
     const file = writeWorkerStudy(dir, llama, "tiny-llama3", 12);
-    const result = await trainHere(file, path.join(dir, "out"));
-    expect(result.model).toBe(`tiny-llama3:ft:${result.stages[0].job_id}`);
-    await compareLogits(llama, dirs.llama, "tiny-llama3", result.stages[0].job_id, path.join(dir, "adapter"));
+    const out = path.join(dir, "out");
+    const { study } = loadStudy(file);
+    const [plan] = prepareFinetune(study, file, out, loadStudyDatasets(study, file));
+    const store = RunStore.open(out, { create: true });
+    const real = new WorkerFinetuneApi(plan.root, {});
+    // The worker makes the job, but the reply never comes and the process dies there (even the
+    // look-up for what the call made fails): the row is left "creating", with no job id.
+    const cutOff: RemoteFinetuneApi = {
+      backend: real.backend,
+      uploadFile: (b, f) => real.uploadFile(b, f),
+      findFile: () => real.findFile(),
+      createJob: async (req) => {
+        await real.createJob(req);
+        throw new Error("the connection closed mid-response");
+      },
+      findJob: async () => {
+        throw new Error("killed");
+      },
+      getJob: (id) => real.getJob(id),
+      events: (id, after) => real.events(id, after),
+      checkpoints: (id) => real.checkpoints(id),
+    };
+    const opts = { store, log: () => {}, redact: (t: string) => t };
+    await expect(trainRemotePlan(plan, cutOff, opts)).rejects.toThrow(/mid-response/);
+    const row = store.getJob("finetune:tiny-pw:stage1");
+    expect(row?.spec).toMatchObject({ creating: true });
+    expect((row!.spec as { job_id?: string }).job_id).toBeUndefined();
+    const tag = (row!.spec as { tag: string }).tag;
+
+    const log: string[] = [];
+    const result = (await trainRemotePlan(plan, real, { ...opts, log: (l) => log.push(l) }))!;
+    real.close();
+    expect(store.getJob("finetune:tiny-pw:stage1")?.status).toBe("done");
+    store.close();
+    const jobId = result.stages[0].job_id;
+    expect(log.join("\n")).toContain(`adopted job ${jobId}, created before a reply was lost`);
+    const listed = await workerJson<{ data: WorkerJob[] }>(llama, `/v1/emlab/jobs?client_tag=${tag}`);
+    expect(listed.data.map((j) => j.id)).toEqual([jobId]);
+    expect(result.model).toBe(`tiny-llama3:ft:${jobId}`);
+    expect(result.loss_curve).toHaveLength(12);
+    await compareLogits(llama, dirs.llama, "tiny-llama3", jobId, path.join(dir, "adapter"));
   }, 40_000);
 });
