@@ -14,13 +14,19 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadStudy, parseStudy } from "../../src/config/load.ts";
 import { ModelEntrySchema } from "../../src/config/schema.ts";
+import { serializeChatJsonl } from "../../src/datasets/chat-jsonl.ts";
 import { loadStudyDatasets } from "../../src/datasets/study-datasets.ts";
 import { loadAdapter } from "../../src/engine/peft.ts";
 import { loadModel } from "../../src/engine/pretrained.ts";
 import { type PreparedPlan, prepareFinetune } from "../../src/finetune/plan.ts";
 import { trainRemotePlan } from "../../src/finetune/remote/run-remote.ts";
 import type { JobRequest, RemoteFinetuneApi } from "../../src/finetune/remote/types.ts";
-import { WorkerFinetuneApi, type WorkerJob, workerJobBody } from "../../src/finetune/remote/worker-jobs.ts";
+import {
+  inlineFileId,
+  WorkerFinetuneApi,
+  type WorkerJob,
+  workerJobBody,
+} from "../../src/finetune/remote/worker-jobs.ts";
 import { HfWorkerModelApi } from "../../src/models/hf-worker.ts";
 import type { RemoteFinetuneResult } from "../../src/results/finetune.ts";
 import { ResultsSchema } from "../../src/results/results.ts";
@@ -420,7 +426,7 @@ describe.skipIf(skip)("backend worker against the HF worker", () => {
     await compareLogits(qwen, dirs.qwen, "tiny-qwen2", spec.job_id, path.join(dir, "adapter"));
   }, 60_000);
 
-  it("tiny Llama 3: a run cut off inside the create call adopts the job; its adapter in the engine gives the worker's logits for NAME:ft:ID", async () => {
+  it("tiny Llama 3: a run cut off inside the create call adopts the job, a worker serving another model makes none; the adapter in the engine gives the worker's logits for NAME:ft:ID", async () => {
     const dir = path.join(work, "llama");
     mkdirSync(dir);
     const file = writeWorkerStudy(dir, llama, "tiny-llama3", 12);
@@ -464,6 +470,23 @@ describe.skipIf(skip)("backend worker against the HF worker", () => {
     expect(listed.data.map((j) => j.id)).toEqual([jobId]);
     expect(result.model).toBe(`tiny-llama3:ft:${jobId}`);
     expect(result.loss_curve).toHaveLength(12);
+    // A model entry naming another model than the worker serves makes no job.
+    const wrong = new WorkerFinetuneApi({ ...plan.root, model: "tiny-qwen2" }, {});
+    const req = {
+      plan: plan.plan,
+      stageIndex: 0,
+      stage: plan.stages[0],
+      start: { base: "tiny-qwen2" },
+      trainingFile: inlineFileId(serializeChatJsonl(plan.stages[0].conversations)),
+      tag: "not-made",
+    };
+    await expect(wrong.createJob(req)).rejects.toThrow(
+      /serves 'tiny-llama3', but model 'base' names 'tiny-qwen2': start the worker with --served-name tiny-qwen2/,
+    );
+    wrong.close();
+    expect(
+      (await workerJson<{ data: WorkerJob[] }>(llama, "/v1/emlab/jobs?client_tag=not-made")).data,
+    ).toEqual([]);
     await compareLogits(llama, dirs.llama, "tiny-llama3", jobId, path.join(dir, "adapter"));
   }, 40_000);
 });
