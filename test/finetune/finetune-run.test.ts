@@ -253,7 +253,7 @@ battery:
     const err = await runStudy(loadStudy(study), { outDir: out, noCache: true }).catch((e) => e);
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toMatch(
-      /finetune\[0\]\.backend: unknown backend 'tinker' \(known: local, export, openai, together\)/,
+      /finetune\[0\]\.backend: unknown backend 'tinker' \(known: local, export, openai, together, worker\)/,
     );
     expect(existsSync(out)).toBe(false);
   });

@@ -1,7 +1,7 @@
 /**
  * What emlab needs from a provider's fine-tuning API, whoever it is: upload a training file,
  * create a job, find a file or job that a cut-off request made, poll the job, read its events
- * and checkpoints. One file per provider implements it (openai-jobs.ts, together-jobs.ts).
+ * and checkpoints. One file per provider implements it (openai-jobs.ts, together-jobs.ts, worker-jobs.ts).
  */
 import type { FinetunePlan, ModelEntry } from "../../config/schema.ts";
 import type { ProviderSettings } from "../../models/types.ts";
