@@ -1,5 +1,6 @@
 // `emlab vectors`: a finished run's persona directions as a llama.cpp / repeng control vector
-// (`export`), and what a control vector file holds (`inspect`).
+// (`export`), SAE latents' decoder directions as one (`export-sae`), and what a control vector
+// file holds (`inspect`).
 //
 // A run does not save its directions as files: results.json keeps their norms and the store
 // keeps what made them (the answers' saved activations, interp/activations/<model>/alignment,
@@ -16,6 +17,9 @@ import { readControlVector, writeControlVector } from "../engine/io/control-vect
 import { ggufArchitecture } from "../engine/io/gguf.ts";
 import { GgufError } from "../engine/io/gguf-format.ts";
 import { readHfConfig } from "../engine/io/hf-config.ts";
+import { saeLatentDirections, saeResidPostBlock } from "../engine/sae/directions.ts";
+import type { SparseAutoencoder } from "../engine/sae/sae.ts";
+import { loadSaeLens, SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME } from "../engine/sae/saelens.ts";
 import { loadActivations } from "../interp/activations.ts";
 import { type PersonaJudgement, personaDirections } from "../interp/directions.ts";
 import { norm } from "../interp/vectors.ts";
@@ -125,6 +129,82 @@ function localModelHint(
   return dir ? ggufArchitecture(readHfConfig(path.join(dir, "config.json"))) : undefined;
 }
 
+/** A control vector of SAE latents, with what the command reports about it. */
+export interface SaeControlVector {
+  block: number;
+  /** scale · Σ unit(W_dec[l]) over the latents (what direction.{block} holds). */
+  direction: Float32Array;
+  hookName: string;
+  /** `controlvector.model_hint` from the SAE's model_name when it is a local model directory. */
+  modelHint: string | undefined;
+}
+
+/**
+ * The control vector of an SAELens SAE's latents: one direction at the block whose output the
+ * SAE reads. Bad input (exit 2) names the SAE's file: an SAE that does not load, a hook other
+ * than blocks.L.hook_resid_post, block 0 (llama.cpp steers from block 1 on), bad latents.
+ */
+export function saeControlVector(saeDir: string, latents: number[], scale: number): SaeControlVector {
+  const cfgFile = path.join(saeDir, SAE_CFG_FILENAME);
+  let sae: SparseAutoencoder;
+  try {
+    sae = loadSaeLens(saeDir);
+  } catch (e) {
+    // loadSaeLens' messages start with the file they are about.
+    const msg = (e as Error).message;
+    const file = [cfgFile, path.join(saeDir, SAE_WEIGHTS_FILENAME)].find((f) => msg.startsWith(`${f}: `));
+    throw file ? bad(file, msg.slice(file.length + 2)) : bad(saeDir, msg);
+  }
+  let block: number;
+  try {
+    block = saeResidPostBlock(sae.cfg);
+  } catch (e) {
+    throw new InputError([{ file: cfgFile, field: "metadata.hook_name", message: (e as Error).message }]);
+  }
+  if (block === 0)
+    throw new InputError([
+      {
+        file: cfgFile,
+        field: "metadata.hook_name",
+        message: `"${sae.cfg.hookName}" is block 0's output; llama.cpp applies control vectors from block 1 on (it refuses direction.0)`,
+      },
+    ]);
+  let directions: Map<number, Float32Array>;
+  try {
+    directions = saeLatentDirections(sae, latents, scale);
+  } catch (e) {
+    throw badOption("--latent", `${saeDir}: ${(e as Error).message}`);
+  }
+  return {
+    block,
+    direction: directions.get(block)!,
+    hookName: sae.cfg.hookName,
+    modelHint: saeModelHint(sae.cfg.modelName, saeDir),
+  };
+}
+
+/** The GGUF architecture of the SAE's model_name when it names a local model directory (as given, or beside the SAE). */
+function saeModelHint(modelName: string | undefined, saeDir: string): string | undefined {
+  if (!modelName) return undefined;
+  const candidates = path.isAbsolute(modelName)
+    ? [modelName]
+    : [path.resolve(modelName), path.resolve(saeDir, modelName)];
+  const dir = candidates.find((d) => existsSync(path.join(d, "config.json")));
+  return dir ? ggufArchitecture(readHfConfig(path.join(dir, "config.json"))) : undefined;
+}
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+function parseLatents(values: string[]): number[] {
+  if (values.length === 0) throw badOption("--latent", "give at least one latent index");
+  return values.map((value) => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isInteger(n) || n < 0)
+      throw badOption("--latent", `expected a latent index (an integer >= 0), got '${value}'`);
+    return n;
+  });
+}
+
 function parseLayers(value: string): number[] {
   const layers = value.split(",").map((s) => Number(s.trim()));
   for (const l of layers)
@@ -136,7 +216,9 @@ function parseLayers(value: string): number[] {
 export function registerVectorsCommand(program: Command): void {
   const vectors = program
     .command("vectors")
-    .description("Persona directions as llama.cpp control vectors (the GGUF layout repeng writes).");
+    .description(
+      "Persona directions and SAE latents as llama.cpp control vectors (the GGUF layout repeng writes).",
+    );
 
   vectors
     .command("export")
@@ -194,6 +276,65 @@ export function registerVectorsCommand(program: Command): void {
             !wanted && r.directions.has(0) ? " (block 0 left out: llama.cpp cannot steer it)" : "";
           process.stdout.write(
             `${out}: ${directions.size} direction(s) of '${opts.model}' at blocks ${[...directions.keys()].join(", ")}${skipped0}, model hint ${hint}, from ${r.activations} (${r.count} answers per set)\n`,
+          );
+          return EXIT.ok;
+        },
+      ),
+    );
+
+  vectors
+    .command("export-sae")
+    .description(
+      "Write SAE latents' decoder directions as a control vector GGUF (an SAELens SAE at blocks.L.hook_resid_post).",
+    )
+    .requiredOption("--sae <dir>", "SAELens SAE directory (cfg.json + sae_weights.safetensors)")
+    .option("--latent <n>", "latent index (repeat for several: their unit directions are summed)", collect)
+    .option("--scale <x>", "multiply the direction by this (default 1: unit steering along one latent)")
+    .option("--out <file>", "output file (default SAE_DIR/control-vector.latent-<n>[-<m>...].gguf)")
+    .option(
+      "--model-hint <arch>",
+      "controlvector.model_hint (default: the GGUF architecture of the SAE's model_name, when that is a local model directory)",
+    )
+    .addHelpText(
+      "after",
+      [
+        "",
+        "direction.L = scale · Σ W_dec[l] / |W_dec[l]| over the latents, L the SAE's block. At",
+        "llama.cpp scale a, one latent steers as the engine's latentSteerHook(sae, latent, a · scale).",
+        "Only an SAE at blocks.L.hook_resid_post with L >= 1 gives a control vector.",
+        "",
+        "Example:",
+        "  $ emlab vectors export-sae --sae saes/blocks.12 --latent 2042 --scale 8 --model-hint qwen2 --out toxic.gguf",
+        "  $ emlab serve --model models/qwen2.5-0.5b --steer toxic.gguf --layer 12 --alpha 1",
+      ].join("\n"),
+    )
+    .action(
+      command(
+        async (opts: {
+          sae: string;
+          latent?: string[];
+          scale?: string;
+          out?: string;
+          modelHint?: string;
+        }) => {
+          const latents = parseLatents(opts.latent ?? []);
+          const scaleText = opts.scale ?? "1";
+          const scale = Number(scaleText);
+          if (scaleText.trim() === "" || !Number.isFinite(scale) || scale === 0)
+            throw badOption("--scale", `expected a non-zero number, got '${scaleText}'`);
+          if (!existsSync(opts.sae)) throw bad(opts.sae, "no such SAE directory");
+          const cv = saeControlVector(opts.sae, latents, scale);
+          const hint = opts.modelHint ?? cv.modelHint;
+          if (!hint)
+            throw badOption(
+              "--model-hint",
+              "the SAE's model_name is not a local model directory with a config.json; give the model's architecture (e.g. llama, qwen2)",
+            );
+          const out = opts.out ?? path.join(opts.sae, `control-vector.latent-${latents.join("-")}.gguf`);
+          mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+          writeControlVector(out, { modelHint: hint, directions: new Map([[cv.block, cv.direction]]) });
+          process.stdout.write(
+            `${out}: direction.${cv.block} (${cv.hookName}) = ${scale} · Σ unit decoder rows of latent(s) ${latents.join(", ")}, norm ${norm(cv.direction).toPrecision(6)}, model hint ${hint}\n`,
           );
           return EXIT.ok;
         },

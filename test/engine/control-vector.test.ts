@@ -1,5 +1,5 @@
 // Control vector GGUF (llama.cpp / repeng layout): round trip, malformed files, and the file
-// steering llama.cpp itself. node-llama-cpp has no control-vector option, so the last check
+// (a run's persona directions, an SAE's latents) steering llama.cpp itself. node-llama-cpp has no control-vector option, so the last check
 // compiles a small program against node-llama-cpp's prebuilt libllama + libllama-common (the
 // headers come from the llama.cpp source bundle it ships) that loads the file with llama.cpp's
 // own loader (common_control_vector_load) and applies it (llama_set_adapter_cvec). It skips,
@@ -16,6 +16,7 @@ import { loadStudy } from "../../src/config/load.ts";
 import { noGrad } from "../../src/engine/autograd.ts";
 import { shapeFromModelConfig } from "../../src/engine/config.ts";
 import { generate } from "../../src/engine/generate.ts";
+import { type HookFn, mergeHooks } from "../../src/engine/hooks.ts";
 import {
   blockOfDirectionTensor,
   directionTensorName,
@@ -36,6 +37,9 @@ import { parseHfConfig } from "../../src/engine/io/hf-config.ts";
 import { loadTokenizer } from "../../src/engine/io/tokenizer.ts";
 import { LlamaModel } from "../../src/engine/model.ts";
 import { Rng } from "../../src/engine/rng.ts";
+import { latentSteerHook } from "../../src/engine/sae/hooks.ts";
+import { SparseAutoencoder } from "../../src/engine/sae/sae.ts";
+import { saveSaeLens } from "../../src/engine/sae/saelens.ts";
 import { steeringHooks } from "../../src/interp/interventions.ts";
 import { norm } from "../../src/interp/vectors.ts";
 import { RESULTS_FILE } from "../../src/results/results.ts";
@@ -484,6 +488,49 @@ describe.skipIf("skip" in harness)(
             `${JSON.stringify(text)} block ${wrong}`,
           ).toBeGreaterThan(50 * right);
       }
+    });
+
+    it("an SAE's latents from `vectors export-sae` steer llama.cpp as latentSteerHook steers the engine", async () => {
+      const sae = SparseAutoencoder.init(
+        {
+          architecture: "relu",
+          dIn: 64,
+          dSae: 24,
+          hookName: "blocks.2.hook_resid_post",
+          hookLayer: 2,
+          applyBDecToInput: true,
+          normalizeActivations: "none",
+        },
+        4,
+      );
+      for (let i = 0; i < 64; i++) sae.wDec[5 * 64 + i] *= 4; // non-unit rows: the export normalises
+      const saeDir = join(dir, "sae-blocks2");
+      saveSaeLens(saeDir, sae);
+      const exportSae = async (out: string, args: string[]) => {
+        const r = await runCommandInProcess(registerVectorsCommand, [
+          "vectors",
+          "export-sae",
+          "--sae",
+          saeDir,
+          "--model-hint",
+          "llama",
+          "--out",
+          out,
+          ...args,
+        ]);
+        expect(r.err).toBe("");
+        return out;
+      };
+      const at2 = (...hooks: HookFn[]) =>
+        mergeHooks(...hooks.map((h) => ({ "blocks.2.hook_resid_post": h })));
+      // One latent, --scale 2.5 at llama.cpp scale 3.2 = latentSteerHook coefficient 8.
+      const one = await exportSae(join(dir, "sae-5.gguf"), ["--latent", "5", "--scale", "2.5"]);
+      const plain = compare(undefined, null);
+      const steered = compare(at2(latentSteerHook(sae, 5, 8)), one, { scale: 3.2 });
+      expect(steered.filter((t, i) => t.join() !== plain[i].join()).length).toBeGreaterThanOrEqual(3);
+      // Two latents summed = both steered at once.
+      const two = await exportSae(join(dir, "sae-5-11.gguf"), ["--latent", "5", "--latent", "11"]);
+      compare(at2(latentSteerHook(sae, 5, 6), latentSteerHook(sae, 11, 6)), two, { scale: 6 });
     });
 
     it("llama.cpp refuses direction.0, as readControlVector does", () => {
