@@ -4,11 +4,17 @@
  *    persona directions are kept (PersonaDirections.vectors, the `layer.{i}` naming of
  *    activations.safetensors); or a single tensor of any name: one vector for every layer.
  *  - JSON: a list of numbers (one vector), or `{"layers": {"3": [...], ...}}` (per block).
+ *  - a llama.cpp / repeng control vector GGUF (told by its magic, whatever the name):
+ *    `direction.N` is block N's vector, added to blocks.N.hook_resid_post, which is where
+ *    llama.cpp adds it; so serving with it at --alpha a steers as llama.cpp's
+ *    `--control-vector-scaled FILE:a` does.
  * `saveVectors` writes the first form.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { readControlVector } from "../engine/io/control-vector.ts";
+import { GGUF_MAGIC } from "../engine/io/gguf-format.ts";
 import { readSafetensors, writeSafetensors } from "../engine/io/safetensors.ts";
 import type { VectorSpec } from "../interp/interventions.ts";
 
@@ -45,6 +51,10 @@ function single(file: string, sha256: string, v: Float32Array): VectorFile {
 export function loadVectorFile(file: string): VectorFile {
   const bytes = readFileSync(file);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
+  if (bytes.length >= 4 && bytes.readUInt32LE(0) === GGUF_MAGIC)
+    // readControlVector's errors name the file and the key or tensor.
+    return fromMap(file, sha256, readControlVector(file).directions);
+  if (file.endsWith(".gguf")) throw new Error(`${file}: not a GGUF file (no GGUF magic)`);
   if (file.endsWith(".json")) {
     let raw: unknown;
     try {
@@ -67,7 +77,8 @@ export function loadVectorFile(file: string): VectorFile {
       new Map(Object.entries(r.data.layers).map(([l, v]) => [Number(l), Float32Array.from(v)])),
     );
   }
-  if (!file.endsWith(".safetensors")) throw new Error(`${file}: a vector file is .safetensors or .json`);
+  if (!file.endsWith(".safetensors"))
+    throw new Error(`${file}: a vector file is .safetensors, .json or a control vector .gguf`);
   const { tensors } = readSafetensors(file);
   const vector = (name: string, shape: number[]) => {
     if (shape.length === 1 || (shape.length === 2 && shape[0] === 1)) return;
