@@ -151,7 +151,7 @@ export function registerServeCommand(program: Command): void {
     .option("--chat-template <file>", ".jinja chat template used instead of each model directory's")
     .option(
       "--steer <vector-file>",
-      "add alpha · v to the residual stream (.safetensors layer.<i> tensors, or .json)",
+      "add alpha · v to the residual stream (.safetensors layer.<i> tensors, .json, or a llama.cpp control vector .gguf)",
     )
     .option("--layer <l>", "block(s) to steer at: 3, 2,3 or all")
     .option("--alpha <a>", "steering coefficient")

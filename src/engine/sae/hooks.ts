@@ -1,6 +1,7 @@
 import type { HookFn } from "../hooks.ts";
 import { add, addVector } from "../ops/elementwise.ts";
 import { Tensor } from "../tensor.ts";
+import { unitDecoderDirection } from "./directions.ts";
 import type { SparseAutoencoder } from "./sae.ts";
 
 /**
@@ -24,15 +25,8 @@ export function spliceHook(sae: SparseAutoencoder): HookFn {
 
 /** Adds coef · unit(W_dec[latent]) at every position (gradients flow to the activation). */
 export function latentSteerHook(sae: SparseAutoencoder, latent: number, coef: number): HookFn {
-  const dir = sae.decoderDirection(latent);
-  let norm = 0;
-  for (const v of dir) norm += v * v;
-  norm = Math.sqrt(norm);
-  if (norm === 0) throw new Error(`latentSteerHook: decoder row ${latent} is zero`);
-  const u = new Tensor(
-    dir.map((v) => v / norm),
-    [dir.length],
-  );
+  const dir = unitDecoderDirection(sae, latent);
+  const u = new Tensor(dir, [dir.length]);
   return (act) => {
     checkWidth(act, sae, "latentSteerHook");
     return addVector(act, u, coef);
