@@ -1,3 +1,4 @@
+import { spearman } from "../analysis/correlation.ts";
 import { ScorePredictionSchema, type Study } from "../config/schema.ts";
 import { readRubricScore } from "../judges/rubric-json.ts";
 import { fillTemplate } from "../judges/template.ts";
@@ -5,6 +6,7 @@ import {
   type CrossRatingSummary,
   CrossRatingSummarySchema,
   type PredictionModelSummary,
+  type PredictionRank,
   ScorePredictionSummarySchema,
 } from "../results/battery.ts";
 import type { ErrorStats } from "../results/common.ts";
@@ -52,6 +54,22 @@ function spreadOverScores(
     if (!took) break;
   }
   return out;
+}
+
+/** Spearman's rho of predicted against actual (null when n < 4 or a side is constant). */
+export function rankAgreement(pairs: Array<{ predicted: number; actual: number }>): PredictionRank | null {
+  // Fisher's interval needs n > 3.
+  if (pairs.length < 4) return null;
+  try {
+    const c = spearman(
+      pairs.map((p) => p.predicted),
+      pairs.map((p) => p.actual),
+    );
+    return { rho: c.r, p: c.p, ci: c.ci, n: c.n };
+  } catch (e) {
+    if (e instanceof RangeError) return null;
+    throw e;
+  }
 }
 
 function errorStats(pairs: Array<{ predicted: number; actual: number }>): ErrorStats {
@@ -133,6 +151,7 @@ export const scorePrediction: Experiment<
         unparsed: rows.filter((r) => r.predicted === null).length,
         ...errorStats(ok),
         by_actual,
+        spearman: rankAgreement(ok),
       };
     }
     return { per_model };

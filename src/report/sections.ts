@@ -156,7 +156,17 @@ export function experimentTable(results: Results, name: ExperimentName): SafeHtm
     case "score_prediction":
       return e.score_prediction
         ? table(
-            ["model", "items", "answers", "unparsed", "mean error", "mean |error|", "mean predicted"],
+            [
+              "model",
+              "items",
+              "answers",
+              "unparsed",
+              "mean error",
+              "mean |error|",
+              "mean predicted",
+              "Spearman ρ [95% CI]",
+              "mean error by actual score",
+            ],
             rows(e.score_prediction.per_model, (id, m) => [
               id,
               String(m.items),
@@ -165,6 +175,12 @@ export function experimentTable(results: Results, name: ExperimentName): SafeHtm
               fmtNum(m.mean_error),
               fmtNum(m.mean_abs_error),
               fmtNum(m.mean_predicted),
+              m.spearman
+                ? `${fmtNum(m.spearman.rho)} [${fmtNum(m.spearman.ci[0])}, ${fmtNum(m.spearman.ci[1])}] (n=${m.spearman.n})`
+                : "–",
+              Object.entries(m.by_actual)
+                .map(([s, x]) => `${s}: ${fmtNum(x.mean_error)} (n=${x.n})`)
+                .join("; ") || "–",
             ]),
           )
         : null;

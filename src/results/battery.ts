@@ -106,12 +106,28 @@ export type RecognitionModelSummary = z.infer<typeof RecognitionModelSummarySche
 export const RecognitionSummarySchema = perModel(RecognitionModelSummarySchema);
 export type RecognitionSummary = z.infer<typeof RecognitionSummarySchema>;
 
+/** Spearman's rho between a model's predicted and the judge's actual scores of its own outputs. */
+export const PredictionRankSchema = z.object({
+  rho: z.number(),
+  /** Two-sided, t distribution with n − 2 df (scipy.stats.spearmanr). */
+  p: z.number(),
+  /** 95 % Fisher z interval with the Fieller variance 1.06/(n − 3). */
+  ci: z.tuple([z.number(), z.number()]),
+  n: z.number().int(),
+});
+export type PredictionRank = z.infer<typeof PredictionRankSchema>;
+
 export const PredictionModelSummarySchema = ErrorStatsSchema.extend({
   items: z.number().int(),
   answers: z.number().int(),
   unparsed: z.number().int(),
   /** Keyed by the judge's actual score. */
   by_actual: z.record(z.string(), ErrorStatsSchema),
+  /**
+   * Does the model rank its own outputs as the judge does? null with fewer than 4 readable
+   * predictions or a constant side (rho undefined); absent in results written before it existed.
+   */
+  spearman: PredictionRankSchema.nullable().optional(),
 });
 export type PredictionModelSummary = z.infer<typeof PredictionModelSummarySchema>;
 export const ScorePredictionSummarySchema = perModel(PredictionModelSummarySchema);
