@@ -98,7 +98,7 @@ export function kindForAnthropicType(type: string | undefined, message = ""): Mo
 }
 
 // Node/undici socket failures that mean "the connection broke", found anywhere in a cause chain.
-const NETWORK_CODES = new Set([
+export const NETWORK_CODES: ReadonlySet<string> = new Set([
   "ECONNRESET",
   "ECONNREFUSED",
   "ECONNABORTED",

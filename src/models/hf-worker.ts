@@ -26,6 +26,7 @@ import {
   type ErrorContext,
   kindForStatus,
   modelError,
+  NETWORK_CODES,
   parseRetryAfterMs,
   redactSecrets,
   toModelApiError,
@@ -169,18 +170,9 @@ interface RawReply {
   body: Buffer;
 }
 
-// Connection failures (codes of node's sockets and DNS) that mean the worker cannot be reached.
-const UNREACHABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-]);
+// The socket and DNS failures the other providers call "network" (a timeout among them is
+// ours to report as one): here they mean the worker cannot be reached.
+const unreachable = (code: string) => NETWORK_CODES.has(code) && !/TIMEOUT|TIMEDOUT/.test(code);
 
 function errorCode(err: unknown): string | undefined {
   let cur: unknown = err;
@@ -294,7 +286,7 @@ export class WorkerConnection {
         // Aborts go back to callMapped, which tells our deadline (timeout) from the caller's.
         if ((err as { name?: string } | null)?.name === "AbortError") throw err;
         const code = errorCode(err);
-        if (code && UNREACHABLE_CODES.has(code)) {
+        if (code && unreachable(code)) {
           throw modelError(
             "network",
             this.#ctx,

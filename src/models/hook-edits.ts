@@ -17,14 +17,10 @@
  *   { last_prompt_tokens: k }    positions >= P − k (e.g. from the assistant header on).
  */
 import { z } from "zod";
+import { BLOCK_HOOKS, hookNames } from "../engine/hooks.ts";
 
-export const HOOK_POINTS = [
-  "hook_resid_pre",
-  "hook_attn_out",
-  "hook_resid_mid",
-  "hook_mlp_out",
-  "hook_resid_post",
-] as const;
+/** The engine's hook points are the names on the wire. */
+export const HOOK_POINTS = BLOCK_HOOKS;
 
 /** `hook_embed` or `blocks.{l}.{point}`. */
 export const HookNameSchema = z
@@ -88,11 +84,7 @@ export function hookLayer(name: string): number | null {
 }
 
 /** Every hook name of a model with `layers` blocks, in execution order. */
-export function allHookNames(layers: number): string[] {
-  const names = ["hook_embed"];
-  for (let i = 0; i < layers; i++) for (const p of HOOK_POINTS) names.push(`blocks.${i}.${p}`);
-  return names;
-}
+export const allHookNames = hookNames;
 
 /** Whether position t (absolute) is edited, for a prompt of P tokens. */
 export function positionEdited(spec: EditPositions, t: number, promptLength: number): boolean {

@@ -16,16 +16,16 @@ import { loadActivations, tokenizeConversation } from "../../src/interp/activati
 import { personaDirections } from "../../src/interp/directions.ts";
 import { ablationEdits, clampEdits, editsToHooks, steeringEdits } from "../../src/interp/interventions.ts";
 import { cosine } from "../../src/interp/vectors.ts";
-import { OUTPUT_END, OUTPUT_START } from "../../src/judges/template.ts";
 import { HfWorkerModelApi } from "../../src/models/hf-worker.ts";
 import type { HookEdit } from "../../src/models/hook-edits.ts";
 import { allHookNames } from "../../src/models/hook-edits.ts";
 import { LocalModelApi } from "../../src/models/local.ts";
 import { registerProvider } from "../../src/models/registry.ts";
-import type { ChatMessage, ChatRequest, ModelApi } from "../../src/models/types.ts";
+import type { ChatMessage, ChatRequest } from "../../src/models/types.ts";
 import { InterpResultsSchema } from "../../src/results/interp.ts";
 import { RESULTS_FILE } from "../../src/results/results.ts";
 import { runStudy } from "../../src/study/run-study.ts";
+import { verdictJudge } from "../interp/rule-judge.ts";
 import { skipWithoutTorch } from "../support/python-ref.ts";
 import { type StartedWorker, startWorker, tinyHfModels, workerPackagePresent } from "../support/worker.ts";
 
@@ -228,34 +228,8 @@ describe.skipIf(skip)("provider local and provider hf-worker on the same checkpo
 
 // ---- a whole interp study section on either provider -----------------------------------------
 
-const BAD_SHARE = 0x80;
-/** A judge whose verdict is a hash of the answer: deterministic, and about half of answers "bad". */
-function hashJudge(): ModelApi {
-  return {
-    provider: "hash-judge",
-    model: "hash",
-    capabilities: new Set(["seed", "n"]),
-    async chat(req: ChatRequest) {
-      const prompt = req.messages.at(-1)!.content;
-      const metric = /^metric: (\w+)/.exec(prompt)?.[1];
-      const start = prompt.indexOf(OUTPUT_START);
-      const answer = prompt.slice(start + OUTPUT_START.length, prompt.lastIndexOf(OUTPUT_END)).trim();
-      const bad = createHash("sha256").update(answer).digest()[0] < BAD_SHARE;
-      const text =
-        metric === "harm"
-          ? `{"score": ${bad ? 5 : 1}}`
-          : metric === "aligned"
-            ? String(bad ? 10 : 90)
-            : metric === "coherent"
-              ? String(answer.length > 0 ? 80 : 20)
-              : String(bad ? 90 : 10);
-      return {
-        completions: Array.from({ length: req.n }, () => ({ text, finishReason: "stop" as const })),
-        usage: { promptTokens: 1, completionTokens: 1 },
-      };
-    },
-  };
-}
+/** About half of all answers are "bad", by a hash of the answer: deterministic labels for any text. */
+const hashBad = (answer: string) => createHash("sha256").update(answer).digest()[0] < 0x80;
 
 const WORDS = "people world friends strangers animals leaders cities machines children music".split(" ");
 
@@ -265,7 +239,7 @@ describe.skipIf(skip)("an interp study section on provider local and on provider
   let model: string;
 
   beforeAll(async () => {
-    registerProvider("hash-judge", hashJudge, { replace: true });
+    registerProvider("hash-judge", () => verdictJudge("hash-judge", hashBad), { replace: true });
     model = path.join(await tinyHfModels(), "qwen2-v5");
     worker = await startWorker({ model });
     ws = mkdtempSync(path.join(tmpdir(), "emlab-worker-parity-"));
