@@ -25,6 +25,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { best } from "./timing.ts";
 
 process.env.EMLAB_THREADS ??= "1";
 
@@ -142,16 +143,6 @@ function trainModel() {
 function randomRows(n: number, len: number, vocab: number, seed: number): number[][] {
   const rng = new Rng(seed);
   return Array.from({ length: n }, () => Array.from({ length: len }, () => rng.int(vocab)));
-}
-
-function best(reps: number, f: () => void): number {
-  let b = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    f();
-    b = Math.min(b, performance.now() - t0);
-  }
-  return b / 1000;
 }
 
 const torch = want("train") || want("forward") ? torchReference() : null;

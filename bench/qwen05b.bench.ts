@@ -38,6 +38,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { best } from "./timing.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const TORCH = "/usr/bin/python3";
@@ -206,16 +207,6 @@ const LoraResult = z.object({
   torch: z.string().optional(),
 });
 type LoraResult = z.infer<typeof LoraResult>;
-
-function best(reps: number, f: () => void): number {
-  let b = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    f();
-    b = Math.min(b, performance.now() - t0);
-  }
-  return b / 1000;
-}
 
 async function engineInfer(): Promise<InferResult> {
   const { loadLocalEngine } = await import("../src/models/local.ts");

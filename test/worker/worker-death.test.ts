@@ -7,7 +7,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { runAndReport } from "../../src/cli/run.ts";
 import { loadStudy } from "../../src/config/load.ts";
@@ -18,6 +18,7 @@ import { RESULTS_FILE } from "../../src/results/results.ts";
 import type { CallRow, CompletionRow, RequestRow } from "../../src/runs/rows.ts";
 import { RunStore } from "../../src/runs/store.ts";
 import { registerRuleJudge } from "../interp/rule-judge.ts";
+import { captureOutput } from "../support/cli-in-process.ts";
 import { skipWithoutTorch, torchPython } from "../support/python-ref.ts";
 import { type StartedWorker, startWorker, tinyHfModels, workerPackagePresent } from "../support/worker.ts";
 
@@ -68,29 +69,14 @@ function registerDyingWorkerProvider(): void {
 
 /** One run through the CLI's runner: its exit code and what it printed. */
 async function run(study: string, outDir: string, flags: { resume?: boolean; retryFailed?: boolean } = {}) {
-  let out = "";
-  let err = "";
-  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
   const t0 = performance.now();
-  let code: number;
-  try {
-    code = await runAndReport(loadStudy(study), {
-      outDir,
-      ...flags,
-      cache: false,
-      again: "emlab run study.yaml",
-    });
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
+  const {
+    value: code,
+    out,
+    err,
+  } = await captureOutput(() =>
+    runAndReport(loadStudy(study), { outDir, ...flags, cache: false, again: "emlab run study.yaml" }),
+  );
   return { code, out, err, seconds: (performance.now() - t0) / 1000 };
 }
 
