@@ -61,7 +61,14 @@ export function backward(loss: Tensor, seed?: Float32Array): void {
       throw new Error(`backward() without a seed needs a scalar loss, got [${loss.shape.join(", ")}]`);
     g[0] = 1;
   }
-  const ops = tape;
+  const ops: (BackwardFn | null)[] = tape;
   tape = [];
-  for (let i = ops.length - 1; i >= 0; i--) ops[i]();
+  // Each closure is dropped once it has run, so the activations and gradients only it
+  // holds can be collected while the rest of the backward runs (the peak stays near the
+  // forward's instead of forward + every gradient).
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const fn = ops[i]!;
+    ops[i] = null;
+    fn();
+  }
 }

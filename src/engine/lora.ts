@@ -1,5 +1,5 @@
-import { noGrad } from "./autograd.ts";
-import { add, dropout, scale } from "./ops/elementwise.ts";
+import { needsGrad, noGrad, record } from "./autograd.ts";
+import { dropout, scale } from "./ops/elementwise.ts";
 import { linear, matmul } from "./ops/matmul.ts";
 import type { Rng } from "./rng.ts";
 import { Tensor } from "./tensor.ts";
@@ -77,15 +77,52 @@ export class LoraAdapter {
     return scale(linear(linear(xin, this.A), this.B), this.scaling);
   }
 
-  /** Adds the delta of this adapter to a base-layer output. */
+  /**
+   * Adds the delta of this adapter to a base-layer output, in base's buffer: `base` is
+   * consumed (the model passes the projection it just made; nothing reads it after). The
+   * same floats as add(base, delta(x)), without two more [rows, out] activations per
+   * adapted projection kept for the backward.
+   */
   apply(base: Tensor, x: Tensor, train: boolean, rng: Rng | null): Tensor {
-    return add(base, this.delta(x, train, rng));
+    const xin = train && this.dropout > 0 && rng ? dropout(x, this.dropout, rng) : x;
+    return addScaledInto(base, linear(linear(xin, this.A), this.B), this.scaling);
   }
 
   /** ΔW = s · B·A, [out, in]. */
   deltaWeight(): Float32Array {
     return noGrad(() => scale(matmul(this.B, this.A), this.scaling).data);
   }
+}
+
+/** base + s·v written into base's buffer (differentiable in both; base's old values are gone). */
+function addScaledInto(base: Tensor, v: Tensor, s: number): Tensor {
+  if (base.size !== v.size)
+    throw new Error(`LoRA: delta [${v.shape}] does not match the output [${base.shape}]`);
+  const grad = needsGrad(base, v);
+  const y = base.data;
+  const vd = v.data;
+  // As scale then add: the scaled delta is rounded to float32 before the sum.
+  for (let i = 0; i < y.length; i++) y[i] = y[i] + Math.fround(vd[i] * s);
+  const out = new Tensor(y, base.shape, grad);
+  if (grad) {
+    record(() => {
+      const dy = out.grad;
+      if (dy === null) return;
+      if (v.requiresGrad) {
+        const dv = v.ensureGrad();
+        for (let i = 0; i < dv.length; i++) dv[i] += dy[i] * s;
+      }
+      // base takes dy's buffer when it has no gradient yet (as add does).
+      if (base.requiresGrad) {
+        if (base.grad === null) base.grad = dy;
+        else {
+          const db = base.grad;
+          for (let i = 0; i < db.length; i++) db[i] += dy[i];
+        }
+      }
+    });
+  }
+  return out;
 }
 
 export function loraScaling(alpha: number, rank: number, rslora: boolean): number {

@@ -28,6 +28,8 @@ export interface ForwardOptions {
   /** Training mode: LoRA dropout is active (with `rng`). */
   train?: boolean;
   rng?: Rng;
+  /** Return the final-normed hidden states [B, T, d] instead of logits (a fused loss applies `lmHead()`). */
+  hidden?: boolean;
 }
 
 /** The HF tensor names and shapes of a model with this shape (io/hf-config.ts is the source of truth). */
@@ -173,8 +175,15 @@ export class LlamaModel {
     if (cache) cache.length += T;
     if (opts.lastOnly && T > 1) x = lastPosition(x, B, T);
     const xn = rmsnorm(x, this.param("model.norm.weight"), s.rmsNormEps);
-    const head = s.tieWordEmbeddings ? this.param("model.embed_tokens.weight") : this.param("lm_head.weight");
-    return linear(xn, head);
+    if (opts.hidden) return xn;
+    return linear(xn, this.lmHead());
+  }
+
+  /** The output projection [V, d] (the embedding when tied). */
+  lmHead(): Tensor {
+    return this.shape.tieWordEmbeddings
+      ? this.param("model.embed_tokens.weight")
+      : this.param("lm_head.weight");
   }
 
   /** Forward without gradients, returning the logits and copies of the named activations. */
@@ -228,6 +237,17 @@ export class LlamaModel {
     }
     this.pinnedIn = mem;
     return moved;
+  }
+
+  /**
+   * Takes ownership of weights already allocated in `memory` (loadModel's `pin`: read there
+   * directly), so they count as pinned and `dispose()` frees them.
+   */
+  adoptPinned(memory: KernelMemory, views: Iterable<Float32Array>): void {
+    if (this.pinnedIn !== null && this.pinnedIn !== memory)
+      throw new Error("adoptPinned: the model's weights are pinned in other kernels' memory");
+    for (const v of views) this.pinned.add(v);
+    this.pinnedIn = memory;
   }
 
   /** Moves pinned weights back to ordinary memory and frees the kernels' copy. */

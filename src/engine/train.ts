@@ -1,7 +1,7 @@
 import { backward, clearTape } from "./autograd.ts";
 import type { Hooks } from "./hooks.ts";
 import type { LlamaModel } from "./model.ts";
-import { crossEntropy } from "./ops/cross-entropy.ts";
+import { linearCrossEntropy } from "./ops/cross-entropy.ts";
 import { AdamW, clipGradNorm, lrAt } from "./optim.ts";
 import { Rng, type RngState } from "./rng.ts";
 
@@ -86,8 +86,14 @@ export function batchLoss(
   batch: Batch,
   opts: { hooks?: Hooks; train?: boolean; rng?: Rng } = {},
 ) {
-  const logits = model.forward(batch.inputs, { hooks: opts.hooks, train: opts.train, rng: opts.rng });
-  return crossEntropy(logits, Int32Array.from(batch.labels.flat()));
+  // The head and the loss fused: the [B·T, vocab] logits are never held whole.
+  const hidden = model.forward(batch.inputs, {
+    hooks: opts.hooks,
+    train: opts.train,
+    rng: opts.rng,
+    hidden: true,
+  });
+  return linearCrossEntropy(hidden, model.lmHead(), Int32Array.from(batch.labels.flat()));
 }
 
 /**

@@ -1,5 +1,8 @@
 import { needsGrad, record } from "../autograd.ts";
+import { getKernels } from "../kernels/index.ts";
+import { kernelMemory } from "../memory.ts";
 import { Tensor } from "../tensor.ts";
+import { linear } from "./matmul.ts";
 
 /**
  * Mean softmax cross-entropy over the rows of logits [N, V] whose target is >= 0 and
@@ -65,4 +68,130 @@ export function logSoftmaxRow(x: Float32Array, offset: number, V: number, out: F
   for (let j = 0; j < V; j++) s += Math.exp(x[offset + j] - mx);
   const l = mx + Math.log(s);
   for (let j = 0; j < V; j++) out[j] = x[offset + j] - l;
+}
+
+/** Logits rows per chunk of linearCrossEntropy: about 32 M floats (128 MB) at a time. */
+const CHUNK_FLOATS = 1 << 25;
+
+/**
+ * crossEntropy(linear(x, w), targets, mask) without holding the logits [N, V]: they are
+ * made `chunkRows` rows at a time (each a full row, so the softmax is the same), reduced to
+ * the loss and per-row log-sum-exp, and made again in the backward to form dlogits. For a
+ * 152 k vocabulary that is 128 MB in flight instead of two 600 MB copies (logits and their
+ * gradient), at the cost of one more head matmul. Every float is computed as in the
+ * unfused pair: a matmul's output element does not depend on how many rows are in the call,
+ * the loss and dx accumulate in the same order (dx's sum runs over V in one call per row).
+ * With a head that trains (full fine-tuning; chunking dW's sum over rows would reorder it),
+ * this is the unfused pair.
+ */
+export function linearCrossEntropy(
+  x: Tensor,
+  w: Tensor,
+  targets: Int32Array,
+  mask?: Float32Array | null,
+  chunkRows?: number,
+): Tensor {
+  if (needsGrad(w)) return crossEntropy(linear(x, w), targets, mask);
+  const d = w.shape[1];
+  const V = w.shape[0];
+  if (x.cols !== d)
+    throw new Error(
+      `linearCrossEntropy: input has ${x.cols} features, weight [${w.shape.join(", ")}] expects ${d}`,
+    );
+  const N = x.rows;
+  if (targets.length !== N)
+    throw new Error(`crossEntropy: ${targets.length} targets for ${N} rows of logits`);
+  if (mask && mask.length !== N)
+    throw new Error(`crossEntropy: mask has ${mask.length} entries for ${N} rows`);
+  const R = Math.min(N, chunkRows ?? Math.max(4, Math.floor(CHUNK_FLOATS / V / 4) * 4));
+  const kern = getKernels();
+  const mem = kernelMemory();
+  const inKernelMemory = (kern as { isWasmBacked?: (v: Float32Array) => boolean }).isWasmBacked;
+  const xd = x.data;
+  const weightOf = (n: number) => {
+    const t = targets[n];
+    return t < 0 ? 0 : mask ? mask[n] : 1;
+  };
+
+  /** Runs `body(logits, r0, rows, head)` over the row chunks, the head and the chunk buffer in kernel memory. */
+  const overChunks = (
+    body: (logits: Float32Array, r0: number, rows: number, head: Float32Array) => void,
+    own: Float32Array | null = null,
+  ) => {
+    // Read in place by every chunk's matmul instead of copied in once per chunk.
+    const head = mem && !inKernelMemory?.(w.data) && N > R ? mem.alloc(w.size) : null;
+    const pooled = own === null && mem !== null;
+    const buf = own ?? (pooled ? mem.alloc((R + 3) * V) : new Float32Array((R + 3) * V));
+    try {
+      if (head) head.set(w.data);
+      const wd = head ?? w.data;
+      for (let r0 = 0, rows = 0; r0 < N; r0 += rows) {
+        rows = Math.min(R, N - r0);
+        // No chunk of 1-3 rows after the first: the kernels take another path (gemv) for those.
+        if (N - r0 - rows < 4) rows = N - r0;
+        const logits = buf.subarray(0, rows * V);
+        kern.matmul(xd.subarray(r0 * d, (r0 + rows) * d), wd, logits, rows, V, d, false, true, false);
+        body(logits, r0, rows, wd);
+      }
+    } finally {
+      if (head) mem!.free(head);
+      if (pooled) mem.free(buf);
+    }
+  };
+
+  const grad = needsGrad(x);
+  // Logits that fit one chunk are kept for the backward (ordinary memory, so a tape that is
+  // dropped unrun frees them) instead of made twice.
+  const kept = grad && R >= N ? new Float32Array(N * V) : null;
+  const lse = new Float64Array(N);
+  let total = 0;
+  let weight = 0;
+  overChunks((logits, r0, rows) => {
+    for (let r = 0; r < rows; r++) {
+      const n = r0 + r;
+      const t = targets[n];
+      const wt = weightOf(n);
+      if (wt === 0) continue;
+      if (t >= V)
+        throw new Error(`crossEntropy: target ${t} at row ${n} is outside the vocabulary (size ${V})`);
+      const o = r * V;
+      let mx = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j < V; j++) if (logits[o + j] > mx) mx = logits[o + j];
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(logits[o + j] - mx);
+      lse[n] = mx + Math.log(s);
+      total += wt * (lse[n] - logits[o + t]);
+      weight += wt;
+    }
+  }, kept);
+  const out = new Tensor(Float32Array.of(weight > 0 ? total / weight : 0), [1], grad);
+  if (grad && weight > 0) {
+    record(() => {
+      const dy = out.grad;
+      if (dy === null) return;
+      const g = dy[0] / weight;
+      const dx = x.ensureGrad();
+      const dlogits = (logits: Float32Array, r0: number, rows: number, wd: Float32Array) => {
+        // dlogits in place of the logits: softmax·g·w minus g·w at the target (the unfused
+        // backward's values, accumulated there into a zeroed buffer, hence the 0 +).
+        for (let r = 0; r < rows; r++) {
+          const n = r0 + r;
+          const o = r * V;
+          const wt = weightOf(n);
+          if (wt === 0) {
+            logits.fill(0, o, o + V);
+            continue;
+          }
+          const l = lse[n];
+          const gw = g * wt;
+          for (let j = 0; j < V; j++) logits[o + j] = 0 + gw * Math.exp(logits[o + j] - l);
+          logits[o + targets[n]] -= gw;
+        }
+        kern.matmul(logits, wd, dx.subarray(r0 * d, (r0 + rows) * d), rows, d, V, false, false, true);
+      };
+      if (kept) dlogits(kept, 0, N, w.data);
+      else overChunks(dlogits);
+    });
+  }
+  return out;
 }

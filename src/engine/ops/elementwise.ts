@@ -109,6 +109,9 @@ export function scale(a: Tensor, s: number): Tensor {
   return out;
 }
 
+/** Above this many elements (16 MB) swiglu recomputes its sigmoid in the backward. */
+const SWIGLU_KEEP_MAX = 1 << 22;
+
 /** SwiGLU: silu(gate) * up, fused so the MLP stores no intermediate. */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   sameSize("swiglu", gate, up);
@@ -117,18 +120,22 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const y = out.data;
   const g = gate.data;
   const u = up.data;
-  // The sigmoid is kept for the backward (one exp per element in all).
-  const sig = grad ? new Float32Array(y.length) : null;
+  // The sigmoid is kept for the backward (one exp per element in all), unless it is large:
+  // then the backward makes it again from the gate (the same float32 values), a layer's
+  // worth of memory saved for one more exp per element.
+  const sigKept = grad && y.length < SWIGLU_KEEP_MAX ? new Float32Array(y.length) : null;
   for (let i = 0; i < y.length; i++) {
     const x = g[i];
     const s = 1 / (1 + Math.exp(-x));
-    if (sig) sig[i] = s;
+    if (sigKept) sigKept[i] = s;
     y[i] = x * s * u[i];
   }
-  if (grad && sig) {
+  if (grad) {
     record(() => {
       const dy = out.grad;
       if (dy === null) return;
+      const sig = sigKept ?? new Float32Array(dy.length);
+      if (sigKept === null) for (let i = 0; i < sig.length; i++) sig[i] = 1 / (1 + Math.exp(-g[i]));
       const dg = gate.requiresGrad ? gate.ensureGrad() : null;
       const du = up.requiresGrad ? up.ensureGrad() : null;
       if (dg && du) {
