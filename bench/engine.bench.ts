@@ -2,14 +2,17 @@
  * Engine throughput figures, one JSON line each:
  *   {"figure": NAME, "emlab": X, "reference": Y, "ratio": X/Y, "config": {...}}
  * matmul_gflops (the kernels' headline), forward_tokens_per_s and train_tokens_per_s on
- * the 3.3 M-parameter config (reference: the same model in Debian's torch, 1 thread;
+ * the 3.3 M-parameter config (reference: the same model in Debian's torch, same threads;
  * null when /usr/bin/python3 has no torch), generate_tokens_per_s on a ~5 M model
  * (reference: node-llama-cpp on its GGUF when installed, else null).
  *
- * Both sides run one thread (EMLAB_THREADS=1 unless set) and report their best timed
- * step (forward: best of 5; train: best of 5 steps after 2 warm-up steps; generate: best
- * of 5 runs after a warm-up run). The machine is shared, so take the numbers as noisy.
- * Run: `npx tsx bench/engine.bench.ts [--only train,forward,generate,matmul]`.
+ * Both sides run the same number of threads (EMLAB_THREADS, default 1; torch gets it as
+ * set_num_threads) and report their best timed step (forward: best of 5; train: best of 5
+ * steps after 2 warm-up steps; generate: best of 5 runs after a warm-up run). The machine
+ * is shared, so take the numbers as noisy.
+ * Run: `npx tsx bench/engine.bench.ts [--only train,forward,generate,matmul] [--threads 1,2]`;
+ * `--threads` with several counts runs the bench once per count, each in its own process
+ * (the kernels' thread count is fixed per process).
  *
  * generate_tokens_per_s, both sides measured the same way: the clock runs from the call
  * with the 32-token prompt until the 128th generated token is sampled, so it includes the
@@ -27,6 +30,23 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { best } from "./timing.ts";
 
+const threadsArg = (() => {
+  const i = process.argv.indexOf("--threads");
+  return i >= 0 ? process.argv[i + 1].split(",") : null;
+})();
+if (threadsArg !== null && threadsArg.length > 1) {
+  const { spawnSync } = await import("node:child_process");
+  const rest = process.argv.slice(2).filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads");
+  for (const n of threadsArg) {
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...rest], {
+      stdio: "inherit",
+      env: { ...process.env, EMLAB_THREADS: n },
+    });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
+  process.exit(0);
+}
+if (threadsArg !== null) process.env.EMLAB_THREADS = threadsArg[0];
 process.env.EMLAB_THREADS ??= "1";
 
 const { benchMatmul } = await import("./engine/matmul.ts");
@@ -36,6 +56,9 @@ const { generate } = await import("../src/engine/generate.ts");
 const { LlamaModel } = await import("../src/engine/model.ts");
 const { Trainer } = await import("../src/engine/train.ts");
 const { Rng } = await import("../src/engine/rng.ts");
+const { getKernels } = await import("../src/engine/kernels/index.ts");
+// Worker threads start asynchronously; until then every matmul runs on this thread.
+await getKernels().ready?.();
 
 const TORCH = "/usr/bin/python3";
 const ROOT = join(import.meta.dirname, "..");
@@ -111,10 +134,15 @@ function torchReference(): {
   try {
     const out = execFileSync(
       TORCH,
-      [join(ROOT, "scripts/golden/bench_torch_reference.py"), JSON.stringify(TRAIN)],
+      [join(ROOT, "scripts/golden/bench_torch_reference.py"), JSON.stringify({ ...TRAIN, threads })],
       {
         encoding: "utf8",
-        env: { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" },
+        env: {
+          ...process.env,
+          OMP_NUM_THREADS: String(threads),
+          OPENBLAS_NUM_THREADS: String(threads),
+          MKL_NUM_THREADS: String(threads),
+        },
         stdio: ["ignore", "pipe", "pipe"],
         timeout: 600_000,
       },
@@ -145,8 +173,8 @@ function randomRows(n: number, len: number, vocab: number, seed: number): number
   return Array.from({ length: n }, () => Array.from({ length: len }, () => rng.int(vocab)));
 }
 
-const torch = want("train") || want("forward") ? torchReference() : null;
 const threads = Number(process.env.EMLAB_THREADS);
+const torch = want("train") || want("forward") ? torchReference() : null;
 
 if (want("matmul")) emit((await benchMatmul()) as Figure);
 
@@ -161,7 +189,7 @@ if (want("forward")) {
       params: model.parameterCount(),
       threads,
       pinned_weights: true,
-      reference_impl: torch ? `torch ${torch.torch} (${TORCH}), 1 thread` : null,
+      reference_impl: torch ? `torch ${torch.torch} (${TORCH}), ${threads} thread(s)` : null,
     }),
   );
 }
@@ -188,7 +216,7 @@ if (want("train")) {
       peak_rss_mb: Math.round(rssMb),
       pinned_weights: true,
       optimizer: "AdamW + clip 1.0",
-      reference_impl: torch ? `torch ${torch.torch} (${TORCH}), 1 thread, same forward` : null,
+      reference_impl: torch ? `torch ${torch.torch} (${TORCH}), ${threads} thread(s), same forward` : null,
     }),
   );
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Reference throughput for bench/engine.bench.ts: the same Llama config trained and run
-forward in plain PyTorch (the reference forward of make_llama_golden.py), one thread.
+forward in plain PyTorch (the reference forward of make_llama_golden.py), on `threads`
+threads (default one).
 
     /usr/bin/python3 scripts/golden/bench_torch_reference.py '{"vocab":512,...}'
 
@@ -20,7 +21,7 @@ from make_llama_golden import forward, make_weights, masked_ce  # noqa: E402
 
 def main():
     c = json.loads(sys.argv[1])
-    torch.set_num_threads(1)
+    torch.set_num_threads(c.get("threads", 1))
     cfg = {
         "model_type": "llama", "vocab_size": c["vocab"], "hidden_size": c["d"], "intermediate_size": c["ff"],
         "num_hidden_layers": c["layers"], "num_attention_heads": c["heads"], "num_key_value_heads": c["kvHeads"],
