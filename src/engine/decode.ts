@@ -37,7 +37,9 @@ export function fastDecodeUnsupported(model: LlamaModel): string | null {
 /**
  * Weights up to this size are repacked into 8-row panels for each generate call (one
  * sequential stream per token, ~3x faster than reading row-major W out of L3); larger
- * models read their pinned row-major weights instead, so memory never doubles for them.
+ * models read their pinned row-major weights in place, row after row (gemvRows: also one
+ * sequential stream, as fast as the panels once the weights come from DRAM), so memory
+ * never doubles for them.
  */
 const PACK_LIMIT_FLOATS = 64 * 1024 * 1024;
 
@@ -93,8 +95,11 @@ export class FastDecoder {
   /** Whether `scores` outgrew the block into its own allocation. */
   private scoresSeparate = false;
 
-  /** Throws when `fastDecodeUnsupported(model)` is not null. */
-  constructor(model: LlamaModel, capacity: number) {
+  /**
+   * Throws when `fastDecodeUnsupported(model)` is not null. `packLimitFloats` (tests)
+   * overrides PACK_LIMIT_FLOATS: 0 makes a small model decode like a large one.
+   */
+  constructor(model: LlamaModel, capacity: number, opts: { packLimitFloats?: number } = {}) {
     const why = fastDecodeUnsupported(model);
     if (why !== null) throw new Error(`fast decode unavailable: ${why}`);
     this.model = model;
@@ -141,7 +146,7 @@ export class FastDecoder {
     this.embed = model.param("model.embed_tokens.weight").data;
     this.finalNorm = vec("model.norm.weight");
     this.head = proj(s.tieWordEmbeddings ? "model.embed_tokens" : "lm_head");
-    this.packed = this.packWeights();
+    this.packed = this.packWeights(opts.packLimitFloats ?? PACK_LIMIT_FLOATS);
 
     // One block for every activation (sizes are multiples of 4, so every view is 16-byte aligned).
     const qd = s.heads * s.headDim;
@@ -172,11 +177,11 @@ export class FastDecoder {
   }
 
   /** Copies every projection into pack8 panels (one block), unless the model is too large. */
-  private packWeights(): Float32Array {
+  private packWeights(limit: number): Float32Array {
     const all = this.projections();
     let total = 0;
     for (const p of all) total += Math.ceil(p.out / 8) * 8 * p.in;
-    if (total > PACK_LIMIT_FLOATS) return new Float32Array(0);
+    if (total > limit) return new Float32Array(0);
     const block = this.kern.alloc(total);
     let at = block.byteOffset;
     for (const p of all) {
@@ -289,7 +294,7 @@ export class FastDecoder {
     const hasBias = p.bias !== null;
     if (hasBias) out.set(p.bias!);
     if (p.packed >= 0) this.dk.gemv8(x.byteOffset, p.packed, out.byteOffset, p.out, p.in, hasBias);
-    else if (p.ptr >= 0) this.dk.gemvT(x.byteOffset, p.ptr, out.byteOffset, p.out, p.in, hasBias);
+    else if (p.ptr >= 0) this.dk.gemvRows(x.byteOffset, p.ptr, out.byteOffset, p.out, p.in, hasBias);
     else (this.kern as MatmulKernels).matmul(x, p.w, out, 1, p.out, p.in, false, true, hasBias);
   }
 

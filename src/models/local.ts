@@ -98,7 +98,8 @@ export function loadLocalEngine(
     // The template first: a directory without one fails before its weights are read.
     loadedTemplate = loadChatTemplate(dir, { file: opts.chatTemplate });
     compileChatTemplate(loadedTemplate.template, loadedTemplate.file);
-    model = loadModel(dir);
+    // Read straight into the kernels' memory: one copy of the weights (pinWeights below is then a no-op).
+    model = loadModel(dir, { pin: true });
     tokenizer = loadTokenizer(dir);
     if (opts.adapter) {
       loadAdapter(model, opts.adapter, { trainable: false });

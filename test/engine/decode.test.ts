@@ -5,7 +5,8 @@ import { FastDecoder, fastDecodeUnsupported } from "../../src/engine/decode.ts";
 import { generate } from "../../src/engine/generate.ts";
 import { ablateHook, type HookContext, type Hooks, resolveHooks, steerHook } from "../../src/engine/hooks.ts";
 import { getKernels } from "../../src/engine/kernels/index.ts";
-import type { WasmMatmulKernels } from "../../src/engine/kernels/wasm-matmul.ts";
+import { createWasmKernels, type WasmMatmulKernels } from "../../src/engine/kernels/wasm-matmul.ts";
+import { loadKernelModule } from "../../src/engine/kernels/wasm-module.ts";
 import { kernelMemory } from "../../src/engine/memory.ts";
 import { LlamaModel } from "../../src/engine/model.ts";
 import { Rng } from "../../src/engine/rng.ts";
@@ -42,6 +43,7 @@ function bothPaths(
   hooks?: Hooks,
   capacity = prompt.length + steps,
   phase: (p: "general" | "fast") => void = () => {},
+  decoder: { packLimitFloats?: number } = {},
 ) {
   const tokens = Array.from({ length: steps }, (_, i) => (i * 13 + 1) % m.shape.vocabSize);
   const mem = kernelMemory()!;
@@ -55,7 +57,7 @@ function bothPaths(
     phase("fast");
     const c2 = m.newCache(1, capacity, mem);
     m.forward([prompt], { cache: c2, hooks });
-    const dec = new FastDecoder(m, capacity);
+    const dec = new FastDecoder(m, capacity, decoder);
     try {
       const resolved = resolveHooks(hooks, m.shape.layers);
       for (const t of tokens) fast.push(dec.step(t, c2, resolved).slice());
@@ -95,6 +97,15 @@ describe("fast decode path (decode.ts)", () => {
       expect(general[0].length).toBe(70);
       // The logits are O(1) here, so this is a real check of every kernel on the path.
       expect(Math.max(...general[5].map(Math.abs))).toBeGreaterThan(0.5);
+      expect(maxDiff(general, fast)).toBeLessThan(1e-5);
+    }
+  });
+
+  it("decodes models over the repack limit from their row-major weights (gemvRows) with the same logits", () => {
+    for (const opts of [{}, { pin: false }, { qwen: true, tied: true }]) {
+      const { general, fast } = bothPaths(tinyModel(opts), 8, undefined, undefined, undefined, {
+        packLimitFloats: 0,
+      });
       expect(maxDiff(general, fast)).toBeLessThan(1e-5);
     }
   });
@@ -162,6 +173,52 @@ describe("fast decode path (decode.ts)", () => {
     const again = mem.alloc(16);
     expect(again.byteOffset).toBe(before);
     mem.free(again);
+  });
+
+  it("gemvRows and gemv8 split across threads give one thread's bits, and x·Wᵀ", async () => {
+    const loaded = loadKernelModule();
+    if (typeof loaded === "string") throw new Error(loaded);
+    const single = createWasmKernels(loaded, { threads: 1 });
+    const two = createWasmKernels(loaded, { threads: 2, parallelMinMacs: 0, stallMs: 5000 });
+    await two.ready();
+    try {
+      for (const [n, kk] of [
+        [13, 20],
+        [300, 36],
+        [1001, 64],
+      ]) {
+        const results: Float32Array[] = [];
+        for (const k of [single, two]) {
+          const dk = k.decode!;
+          const w = k.alloc(n * kk);
+          const x = k.alloc(kk);
+          const packed = k.alloc(Math.ceil(n / 8) * 8 * kk);
+          const c = k.alloc(2 * Math.ceil(n / 8) * 8);
+          const r = new Rng(n);
+          for (let i = 0; i < w.length; i++) w[i] = r.normal();
+          for (let i = 0; i < kk; i++) x[i] = r.normal();
+          dk.pack8(w.byteOffset, packed.byteOffset, n, kk);
+          const rows = c.subarray(0, n);
+          const panels = c.subarray(Math.ceil(n / 8) * 8);
+          for (let j = 0; j < n; j++) rows[j] = panels[j] = j;
+          const before = k.stats().parallelCalls;
+          dk.gemvRows(x.byteOffset, w.byteOffset, rows.byteOffset, n, kk, true);
+          dk.gemv8(x.byteOffset, packed.byteOffset, panels.byteOffset, n, kk, true);
+          if (k === two && n > 64) expect(k.stats().parallelCalls - before).toBe(2);
+          for (let j = 0; j < n; j++) {
+            let ref = j;
+            for (let i = 0; i < kk; i++) ref += x[i] * w[j * kk + i];
+            expect(Math.abs(rows[j] - ref)).toBeLessThan(1e-4);
+            expect(Math.abs(panels[j] - ref)).toBeLessThan(1e-4);
+          }
+          results.push(c.slice(0, Math.ceil(n / 8) * 8 + n));
+          for (const a of [w, x, packed, c]) k.free(a);
+        }
+        expect(Array.from(results[1])).toEqual(Array.from(results[0]));
+      }
+    } finally {
+      await two.terminate();
+    }
   });
 
   it("gemv8 on pack8 panels equals x·Wᵀ, with padding rows and accumulation", () => {

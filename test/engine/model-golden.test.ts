@@ -3,6 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { noGrad } from "../../src/engine/autograd.ts";
+import { getKernels } from "../../src/engine/kernels/index.ts";
+import type { WasmMatmulKernels } from "../../src/engine/kernels/wasm-matmul.ts";
+import { kernelMemory } from "../../src/engine/memory.ts";
 import { loadModel, saveModel } from "../../src/engine/pretrained.ts";
 
 const FIX = join(import.meta.dirname, "../fixtures/engine");
@@ -43,6 +46,28 @@ describe("LlamaModel forward matches the PyTorch reference", () => {
     model.pinWeights();
     model.dispose();
     if (moved > 0) expect(() => noGrad(() => model.forward(g.ids))).toThrow();
+  });
+
+  it("loadModel with pin reads the weights straight into the kernels' memory (same logits, freed by dispose)", () => {
+    const g = golden("qwen2_bias_tied");
+    const plain = loadModel(join(FIX, "qwen2_bias_tied"));
+    const want = Array.from(noGrad(() => plain.forward(g.ids)).data);
+    const mem = kernelMemory();
+    const probe = mem?.alloc(16);
+    if (mem && probe) mem.free(probe);
+    const model = loadModel(join(FIX, "qwen2_bias_tied"), { pin: true });
+    expect(Array.from(noGrad(() => model.forward(g.ids)).data)).toEqual(want);
+    if (mem && probe) {
+      const k = getKernels() as WasmMatmulKernels;
+      for (const t of model.params.values()) expect(k.isWasmBacked(t.data)).toBe(true);
+      // Already pinned: nothing more to move.
+      expect(model.pinWeights()).toBe(0);
+      model.dispose();
+      // Everything loadModel allocated is back: the next block starts where the probe did.
+      const again = mem.alloc(16);
+      expect(again.byteOffset).toBe(probe.byteOffset);
+      mem.free(again);
+    }
   });
 
   it("save → load round-trips the weights and logits", () => {

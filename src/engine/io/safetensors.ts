@@ -232,9 +232,53 @@ function decode(dtype: SafetensorsDtype, bytes: Buffer): Float32Array {
   }
 }
 
+/** Bytes per read while streaming a tensor into its array (bounds the temporary buffer for F16/BF16). */
+const CHUNK_BYTES = 32 << 20;
+
+/**
+ * Reads one F32 / F16 / BF16 tensor straight into `out` (no whole-tensor staging buffer):
+ * F32 bytes land in `out`'s own memory, half floats are widened chunk by chunk. Returns
+ * false when the file ends early.
+ */
+function readInto(fd: number, dtype: "F32" | "F16" | "BF16", position: number, out: Float32Array): boolean {
+  if (dtype === "F32") {
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = readSync(fd, bytes, got, Math.min(CHUNK_BYTES, bytes.length - got), position + got);
+      if (n === 0) return false;
+      got += n;
+    }
+    return true;
+  }
+  // Its own ArrayBuffer, so the Uint16Array view is aligned.
+  const chunk = new Uint8Array(Math.min(CHUNK_BYTES, out.length * 2));
+  const halves = new Uint16Array(chunk.buffer);
+  const widen = dtype === "F16" ? f16ToF32Array : bf16ToF32Array;
+  for (let at = 0; at < out.length; ) {
+    const count = Math.min(halves.length, out.length - at);
+    let got = 0;
+    while (got < count * 2) {
+      const n = readSync(fd, chunk, got, count * 2 - got, position + at * 2 + got);
+      if (n === 0) return false;
+      got += n;
+    }
+    // (half.ts types its output as ArrayBuffer-backed; a SharedArrayBuffer view works the same.)
+    widen(halves.subarray(0, count), out.subarray(at, at + count) as Float32Array<ArrayBuffer>);
+    at += count;
+  }
+  return true;
+}
+
 export interface ReadOptions {
   /** Only load tensors whose name passes (others are not read from disk). */
   filter?: (name: string) => boolean;
+  /**
+   * Where an F32 / F16 / BF16 tensor of `length` floats is read (default: a new
+   * Float32Array). The engine passes the kernels' memory, so weights are read there once
+   * instead of into a JS array and then copied.
+   */
+  alloc?: (length: number) => Float32Array;
 }
 
 export function readSafetensors(
@@ -248,6 +292,15 @@ export function readSafetensors(
     for (const [name, info] of header.tensors) {
       if (opts.filter && !opts.filter(name)) continue;
       const [begin, end] = info.dataOffsets;
+      const dtype = info.dtype;
+      if (dtype === "F32" || dtype === "F16" || dtype === "BF16") {
+        const n = numel(info.shape);
+        const data = opts.alloc ? opts.alloc(n) : new Float32Array(n);
+        if (!readInto(fd, dtype, header.dataStart + begin, data))
+          throw new SafetensorsError(path, `tensor "${name}": file truncated`);
+        tensors.set(name, { dtype, shape: [...info.shape], data });
+        continue;
+      }
       const bytes = readExactly(fd, end - begin, header.dataStart + begin);
       if (bytes.length !== end - begin) throw new SafetensorsError(path, `tensor "${name}": file truncated`);
       tensors.set(name, { dtype: info.dtype, shape: [...info.shape], data: decode(info.dtype, bytes) });

@@ -23,7 +23,28 @@ const { module, memory, control, index, scratch, pauseAfterChunkMs } = workerDat
 // meet the next job while still holding the previous job's generation.
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const ctl = new Int32Array(control);
-const { gemm, gemv } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const { gemm, gemv, gemmCols, gemvRows, gemv8Range, gemmNT } = new WebAssembly.Instance(module, {
+  env: { memory },
+}).exports;
+/**
+ * SwiGLU over elements [i0, i1) of byte-addressed float32 arrays in the shared memory,
+ * in plain JS: the same expression as ops/elementwise.ts's swiglu (doubles, V8's
+ * Math.exp, rounded to float32 on store), so every element is bit-identical to it.
+ */
+function swigluRange(g, u, out, i0, i1) {
+  const f32 = new Float32Array(memory.buffer);
+  const go = g >>> 2;
+  const uo = u >>> 2;
+  const oo = out >>> 2;
+  for (let i = i0; i < i1; i++) {
+    const x = f32[go + i];
+    const s = 1 / (1 + Math.exp(-x));
+    f32[oo + i] = x * s * f32[uo + i];
+  }
+}
+
+// Indexed by the job's export number (thread-pool.ts).
+const kernels = [gemm, gemv, gemmCols, gemvRows, gemv8Range, gemmNT, swigluRange];
 const args = [];
 
 let seen = Atomics.load(ctl, GENERATION);
@@ -45,7 +66,7 @@ for (;;) {
     if (claim >>> 16 !== tag || (claim & 0xffff) >= (chunks & 0xffff)) break;
     if (Atomics.compareExchange(ctl, NEXT, claim, claim + 1) !== claim) continue;
     const chunk = claim & 0xffff;
-    const kernel = ctl[EXPORT] === 0 ? gemm : gemv;
+    const kernel = kernels[ctl[EXPORT]];
     const size = ctl[CHUNK_SIZE];
     const rangeArg = ctl[RANGE_ARG];
     const scratchArg = ctl[SCRATCH_ARG];

@@ -310,22 +310,56 @@
         (param $m i32) (param $n i32) (param $k i32)
         (param $transA i32) (param $transB i32) (param $accumulate i32)
         (param $r0 i32) (param $r1 i32) (param $scratch i32) (param $prepacked i32)
+    (call $gemmRange (local.get $a) (local.get $b) (local.get $c) (local.get $m) (local.get $n) (local.get $k)
+      (local.get $transA) (local.get $transB) (local.get $accumulate)
+      (local.get $r0) (local.get $r1) (i32.const 0) (local.get $n) (local.get $scratch) (local.get $prepacked)))
+
+  ;; Columns [j0, j1) of C (+)= op(A) · op(B), every row. Threads call this on disjoint
+  ;; column ranges (j0 a multiple of 8) of wide products with few rows (a prefill's
+  ;; projections): each packs only its own columns of B, so no thread packs all of B
+  ;; first. Every element's sum runs in the same order as gemm's, so C is bit-identical.
+  (func (export "gemmCols") (param $a i32) (param $b i32) (param $c i32)
+        (param $m i32) (param $n i32) (param $k i32)
+        (param $transA i32) (param $transB i32) (param $accumulate i32)
+        (param $j0 i32) (param $j1 i32) (param $scratch i32)
+    (call $gemmRange (local.get $a) (local.get $b) (local.get $c) (local.get $m) (local.get $n) (local.get $k)
+      (local.get $transA) (local.get $transB) (local.get $accumulate)
+      (i32.const 0) (local.get $m) (local.get $j0) (local.get $j1) (local.get $scratch) (i32.const 0)))
+
+  ;; Rows [r0, r1) × columns [j0, j1) of C; $prepacked only with the whole column range.
+  (func $gemmRange (param $a i32) (param $b i32) (param $c i32)
+        (param $m i32) (param $n i32) (param $k i32)
+        (param $transA i32) (param $transB i32) (param $accumulate i32)
+        (param $r0 i32) (param $r1 i32) (param $j0 i32) (param $j1 i32) (param $scratch i32) (param $prepacked i32)
     (local $packedA i32) (local $packedB i32) (local $edge i32) (local $panel i32)
     (local $jc i32) (local $nc i32) (local $pc i32) (local $kc i32) (local $ic i32) (local $mc i32)
     (local $jr i32) (local $ir i32) (local $rows i32) (local $cols i32) (local $cRow i32)
     (if (i32.le_s (local.get $r1) (local.get $r0)) (then (return)))
+    (if (i32.le_s (local.get $j1) (local.get $j0)) (then (return)))
     (if (i32.eqz (local.get $accumulate))
-      (then (memory.fill
-        (i32.add (local.get $c) (i32.shl (i32.mul (local.get $r0) (local.get $n)) (i32.const 2)))
-        (i32.const 0)
-        (i32.shl (i32.mul (i32.sub (local.get $r1) (local.get $r0)) (local.get $n)) (i32.const 2)))))
+      (then
+        (if (i32.and (i32.eqz (local.get $j0)) (i32.eq (local.get $j1) (local.get $n)))
+          (then (memory.fill
+            (i32.add (local.get $c) (i32.shl (i32.mul (local.get $r0) (local.get $n)) (i32.const 2)))
+            (i32.const 0)
+            (i32.shl (i32.mul (i32.sub (local.get $r1) (local.get $r0)) (local.get $n)) (i32.const 2))))
+          (else
+            (local.set $cRow (local.get $r0))
+            (loop $zero_rows
+              (memory.fill
+                (i32.add (local.get $c) (i32.shl
+                  (i32.add (i32.mul (local.get $cRow) (local.get $n)) (local.get $j0)) (i32.const 2)))
+                (i32.const 0)
+                (i32.shl (i32.sub (local.get $j1) (local.get $j0)) (i32.const 2)))
+              (br_if $zero_rows (i32.lt_s (local.tee $cRow (i32.add (local.get $cRow) (i32.const 1))) (local.get $r1))))))))
     (if (i32.or (i32.eqz (local.get $k)) (i32.eqz (local.get $n))) (then (return)))
+    (local.set $jc (local.get $j0))
     (local.set $packedA (local.get $scratch))
     (local.set $packedB (i32.add (local.get $packedA) (i32.shl (i32.mul (global.get $MC) (global.get $KC)) (i32.const 2))))
     (local.set $edge (i32.add (local.get $packedB) (i32.shl (i32.mul (global.get $KC) (global.get $NC)) (i32.const 2))))
     (loop $each_jc
-      (local.set $nc (select (global.get $NC) (i32.sub (local.get $n) (local.get $jc))
-        (i32.lt_s (global.get $NC) (i32.sub (local.get $n) (local.get $jc)))))
+      (local.set $nc (select (global.get $NC) (i32.sub (local.get $j1) (local.get $jc))
+        (i32.lt_s (global.get $NC) (i32.sub (local.get $j1) (local.get $jc)))))
       (local.set $pc (i32.const 0))
       (loop $each_pc
         (local.set $kc (select (global.get $KC) (i32.sub (local.get $k) (local.get $pc))
@@ -364,7 +398,7 @@
             (br_if $each_jr (i32.lt_s (local.tee $jr (i32.add (local.get $jr) (i32.const 8))) (local.get $nc))))
           (br_if $each_ic (i32.lt_s (local.tee $ic (i32.add (local.get $ic) (global.get $MC))) (local.get $r1))))
         (br_if $each_pc (i32.lt_s (local.tee $pc (i32.add (local.get $pc) (global.get $KC))) (local.get $k))))
-      (br_if $each_jc (i32.lt_s (local.tee $jc (i32.add (local.get $jc) (global.get $NC))) (local.get $n)))))
+      (br_if $each_jc (i32.lt_s (local.tee $jc (i32.add (local.get $jc) (global.get $NC))) (local.get $j1)))))
 
     ;; One row: c[j0, j1) (+)= a[0, k) · op(B)[:, j0..j1). Used for m = 1 (decode steps)
   ;; and other thin products, where packing B would cost as much as the product itself.
@@ -657,7 +691,7 @@
 
   ;; c[0, 8·ceil(n/8)) (+)= a[0, k) · Wᵀ with W packed by pack8 (k a multiple of 4, > 0);
   ;; c must have room for the padded tail.
-  (func (export "gemv8") (param $a i32) (param $b i32) (param $c i32) (param $n i32) (param $k i32)
+  (func $gemv8 (export "gemv8") (param $a i32) (param $b i32) (param $c i32) (param $n i32) (param $k i32)
         (param $accumulate i32)
     (local $j i32) (local $cp i32) (local $ap i32) (local $aend i32) (local $bp i32) (local $x v128)
     (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
@@ -695,4 +729,192 @@
       (v128.store offset=16 (local.get $cp) (local.get $hi))
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br $each))))
+
+  ;; c[j0, j1) (+)= a[0, k) · Wᵀ for row-major W [n, k] (k a multiple of 4), one row at a
+  ;; time: consecutive rows are consecutive memory, so W is read as one sequential stream
+  ;; (gemvT's 4 interleaved rows come out of DRAM about 1.5x slower). For models too large
+  ;; for gemv8's repacked copy; threads split the rows.
+  (func (export "gemvRows") (param $a i32) (param $b i32) (param $c i32) (param $n i32) (param $k i32)
+        (param $accumulate i32) (param $j0 i32) (param $j1 i32)
+    (local $j i32) (local $bp i32) (local $ap i32) (local $aend i32) (local $a16 i32) (local $cp i32)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128) (local $h f32)
+    (if (i32.le_s (local.get $j1) (local.get $j0)) (then (return)))
+    (local.set $aend (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $a16 (i32.add (local.get $a) (i32.shl (i32.and (local.get $k) (i32.const -16)) (i32.const 2))))
+    (local.set $bp (i32.add (local.get $b) (i32.shl (i32.mul (local.get $j0) (local.get $k)) (i32.const 2))))
+    (local.set $j (local.get $j0))
+    (loop $each
+      (local.set $s0 (v128.const i64x2 0 0)) (local.set $s1 (v128.const i64x2 0 0))
+      (local.set $s2 (v128.const i64x2 0 0)) (local.set $s3 (v128.const i64x2 0 0))
+      (local.set $ap (local.get $a))
+      (block $wide_done (loop $wide
+        (br_if $wide_done (i32.ge_u (local.get $ap) (local.get $a16)))
+        (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load offset=0 (local.get $ap)) (v128.load offset=0 (local.get $bp)))))
+        (local.set $s1 (f32x4.add (local.get $s1) (f32x4.mul (v128.load offset=16 (local.get $ap)) (v128.load offset=16 (local.get $bp)))))
+        (local.set $s2 (f32x4.add (local.get $s2) (f32x4.mul (v128.load offset=32 (local.get $ap)) (v128.load offset=32 (local.get $bp)))))
+        (local.set $s3 (f32x4.add (local.get $s3) (f32x4.mul (v128.load offset=48 (local.get $ap)) (v128.load offset=48 (local.get $bp)))))
+        (local.set $ap (i32.add (local.get $ap) (i32.const 64)))
+        (local.set $bp (i32.add (local.get $bp) (i32.const 64)))
+        (br $wide)))
+      (block $quad_done (loop $quad
+        (br_if $quad_done (i32.ge_u (local.get $ap) (local.get $aend)))
+        (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (v128.load (local.get $ap)) (v128.load (local.get $bp)))))
+        (local.set $ap (i32.add (local.get $ap) (i32.const 16)))
+        (local.set $bp (i32.add (local.get $bp) (i32.const 16)))
+        (br $quad)))
+      (local.set $h (call $hsum (f32x4.add (f32x4.add (local.get $s0) (local.get $s1)) (f32x4.add (local.get $s2) (local.get $s3)))))
+      (local.set $cp (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))))
+      (if (local.get $accumulate) (then (local.set $h (f32.add (local.get $h) (f32.load (local.get $cp))))))
+      (f32.store (local.get $cp) (local.get $h))
+      (br_if $each (i32.lt_s (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $j1)))))
+
+  ;; gemv8 on 8-row panels [p0, p1) only (threads split the panels).
+  (func (export "gemv8Range") (param $a i32) (param $b i32) (param $c i32) (param $n i32) (param $k i32)
+        (param $accumulate i32) (param $p0 i32) (param $p1 i32)
+    (local $rows i32)
+    (if (i32.le_s (local.get $p1) (local.get $p0)) (then (return)))
+    (local.set $rows (i32.sub (i32.shl (local.get $p1) (i32.const 3)) (i32.shl (local.get $p0) (i32.const 3))))
+    (call $gemv8
+      (local.get $a)
+      (i32.add (local.get $b) (i32.shl (i32.mul (i32.shl (local.get $p0) (i32.const 3)) (local.get $k)) (i32.const 2)))
+      (i32.add (local.get $c) (i32.shl (i32.shl (local.get $p0) (i32.const 3)) (i32.const 2)))
+      (local.get $rows) (local.get $k) (local.get $accumulate)))
+
+  ;; ---- x · Wᵀ without packing W (nn.Linear: x [m, k] row-major, W [n, k] row-major) ----
+  ;; gemm would pack W into 8-column strips on every call: for a prefill (m a few hundred
+  ;; tokens, W megabytes) that transpose is a quarter of the time. Here W is the
+  ;; broadcast side instead: each depth step splats W[j..j+3, p] straight from 4 rows of W
+  ;; (a 4-row × KC block, 4 KB, stays in L1 while every 8-token strip of x passes by),
+  ;; and only x is packed (small). Every C element is still Σ_p over KC blocks in order,
+  ;; each block's sum added to C once, with the same products (x·w = w·x), so C is
+  ;; bit-identical to gemm's.
+
+  ;; 4 W rows ($w, row stride $ldw bytes) × 8 tokens (packed strip $bp, kc steps of 8);
+  ;; adds the 4×8 block, transposed, to C[tokens, j..j+3] at $c (row stride $ldc floats).
+  ;; $rows ≤ 4 valid W rows (the rest alias row 0 and are dropped), $cols ≤ 8 valid tokens.
+  (func $microNT (param $w i32) (param $ldw i32) (param $bp i32) (param $kc i32) (param $c i32) (param $ldc i32)
+                 (param $rows i32) (param $cols i32) (param $edge i32)
+    (local $c00 v128) (local $c01 v128)
+    (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128)
+    (local $c30 v128) (local $c31 v128)
+    (local $b0 v128) (local $b1 v128) (local $a v128)
+    (local $w1 i32) (local $w2 i32) (local $w3 i32)
+    (local $i i32) (local $j i32) (local $row i32) (local $stride i32) (local $t i32)
+    (local.set $w1 (select (i32.add (local.get $w) (local.get $ldw)) (local.get $w) (i32.gt_s (local.get $rows) (i32.const 1))))
+    (local.set $w2 (select (i32.add (local.get $w) (i32.shl (local.get $ldw) (i32.const 1))) (local.get $w)
+      (i32.gt_s (local.get $rows) (i32.const 2))))
+    (local.set $w3 (select (i32.add (local.get $w) (i32.mul (local.get $ldw) (i32.const 3))) (local.get $w)
+      (i32.gt_s (local.get $rows) (i32.const 3))))
+    (loop $depth
+      (local.set $b0 (v128.load offset=0 (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      (local.set $a (v128.load32_splat (local.get $w)))
+      (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a) (local.get $b0))))
+      (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a) (local.get $b1))))
+      (local.set $a (v128.load32_splat (local.get $w1)))
+      (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $a) (local.get $b0))))
+      (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $a) (local.get $b1))))
+      (local.set $a (v128.load32_splat (local.get $w2)))
+      (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $a) (local.get $b0))))
+      (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $a) (local.get $b1))))
+      (local.set $a (v128.load32_splat (local.get $w3)))
+      (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $a) (local.get $b0))))
+      (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $a) (local.get $b1))))
+      (local.set $w (i32.add (local.get $w) (i32.const 4)))
+      (local.set $w1 (i32.add (local.get $w1) (i32.const 4)))
+      (local.set $w2 (i32.add (local.get $w2) (i32.const 4)))
+      (local.set $w3 (i32.add (local.get $w3) (i32.const 4)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (br_if $depth (local.tee $kc (i32.sub (local.get $kc) (i32.const 1)))))
+    ;; Transpose through $edge: [0, 128) the accumulators by W row, [128, 256) by token.
+    (v128.store offset=0 (local.get $edge) (local.get $c00))
+    (v128.store offset=16 (local.get $edge) (local.get $c10))
+    (v128.store offset=32 (local.get $edge) (local.get $c20))
+    (v128.store offset=48 (local.get $edge) (local.get $c30))
+    (v128.store offset=64 (local.get $edge) (local.get $c01))
+    (v128.store offset=80 (local.get $edge) (local.get $c11))
+    (v128.store offset=96 (local.get $edge) (local.get $c21))
+    (v128.store offset=112 (local.get $edge) (local.get $c31))
+    (local.set $t (i32.add (local.get $edge) (i32.const 128)))
+    (call $transpose4 (local.get $edge) (i32.add (local.get $edge) (i32.const 16))
+      (i32.add (local.get $edge) (i32.const 32)) (i32.add (local.get $edge) (i32.const 48))
+      (local.get $t) (i32.const 16))
+    (call $transpose4 (i32.add (local.get $edge) (i32.const 64)) (i32.add (local.get $edge) (i32.const 80))
+      (i32.add (local.get $edge) (i32.const 96)) (i32.add (local.get $edge) (i32.const 112))
+      (i32.add (local.get $t) (i32.const 64)) (i32.const 16))
+    (local.set $stride (i32.shl (local.get $ldc) (i32.const 2)))
+    (if (i32.eq (local.get $rows) (i32.const 4))
+      (then
+        (loop $each_token
+          (v128.store (local.get $c) (f32x4.add (v128.load (local.get $c)) (v128.load (local.get $t))))
+          (local.set $c (i32.add (local.get $c) (local.get $stride)))
+          (local.set $t (i32.add (local.get $t) (i32.const 16)))
+          (br_if $each_token (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $cols))))
+        (return)))
+    (loop $each_row
+      (local.set $j (i32.const 0))
+      (local.set $row (i32.add (local.get $t) (i32.shl (local.get $i) (i32.const 4))))
+      (loop $each_col
+        (f32.store (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2)))
+          (f32.add
+            (f32.load (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))))
+        (br_if $each_col (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $rows))))
+      (local.set $c (i32.add (local.get $c) (local.get $stride)))
+      (br_if $each_row (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $cols)))))
+
+  ;; Columns [j0, j1) of C[m×n] (+)= x[m×k] · W[n×k]ᵀ (j0 a multiple of 4). Threads
+  ;; split the columns (= rows of W); each packs x itself into its $scratch: x's
+  ;; [KC depths × NC tokens] block at $scratch, the transpose buffer after it.
+  (func (export "gemmNT") (param $x i32) (param $w i32) (param $c i32)
+        (param $m i32) (param $n i32) (param $k i32) (param $accumulate i32)
+        (param $j0 i32) (param $j1 i32) (param $scratch i32)
+    (local $packed i32) (local $edge i32) (local $ic i32) (local $mc i32) (local $pc i32) (local $kc i32)
+    (local $jr i32) (local $s i32) (local $rows i32) (local $cols i32) (local $row i32) (local $ldw i32)
+    (if (i32.or (i32.le_s (local.get $j1) (local.get $j0)) (i32.le_s (local.get $m) (i32.const 0))) (then (return)))
+    (if (i32.eqz (local.get $accumulate))
+      (then
+        (loop $zero_rows
+          (memory.fill
+            (i32.add (local.get $c) (i32.shl
+              (i32.add (i32.mul (local.get $row) (local.get $n)) (local.get $j0)) (i32.const 2)))
+            (i32.const 0)
+            (i32.shl (i32.sub (local.get $j1) (local.get $j0)) (i32.const 2)))
+          (br_if $zero_rows (i32.lt_s (local.tee $row (i32.add (local.get $row) (i32.const 1))) (local.get $m))))))
+    (if (i32.eqz (local.get $k)) (then (return)))
+    (local.set $packed (local.get $scratch))
+    (local.set $edge (i32.add (local.get $scratch) (i32.shl (i32.mul (global.get $KC) (global.get $NC)) (i32.const 2))))
+    (local.set $ldw (i32.shl (local.get $k) (i32.const 2)))
+    (loop $each_ic
+      (local.set $mc (select (global.get $NC) (i32.sub (local.get $m) (local.get $ic))
+        (i32.lt_s (global.get $NC) (i32.sub (local.get $m) (local.get $ic)))))
+      (local.set $pc (i32.const 0))
+      (loop $each_pc
+        (local.set $kc (select (global.get $KC) (i32.sub (local.get $k) (local.get $pc))
+          (i32.lt_s (global.get $KC) (i32.sub (local.get $k) (local.get $pc)))))
+        ;; x's tokens [ic, ic+mc) as gemm's op(B) columns: 8-token strips, kc steps each.
+        (call $packB (local.get $x) (local.get $packed) (local.get $m) (local.get $k) (i32.const 1)
+          (local.get $pc) (local.get $kc) (local.get $ic) (local.get $mc))
+        (local.set $jr (local.get $j0))
+        (loop $each_jr
+          (local.set $rows (select (i32.const 4) (i32.sub (local.get $j1) (local.get $jr))
+            (i32.lt_s (i32.const 4) (i32.sub (local.get $j1) (local.get $jr)))))
+          (local.set $s (i32.const 0))
+          (loop $each_strip
+            (local.set $cols (select (i32.const 8) (i32.sub (local.get $mc) (local.get $s))
+              (i32.lt_s (i32.const 8) (i32.sub (local.get $mc) (local.get $s)))))
+            (call $microNT
+              (i32.add (local.get $w) (i32.shl (i32.add (i32.mul (local.get $jr) (local.get $k)) (local.get $pc)) (i32.const 2)))
+              (local.get $ldw)
+              (i32.add (local.get $packed) (i32.mul (local.get $s) (i32.shl (local.get $kc) (i32.const 2))))
+              (local.get $kc)
+              (i32.add (local.get $c) (i32.shl
+                (i32.add (i32.mul (i32.add (local.get $ic) (local.get $s)) (local.get $n)) (local.get $jr))
+                (i32.const 2)))
+              (local.get $n) (local.get $rows) (local.get $cols) (local.get $edge))
+            (br_if $each_strip (i32.lt_s (local.tee $s (i32.add (local.get $s) (i32.const 8))) (local.get $mc))))
+          (br_if $each_jr (i32.lt_s (local.tee $jr (i32.add (local.get $jr) (i32.const 4))) (local.get $j1))))
+        (br_if $each_pc (i32.lt_s (local.tee $pc (i32.add (local.get $pc) (global.get $KC))) (local.get $k))))
+      (br_if $each_ic (i32.lt_s (local.tee $ic (i32.add (local.get $ic) (global.get $NC))) (local.get $m)))))
 )

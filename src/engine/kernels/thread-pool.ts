@@ -19,7 +19,7 @@ import type { WasmMemory, WasmModule } from "./wasm-api.ts";
  *                   compare-and-swap so a stale worker never consumes a newer job's chunk
  *   [2] DONE        chunks finished
  *   [3] FAILED      a worker's kernel threw
- *   [4] export (0 gemm, 1 gemv)  [5] (generation & 0xffff) << 16 | chunk count
+ *   [4] export (0 gemm, 1 gemv, 2 gemmCols, 3 gemvRows, 4 gemv8Range, 5 gemmNT, 6 JS swiglu)  [5] (generation & 0xffff) << 16 | chunk count
  *   [6] chunk size  [7] range end
  *   [8] index of the range start argument (the end is the next one)
  *   [9] index of the scratch argument, or -1
@@ -44,9 +44,22 @@ const READY = 24;
 /** Which export of matmul.wat a job calls. */
 export const GEMM = 0;
 export const GEMV = 1;
+export const GEMM_COLS = 2;
+export const GEMV_ROWS = 3;
+export const GEMV8 = 4;
+export const GEMM_NT = 5;
+/** Not a WASM export: the JS SwiGLU loop in matmul-worker.mjs (and wasm-matmul.ts). */
+export const SWIGLU = 6;
 
 export interface PoolJob {
-  kernel: typeof GEMM | typeof GEMV;
+  kernel:
+    | typeof GEMM
+    | typeof GEMV
+    | typeof GEMM_COLS
+    | typeof GEMV_ROWS
+    | typeof GEMV8
+    | typeof GEMM_NT
+    | typeof SWIGLU;
   /** The kernel arguments (at most 13), in matmul.wat's parameter order. */
   args: number[];
   /** args[rangeArg] and args[rangeArg + 1] are replaced by each chunk's [start, end). */

@@ -15,6 +15,8 @@ export class WasmHeap {
   private readonly free: { start: number; size: number }[] = [];
   private readonly used = new Map<number, number>();
   private top: number;
+  /** Highest byte ever handed out: memory above it is still as grow left it (zero). */
+  private highWater: number;
 
   constructor(
     private readonly memory: WasmMemory,
@@ -22,6 +24,7 @@ export class WasmHeap {
     private readonly onGrow: () => void,
   ) {
     this.top = Math.ceil(base / ALIGN) * ALIGN;
+    this.highWater = this.top;
   }
 
   /** Bytes currently handed out. */
@@ -54,7 +57,21 @@ export class WasmHeap {
     }
     this.ensure(start + size);
     this.top = start + size;
+    if (this.top > this.highWater) this.highWater = this.top;
     this.used.set(start, size);
+    return start;
+  }
+
+  /**
+   * `alloc`, zero-filled. Only the part below the high-water mark is cleared: the rest was
+   * never used, and writing it would touch every page of a large block twice (a model's
+   * weights read straight into kernel memory, say).
+   */
+  allocZeroed(bytes: number): number {
+    const mark = this.highWater;
+    const start = this.alloc(bytes);
+    const dirty = Math.min(start + (this.used.get(start) ?? 0), mark);
+    if (dirty > start) new Uint8Array(this.memory.buffer, start, dirty - start).fill(0);
     return start;
   }
 

@@ -1,5 +1,5 @@
-import { MR, SCRATCH_BYTES } from "./matmul-layout.ts";
-import { GEMM, GEMV, MatmulThreadPool } from "./thread-pool.ts";
+import { MR, NR, SCRATCH_BYTES } from "./matmul-layout.ts";
+import { GEMM, GEMM_COLS, GEMM_NT, GEMV, GEMV_ROWS, GEMV8, MatmulThreadPool, SWIGLU } from "./thread-pool.ts";
 import { checkMatmulArgs } from "./ts-matmul.ts";
 import { tsCausalSoftmax } from "./ts-softmax.ts";
 import type { MatmulKernels } from "./types.ts";
@@ -22,6 +22,22 @@ const GEMV_BLOCK = 32;
 /** Smallest chunk worth a thread: below this, per-chunk packing and wake-ups dominate. */
 const MIN_CHUNK_ROWS = 16;
 const MIN_CHUNK_COLUMNS = 128;
+/**
+ * gemmCols chunks: each packs all of op(A) again, so they are wide (a chunk of c columns
+ * packs m·k of A against c·k of B) and fewer (about 2 a thread).
+ */
+const MIN_CHUNK_GEMM_COLUMNS = 256;
+/**
+ * Decode products (one row times a weight matrix) are split from this size: they stream
+ * the weights once, so a second thread's bandwidth pays for its wake-up sooner than in a
+ * compute-bound gemm.
+ */
+const DECODE_PARALLEL_MIN_MACS = 1 << 18;
+/** SwiGLU is split across threads from this many elements (a prefill's MLP: tokens × intermediate). */
+const SWIGLU_PARALLEL_MIN = 1 << 16;
+const SWIGLU_CHUNK = 1 << 14;
+/** Rows of W per decode chunk, at least (a multiple of 8: whole gemv8 panels). */
+const MIN_CHUNK_DECODE_ROWS = 64;
 
 type KernelFn = (...args: number[]) => void;
 
@@ -46,8 +62,13 @@ export interface DecodeKernels {
   gemvT(a: number, b: number, c: number, n: number, k: number, accumulate: boolean): void;
   /** dst = W [n, k] as 8-row panels for gemv8 (k a multiple of 4; 8·ceil(n/8)·k floats, padding zeroed). */
   pack8(src: number, dst: number, n: number, k: number): void;
-  /** c[0, 8·ceil(n/8)) (+)= a[0, k) · Wᵀ with W packed by pack8 (one thread; c padded to a multiple of 8). */
+  /** c[0, 8·ceil(n/8)) (+)= a[0, k) · Wᵀ with W packed by pack8 (c padded to a multiple of 8); split across threads when large. */
   gemv8(a: number, packed: number, c: number, n: number, k: number, accumulate: boolean): void;
+  /**
+   * c[0, n) (+)= a[0, k) · Wᵀ, W row-major [n, k] read as one stream row by row (k a
+   * multiple of 4; its own summation order, not gemvT's); split across threads when large.
+   */
+  gemvRows(a: number, b: number, c: number, n: number, k: number, accumulate: boolean): void;
   /** out[0, n) = RMSNorm(x) · w (n a multiple of 4). */
   rmsnorm(x: number, w: number, out: number, n: number, eps: number): void;
   /** out[0, n) = silu(g) · u (n a multiple of 4). */
@@ -86,6 +107,12 @@ export interface WasmMatmulKernels extends MatmulKernels {
   isWasmBacked(view: Float32Array): boolean;
   /** decode.wat's kernels, or null when decode.wasm did not load (the decode path then falls back). */
   readonly decode: DecodeKernels | null;
+  /**
+   * out = silu(gate) · up elementwise, bit-identical to ops/elementwise.ts's swiglu (the
+   * same JS expression), split across the worker threads when large. Any arrays; those
+   * outside kernel memory are staged.
+   */
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array): void;
   /** How many matmuls ran, and how many of them were split across threads. */
   stats(): { calls: number; parallelCalls: number; stagedBytes: number };
   /** Stops the worker threads (tests; they are unref'd, so processes exit without it). */
@@ -108,6 +135,11 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
   const gemv = exports.gemv as KernelFn;
   const packBAll = exports.packBAll as KernelFn;
   const gemv8 = exports.gemv8 as KernelFn;
+  const gemv8Range = exports.gemv8Range as KernelFn | undefined;
+  const gemvRows = exports.gemvRows as KernelFn | undefined;
+  // Absent from a stale matmul.wasm: products then always split by rows.
+  const gemmCols = typeof exports.gemmCols === "function" ? (exports.gemmCols as KernelFn) : null;
+  const gemmNT = typeof exports.gemmNT === "function" ? (exports.gemmNT as KernelFn) : null;
   const softmaxKernel =
     loaded.softmax === null
       ? null
@@ -173,15 +205,27 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
    * ready workers, else 0. About 4 chunks a thread: fine enough to rebalance when a core
    * is busy with other work, coarse enough that per-chunk A packing stays cheap.
    */
-  function chunkSize(thin: boolean, m: number, n: number, k: number): number {
+  function chunkSize(split: "gemv" | "rows" | "cols" | "nt", m: number, n: number, k: number): number {
     const helpers = pool === null || m * n * k < parallelMinMacs ? 0 : pool.readyCount();
     if (helpers === 0) return 0;
-    const extent = thin ? n : m;
-    const unit = thin ? GEMV_BLOCK : MR;
-    const minChunk = thin ? MIN_CHUNK_COLUMNS : MIN_CHUNK_ROWS;
-    const target = Math.ceil(extent / ((helpers + 1) * 4) / unit) * unit;
+    const extent = split === "rows" ? m : n;
+    const unit = split === "gemv" ? GEMV_BLOCK : split === "rows" ? MR : split === "nt" ? 4 : NR;
+    const minChunk =
+      split === "gemv" ? MIN_CHUNK_COLUMNS : split === "rows" ? MIN_CHUNK_ROWS : MIN_CHUNK_GEMM_COLUMNS;
+    const perThread = split === "cols" || split === "nt" ? 2 : 4;
+    const target = Math.ceil(extent / ((helpers + 1) * perThread) / unit) * unit;
     const size = Math.max(Math.min(minChunk, Math.ceil(extent / 2 / unit) * unit), target);
     return size < extent ? size : 0;
+  }
+
+  /** Rows per chunk of a decode product over n rows of W (a multiple of 8), or 0 for one thread. */
+  function decodeChunk(n: number, k: number): number {
+    const helpers =
+      pool === null || n * k < Math.min(parallelMinMacs, DECODE_PARALLEL_MIN_MACS) ? 0 : pool.readyCount();
+    if (helpers === 0) return 0;
+    const target = Math.ceil(n / ((helpers + 1) * 4) / 8) * 8;
+    const size = Math.max(Math.min(MIN_CHUNK_DECODE_ROWS, Math.ceil(n / 2 / 8) * 8), target);
+    return size < n ? size : 0;
   }
 
   // Both halves are needed: decode.wasm, and a matmul binary new enough to have gemv8.
@@ -192,7 +236,7 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
           gemvT(a, b, c, n, k, accumulate) {
             calls++;
             const acc = accumulate ? 1 : 0;
-            const chunk = chunkSize(true, 1, n, k);
+            const chunk = chunkSize("gemv", 1, n, k);
             if (chunk === 0) gemv(a, b, c, 1, n, k, 1, acc, 0, 1, 0, n, 0);
             else {
               parallelCalls++;
@@ -206,16 +250,99 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
           pack8: exports.pack8 as DecodeKernels["pack8"],
           gemv8(a, packed, c, n, k, accumulate) {
             calls++;
-            gemv8(a, packed, c, n, k, accumulate ? 1 : 0);
+            const acc = accumulate ? 1 : 0;
+            const chunk = gemv8Range === undefined ? 0 : decodeChunk(n, k);
+            if (chunk === 0) gemv8(a, packed, c, n, k, acc);
+            else {
+              // In 8-row panels: the pool's range is panel indices.
+              parallelCalls++;
+              const panels = Math.ceil(n / 8);
+              const args = [a, packed, c, n, k, acc, 0, panels];
+              pool!.run(
+                { kernel: GEMV8, args, rangeArg: 6, scratchArg: -1, rangeEnd: panels, chunkSize: chunk / 8 },
+                gemv8Range!,
+              );
+            }
+          },
+          gemvRows(a, b, c, n, k, accumulate) {
+            calls++;
+            const acc = accumulate ? 1 : 0;
+            // A matmul binary older than gemvRows: gemvT (4 rows at a time) instead.
+            if (gemvRows === undefined) return this.gemvT(a, b, c, n, k, accumulate);
+            const chunk = decodeChunk(n, k);
+            if (chunk === 0) gemvRows(a, b, c, n, k, acc, 0, n);
+            else {
+              parallelCalls++;
+              const args = [a, b, c, n, k, acc, 0, n];
+              pool!.run(
+                { kernel: GEMV_ROWS, args, rangeArg: 6, scratchArg: -1, rangeEnd: n, chunkSize: chunk },
+                gemvRows,
+              );
+            }
           },
           rmsnorm: decodeExports.rmsnorm as DecodeKernels["rmsnorm"],
           swiglu: decodeExports.swiglu as DecodeKernels["swiglu"],
           attend: decodeExports.attend as DecodeKernels["attend"],
         };
 
+  /** The worker's swigluRange (matmul-worker.mjs), on this thread: keep the two identical. */
+  function swigluRange(g: number, u: number, out: number, i0: number, i1: number): void {
+    const go = g >>> 2;
+    const uo = u >>> 2;
+    const oo = out >>> 2;
+    for (let i = i0; i < i1; i++) {
+      const x = f32[go + i];
+      const s = 1 / (1 + Math.exp(-x));
+      f32[oo + i] = x * s * f32[uo + i];
+    }
+  }
+
   return {
     name: "wasm-simd",
     decode,
+    swiglu(gate, up, out) {
+      const n = out.length;
+      if (gate.length < n || up.length < n)
+        throw new Error(`swiglu: gate ${gate.length}, up ${up.length}, out ${n} elements`);
+      const helpers = pool === null || n < SWIGLU_PARALLEL_MIN ? 0 : pool.readyCount();
+      if (helpers === 0) {
+        for (let i = 0; i < n; i++) {
+          const x = gate[i];
+          const s = 1 / (1 + Math.exp(-x));
+          out[i] = x * s * up[i];
+        }
+        return;
+      }
+      const bytes = Math.ceil((n * 4) / 64) * 64;
+      let gPtr = inPlace(gate, n);
+      let uPtr = inPlace(up, n);
+      let oPtr = inPlace(out, n, gate, up);
+      ensureStaging((gPtr < 0 ? bytes : 0) + (uPtr < 0 ? bytes : 0) + (oPtr < 0 ? bytes : 0));
+      let next = staging;
+      const stage = (src: Float32Array | null): number => {
+        const ptr = next;
+        next += bytes;
+        if (src !== null) f32.set(src.length === n ? src : src.subarray(0, n), ptr >>> 2);
+        return ptr;
+      };
+      if (gPtr < 0) gPtr = stage(gate);
+      if (uPtr < 0) uPtr = stage(up);
+      const oStaged = oPtr < 0;
+      if (oStaged) oPtr = stage(null);
+      parallelCalls++;
+      pool!.run(
+        {
+          kernel: SWIGLU,
+          args: [gPtr, uPtr, oPtr, 0, n],
+          rangeArg: 3,
+          scratchArg: -1,
+          rangeEnd: n,
+          chunkSize: SWIGLU_CHUNK,
+        },
+        swigluRange,
+      );
+      if (oStaged) out.set(f32.subarray(oPtr >>> 2, (oPtr >>> 2) + n));
+    },
     get threads() {
       return pool === null ? 1 : pool.size + 1;
     },
@@ -227,8 +354,7 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
     alloc(length) {
       if (!Number.isInteger(length) || length < 0)
         throw new Error(`alloc: length must be a non-negative integer, got ${length}`);
-      const ptr = heap.alloc(length * 4);
-      f32.fill(0, ptr >>> 2, (ptr >>> 2) + length);
+      const ptr = heap.allocZeroed(length * 4);
       return new Float32Array(f32.buffer, ptr, length);
     },
     free(view) {
@@ -272,9 +398,15 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
       // Thin products skip packing: gemv reads op(A)'s rows directly, so they must be
       // contiguous (A not transposed, or a single row, whose layout is the same either way).
       const thin = m < MR && (!transA || m === 1);
-      const chunk = chunkSize(thin, m, n, k);
-      // Shared gemm: op(B) is packed once here for every thread instead of once per chunk.
-      const packedBytes = !thin && chunk > 0 ? k * Math.ceil(n / 8) * 8 * 4 : 0;
+      // x · Wᵀ with fewer rows than columns (a prefill's projections: m tokens × n
+      // outputs): gemmNT reads W in place instead of packing it, threads split the columns.
+      const nt = !thin && gemmNT !== null && !transA && transB && n >= m;
+      // Other wide products split by columns, so each thread packs only its share of
+      // op(B) (see gemmCols).
+      const byCols = !thin && !nt && gemmCols !== null && n >= m && chunkSize("cols", m, n, k) > 0;
+      const chunk = chunkSize(thin ? "gemv" : nt ? "nt" : byCols ? "cols" : "rows", m, n, k);
+      // Row-split gemm: op(B) is packed once here for every thread instead of once per chunk.
+      const packedBytes = !thin && !nt && !byCols && chunk > 0 ? k * Math.ceil(n / 8) * 8 * 4 : 0;
       const staged = (bytes: number) => Math.ceil(bytes / 64) * 64;
       ensureStaging(
         (aPtr < 0 ? staged(m * k * 4) : 0) +
@@ -309,8 +441,25 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
             gemv,
           );
         }
+      } else if (nt) {
+        const args = [aPtr, bPtr, cPtr, m, n, k, acc, 0, n, scratchBase];
+        if (chunk === 0) gemmNT!(...args);
+        else {
+          parallelCalls++;
+          pool!.run(
+            { kernel: GEMM_NT, args, rangeArg: 7, scratchArg: 9, rangeEnd: n, chunkSize: chunk },
+            gemmNT!,
+          );
+        }
       } else if (chunk === 0) {
         gemm(aPtr, bPtr, cPtr, m, n, k, tA, tB, acc, 0, m, scratchBase, 0);
+      } else if (byCols) {
+        parallelCalls++;
+        const args = [aPtr, bPtr, cPtr, m, n, k, tA, tB, acc, 0, n, scratchBase];
+        pool!.run(
+          { kernel: GEMM_COLS, args, rangeArg: 9, scratchArg: 11, rangeEnd: n, chunkSize: chunk },
+          gemmCols!,
+        );
       } else {
         parallelCalls++;
         const packed = stage(null, packedBytes / 4, false);

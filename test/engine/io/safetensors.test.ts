@@ -36,6 +36,25 @@ describe("safetensors", () => {
     expect(Object.is(tensors.get("b.f16")!.data[2], -0)).toBe(true);
   });
 
+  it("reads float tensors into arrays from `alloc` (the kernels' memory), any dtype widened in place", () => {
+    const given: Float32Array[] = [];
+    const shared = new Float32Array(new SharedArrayBuffer(4096 * 4));
+    let at = 0;
+    const { tensors } = readSafetensors(join(FIX, "dtypes.safetensors"), {
+      alloc: (n) => {
+        const view = shared.subarray(at, at + n);
+        at += n + 3;
+        given.push(view);
+        return view;
+      },
+    });
+    for (const name of ["a.f32", "b.f16", "c.bf16_bits", "scalar"]) {
+      const data = tensors.get(name)!.data;
+      expect(given).toContain(data);
+      expect(Array.from(data)).toEqual(golden[name].map(Math.fround));
+    }
+  });
+
   it("rounds float32 to F16 / BF16 bit-exactly like numpy / torch", () => {
     const src = Float32Array.from(golden.source_f32);
     expect(Array.from(f32ToF16Array(src))).toEqual(golden.f16_bits);

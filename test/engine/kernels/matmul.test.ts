@@ -4,6 +4,8 @@ import { createTsKernels } from "../../../src/engine/kernels/ts-matmul.ts";
 import type { MatmulKernels } from "../../../src/engine/kernels/types.ts";
 import { createWasmKernels, type WasmMatmulKernels } from "../../../src/engine/kernels/wasm-matmul.ts";
 import { loadKernelModule } from "../../../src/engine/kernels/wasm-module.ts";
+import { swiglu } from "../../../src/engine/ops/elementwise.ts";
+import { Tensor } from "../../../src/engine/tensor.ts";
 
 /** mulberry32: small and deterministic. */
 function seededRandom(seed: number): () => number {
@@ -154,8 +156,9 @@ describe("WASM SIMD matmul", () => {
     expectClose(threaded, 3);
     // With no size threshold every product of two or more chunks is split: gemm when
     // m > 4 (8 shapes × 8 variants), gemv (m < 4, A untransposed or m = 1) when n > 32:
-    // 1×300 in all 8 variants, 2×33 and 3×70 in the 4 with A untransposed.
-    expect(threaded.stats().parallelCalls - before).toBe(8 * 8 + 8 + 4 + 4);
+    // 1×300 in all 8 variants, 2×33 and 3×70 in the 4 with A untransposed; 2×33 and 3×70
+    // with A transposed go through gemm split by columns (n ≥ m).
+    expect(threaded.stats().parallelCalls - before).toBe(8 * 8 + 8 + 4 + 4 + 4 + 4);
   });
 
   it("survives thousands of back-to-back split calls (no lost wake-up, no stale job)", () => {
@@ -225,6 +228,80 @@ describe("WASM SIMD matmul", () => {
     single.matmul(a, b, c1, m, n, k, true, true, false);
     threaded.matmul(a, b, c2, m, n, k, true, true, false);
     expect(Array.from(c2)).toEqual(Array.from(c1));
+  });
+
+  it("splits wide products by columns, bit-identical to one thread (every variant, with bias)", () => {
+    const rand = seededRandom(10);
+    // n ≥ m takes gemmCols; 1300 columns cross an NC block and end in a partial 8-column strip.
+    const [m, n, k] = [13, 1300, 300];
+    const a = randomMatrix(rand, m * k);
+    const b = randomMatrix(rand, k * n);
+    const bias = randomMatrix(rand, m * n);
+    for (const [tA, tB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      for (const acc of [false, true]) {
+        const c1 = bias.slice();
+        const c2 = bias.slice();
+        single.matmul(a, b, c1, m, n, k, tA, tB, acc);
+        const before = threaded.stats().parallelCalls;
+        threaded.matmul(a, b, c2, m, n, k, tA, tB, acc);
+        expect(threaded.stats().parallelCalls - before).toBe(1);
+        expect(Array.from(c2)).toEqual(Array.from(c1));
+      }
+    }
+  });
+
+  it("multiplies x · Wᵀ without packing W (gemmNT), bit-identical to gemm's packed route", () => {
+    const rand = seededRandom(11);
+    // m ≤ n with !transA, transB takes gemmNT; the same product with A stored transposed
+    // goes through gemm's packers. Edges: partial 8-token strips and 4-row W blocks, depth
+    // past KC = 256, tokens past NC = 1024.
+    const shapes: [number, number, number][] = [
+      [4, 4, 1],
+      [13, 1301, 300],
+      [128, 898, 520],
+      [1030, 1101, 3],
+    ];
+    for (const [m, n, k] of shapes) {
+      const x = randomMatrix(rand, m * k);
+      const xT = new Float32Array(m * k);
+      for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) xT[p * m + i] = x[i * k + p];
+      const w = randomMatrix(rand, n * k);
+      const bias = randomMatrix(rand, m * n);
+      for (const acc of [false, true]) {
+        const want = bias.slice();
+        single.matmul(xT, w, want, m, n, k, true, true, acc);
+        for (const kernels of [single, threaded]) {
+          const got = bias.slice();
+          kernels.matmul(x, w, got, m, n, k, false, true, acc);
+          expect(Array.from(got)).toEqual(Array.from(want));
+        }
+      }
+    }
+  });
+
+  it("runs SwiGLU split across threads, bit-identical to the autograd op", () => {
+    const rand = seededRandom(12);
+    const n = 100_003;
+    const g = new Float32Array(n);
+    const u = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      g[i] = (rand() * 2 - 1) * (i % 7 === 0 ? 100 : 8);
+      u[i] = rand() * 2 - 1;
+    }
+    g.set([0, -0, 1e-30, -1e-30, 88.8, -104, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
+    const want = swiglu(new Tensor(g, [n]), new Tensor(u, [n])).data;
+    for (const kernels of [single, threaded]) {
+      const before = kernels.stats().parallelCalls;
+      const got = new Float32Array(n);
+      kernels.swiglu(g, u, got);
+      expect(kernels.stats().parallelCalls - before).toBe(kernels === threaded ? 1 : 0);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
   });
 
   it("grows its staging memory for operands larger than the initial region", () => {
