@@ -447,7 +447,7 @@ export function readSafetensorsCheckpoint(
   for (const [shard, names] of shards) {
     const shardPath = join(dirname(indexPath), shard);
     const wanted = new Set(names);
-    const got = readSafetensors(shardPath, { filter: (n) => wanted.has(n) });
+    const got = readSafetensors(shardPath, { filter: (n) => wanted.has(n), alloc: opts.alloc });
     for (const name of names) {
       const t = got.tensors.get(name);
       if (!t)

@@ -112,6 +112,15 @@ describe("safetensors", () => {
     const { tensors } = readSafetensorsCheckpoint(dir);
     expect([...tensors.keys()].sort()).toEqual(["a", "b"]);
     expect(Array.from(tensors.get("b")!.data)).toEqual([2, 3]);
+    // Every shard's tensors go where `alloc` says.
+    const given = new Set<Float32Array>();
+    const alloc = (n: number) => {
+      const view = new Float32Array(n);
+      given.add(view);
+      return view;
+    };
+    const viaAlloc = readSafetensorsCheckpoint(dir, { alloc }).tensors;
+    expect([...viaAlloc.values()].every((t) => given.has(t.data))).toBe(true);
 
     index.weight_map.b = "model-00001-of-00002.safetensors";
     writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify(index));
