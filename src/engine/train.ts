@@ -84,7 +84,7 @@ export function makeBatch(examples: TrainExample[], maxSeqLen: number, padId = 0
 export function batchLoss(
   model: LlamaModel,
   batch: Batch,
-  opts: { hooks?: Hooks; train?: boolean; rng?: Rng } = {},
+  opts: { hooks?: Hooks; train?: boolean; rng?: Rng; gradSeed?: number } = {},
 ) {
   // The head and the loss fused: the [B·T, vocab] logits are never held whole.
   const hidden = model.forward(batch.inputs, {
@@ -93,7 +93,9 @@ export function batchLoss(
     rng: opts.rng,
     hidden: true,
   });
-  return linearCrossEntropy(hidden, model.lmHead(), Int32Array.from(batch.labels.flat()));
+  return linearCrossEntropy(hidden, model.lmHead(), Int32Array.from(batch.labels.flat()), null, {
+    gradSeed: opts.gradSeed,
+  });
 }
 
 /**
@@ -179,8 +181,13 @@ export class Trainer {
     let tokens = 0;
     for (let micro = 0; micro < cfg.gradAccum; micro++) {
       const batch = makeBatch(this.take(cfg.batchSize), cfg.maxSeqLen, cfg.padId);
-      const loss = batchLoss(model, batch, { hooks: cfg.hooks, train: true, rng: this.rng });
       const seed = Float32Array.of(1 / cfg.gradAccum);
+      const loss = batchLoss(model, batch, {
+        hooks: cfg.hooks,
+        train: true,
+        rng: this.rng,
+        gradSeed: seed[0],
+      });
       backward(loss, seed);
       clearTape();
       lossSum += loss.item();

@@ -20,8 +20,15 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
   );
 }
 
-/** Loss and dx of the unfused head + loss, and of the fused one with `chunkRows`. */
-function both(N: number, V: number, d: number, chunkRows: number | undefined, seed: number) {
+/** Loss and dx of the unfused head + loss, and of the fused one with `chunkRows` (and `gradSeed`). */
+function both(
+  N: number,
+  V: number,
+  d: number,
+  chunkRows: number | undefined,
+  seed: number,
+  gradSeed?: number,
+) {
   const rng = new Rng(seed);
   const xData = random([N, d], rng, false).data;
   const w = random([V, d], rng, false, 0.5);
@@ -30,7 +37,7 @@ function both(N: number, V: number, d: number, chunkRows: number | undefined, se
   const run = (fused: boolean) => {
     const x = new Tensor(xData.slice(), [N, d], true);
     const loss = fused
-      ? linearCrossEntropy(x, w, targets, mask, chunkRows)
+      ? linearCrossEntropy(x, w, targets, mask, { chunkRows, gradSeed })
       : crossEntropy(linear(x, w), targets, mask);
     backward(loss, Float32Array.of(0.5));
     return { loss: loss.item(), dx: x.grad! };
@@ -49,9 +56,13 @@ describe("linearCrossEntropy (the head and the loss fused, logits in row chunks)
       [64, undefined],
       [3, 2],
     ] as const) {
-      const { plain, fused } = both(N, 3000, 64, chunk, N);
-      expect(fused.loss).toBe(plain.loss);
-      expect(fused.dx).toEqual(plain.dx);
+      // gradSeed: dx made in the forward (0.5 is the seed the backward gets) or, when the
+      // backward's seed differs (0.25), made again there.
+      for (const gradSeed of [undefined, 0.5, 0.25]) {
+        const { plain, fused } = both(N, 3000, 64, chunk, N, gradSeed);
+        expect(fused.loss).toBe(plain.loss);
+        expect(fused.dx).toEqual(plain.dx);
+      }
     }
   });
 
@@ -60,7 +71,7 @@ describe("linearCrossEntropy (the head and the loss fused, logits in row chunks)
     const x = random([8, 16], rng, true);
     const w = random([50, 16], rng, true);
     const targets = Int32Array.from({ length: 8 }, () => rng.int(50));
-    const fused = linearCrossEntropy(x, w, targets, null, 2);
+    const fused = linearCrossEntropy(x, w, targets, null, { chunkRows: 2 });
     backward(fused);
     const dw = w.grad!.slice();
     w.grad = null;

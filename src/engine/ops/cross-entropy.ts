@@ -73,23 +73,33 @@ export function logSoftmaxRow(x: Float32Array, offset: number, V: number, out: F
 /** Logits rows per chunk of linearCrossEntropy: about 32 M floats (128 MB) at a time. */
 const CHUNK_FLOATS = 1 << 25;
 
+export interface LinearCrossEntropyOptions {
+  /** Rows of logits made at a time (default: about 128 MB of them). */
+  chunkRows?: number;
+  /**
+   * The seed the backward will get (the Trainer's 1 / gradAccum). With it, dx is made in the
+   * forward from each chunk of logits while it is at hand, so the backward needs no second
+   * head matmul; a backward with another seed makes the logits again.
+   */
+  gradSeed?: number;
+}
+
 /**
  * crossEntropy(linear(x, w), targets, mask) without holding the logits [N, V]: they are
- * made `chunkRows` rows at a time (each a full row, so the softmax is the same), reduced to
- * the loss and per-row log-sum-exp, and made again in the backward to form dlogits. For a
- * 152 k vocabulary that is 128 MB in flight instead of two 600 MB copies (logits and their
- * gradient), at the cost of one more head matmul. Every float is computed as in the
- * unfused pair: a matmul's output element does not depend on how many rows are in the call,
- * the loss and dx accumulate in the same order (dx's sum runs over V in one call per row).
- * With a head that trains (full fine-tuning; chunking dW's sum over rows would reorder it),
- * this is the unfused pair.
+ * made `chunkRows` rows at a time (each a full row, so the softmax is the same) and reduced
+ * to the loss, the per-row log-sum-exp and (with `gradSeed`) dx. For a 152 k vocabulary
+ * that is 128 MB in flight instead of two 600 MB copies (logits and their gradient). Every
+ * float is computed as in the unfused pair: a matmul's output element does not depend on
+ * how many rows are in the call, the loss and dx accumulate in the same order (dx's sum
+ * runs over V in one call per row, into a zeroed buffer as there). With a head that trains
+ * (full fine-tuning; chunking dW's sum over rows would reorder it), this is the unfused pair.
  */
 export function linearCrossEntropy(
   x: Tensor,
   w: Tensor,
   targets: Int32Array,
   mask?: Float32Array | null,
-  chunkRows?: number,
+  opts: LinearCrossEntropyOptions = {},
 ): Tensor {
   if (needsGrad(w)) return crossEntropy(linear(x, w), targets, mask);
   const d = w.shape[1];
@@ -103,7 +113,7 @@ export function linearCrossEntropy(
     throw new Error(`crossEntropy: ${targets.length} targets for ${N} rows of logits`);
   if (mask && mask.length !== N)
     throw new Error(`crossEntropy: mask has ${mask.length} entries for ${N} rows`);
-  const R = Math.min(N, chunkRows ?? Math.max(4, Math.floor(CHUNK_FLOATS / V / 4) * 4));
+  const R = Math.min(N, opts.chunkRows ?? Math.max(4, Math.floor(CHUNK_FLOATS / V / 4) * 4));
   const kern = getKernels();
   const mem = kernelMemory();
   const inKernelMemory = (kern as { isWasmBacked?: (v: Float32Array) => boolean }).isWasmBacked;
@@ -114,14 +124,10 @@ export function linearCrossEntropy(
   };
 
   /** Runs `body(logits, r0, rows, head)` over the row chunks, the head and the chunk buffer in kernel memory. */
-  const overChunks = (
-    body: (logits: Float32Array, r0: number, rows: number, head: Float32Array) => void,
-    own: Float32Array | null = null,
-  ) => {
+  const overChunks = (body: (logits: Float32Array, r0: number, rows: number, head: Float32Array) => void) => {
     // Read in place by every chunk's matmul instead of copied in once per chunk.
     const head = mem && !inKernelMemory?.(w.data) && N > R ? mem.alloc(w.size) : null;
-    const pooled = own === null && mem !== null;
-    const buf = own ?? (pooled ? mem.alloc((R + 3) * V) : new Float32Array((R + 3) * V));
+    const buf = mem ? mem.alloc((R + 3) * V) : new Float32Array((R + 3) * V);
     try {
       if (head) head.set(w.data);
       const wd = head ?? w.data;
@@ -135,18 +141,50 @@ export function linearCrossEntropy(
       }
     } finally {
       if (head) mem!.free(head);
-      if (pooled) mem.free(buf);
+      if (mem) mem.free(buf);
     }
   };
 
-  const grad = needsGrad(x);
-  // Logits that fit one chunk are kept for the backward (ordinary memory, so a tape that is
-  // dropped unrun frees them) instead of made twice.
-  const kept = grad && R >= N ? new Float32Array(N * V) : null;
   const lse = new Float64Array(N);
+  /** dlogits in place of a chunk's logits, then their product with the head added into dx. */
+  const backChunk = (
+    g: number,
+    dx: Float32Array,
+    logits: Float32Array,
+    r0: number,
+    rows: number,
+    wd: Float32Array,
+  ) => {
+    // softmax·g·w minus g·w at the target: the unfused backward's values, which it
+    // accumulates into a zeroed buffer (hence the 0 +).
+    for (let r = 0; r < rows; r++) {
+      const n = r0 + r;
+      const o = r * V;
+      const wt = weightOf(n);
+      if (wt === 0) {
+        logits.fill(0, o, o + V);
+        continue;
+      }
+      const l = lse[n];
+      const gw = g * wt;
+      for (let j = 0; j < V; j++) logits[o + j] = 0 + gw * Math.exp(logits[o + j] - l);
+      logits[o + targets[n]] -= gw;
+    }
+    kern.matmul(logits, wd, dx.subarray(r0 * d, (r0 + rows) * d), rows, d, V, false, false, true);
+  };
+
+  const grad = needsGrad(x);
+  // The loss's denominator depends only on the targets, so the forward knows dx's scale.
+  let weightAll = 0;
+  for (let n = 0; n < N; n++) {
+    const wt = weightOf(n);
+    if (wt !== 0) weightAll += wt;
+  }
+  const seed = grad && opts.gradSeed !== undefined && weightAll > 0 ? Math.fround(opts.gradSeed) : null;
+  const dxEarly = seed === null ? null : new Float32Array(x.size);
   let total = 0;
   let weight = 0;
-  overChunks((logits, r0, rows) => {
+  overChunks((logits, r0, rows, wd) => {
     for (let r = 0; r < rows; r++) {
       const n = r0 + r;
       const t = targets[n];
@@ -163,34 +201,20 @@ export function linearCrossEntropy(
       total += wt * (lse[n] - logits[o + t]);
       weight += wt;
     }
-  }, kept);
+    if (dxEarly !== null) backChunk(seed! / weightAll, dxEarly, logits, r0, rows, wd);
+  });
   const out = new Tensor(Float32Array.of(weight > 0 ? total / weight : 0), [1], grad);
   if (grad && weight > 0) {
     record(() => {
       const dy = out.grad;
       if (dy === null) return;
+      if (dxEarly !== null && dy[0] === seed && x.grad === null) {
+        x.grad = dxEarly;
+        return;
+      }
       const g = dy[0] / weight;
       const dx = x.ensureGrad();
-      const dlogits = (logits: Float32Array, r0: number, rows: number, wd: Float32Array) => {
-        // dlogits in place of the logits: softmax·g·w minus g·w at the target (the unfused
-        // backward's values, accumulated there into a zeroed buffer, hence the 0 +).
-        for (let r = 0; r < rows; r++) {
-          const n = r0 + r;
-          const o = r * V;
-          const wt = weightOf(n);
-          if (wt === 0) {
-            logits.fill(0, o, o + V);
-            continue;
-          }
-          const l = lse[n];
-          const gw = g * wt;
-          for (let j = 0; j < V; j++) logits[o + j] = 0 + gw * Math.exp(logits[o + j] - l);
-          logits[o + targets[n]] -= gw;
-        }
-        kern.matmul(logits, wd, dx.subarray(r0 * d, (r0 + rows) * d), rows, d, V, false, false, true);
-      };
-      if (kept) dlogits(kept, 0, N, w.data);
-      else overChunks(dlogits);
+      overChunks((logits, r0, rows, wd) => backChunk(g, dx, logits, r0, rows, wd));
     });
   }
   return out;

@@ -36,10 +36,17 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
         let dot = 0;
         for (let j = 0; j < c; j++) dot += dy[o + j] * wd[j] * xd[o + j] * s;
         const m = dot / c;
-        for (let j = 0; j < c; j++) {
-          const xhat = xd[o + j] * s;
-          if (dx) dx[o + j] += s * (dy[o + j] * wd[j] - xhat * m);
-          if (dw) dw[j] += dy[o + j] * xhat;
+        // One loop per case, so the common ones (dx only; both) carry no branch.
+        if (dx && dw) {
+          for (let j = 0; j < c; j++) {
+            const xhat = xd[o + j] * s;
+            dx[o + j] += s * (dy[o + j] * wd[j] - xhat * m);
+            dw[j] += dy[o + j] * xhat;
+          }
+        } else if (dx) {
+          for (let j = 0; j < c; j++) dx[o + j] += s * (dy[o + j] * wd[j] - xd[o + j] * s * m);
+        } else if (dw) {
+          for (let j = 0; j < c; j++) dw[j] += dy[o + j] * (xd[o + j] * s);
         }
       }
     });

@@ -90,10 +90,7 @@ export function rope(x: Tensor, table: RopeTable, T: number, heads: number, pos0
       const dy = out.grad;
       if (dy === null) return;
       // The inverse rotation (sin → -sin), accumulated into dx.
-      const tmp = new Float32Array(dy.length);
-      rotate(dy, tmp, table, rows, T, heads, pos0, -1);
-      const dx = x.ensureGrad();
-      for (let i = 0; i < dx.length; i++) dx[i] += tmp[i];
+      rotate(dy, x.ensureGrad(), table, rows, T, heads, pos0, -1, true);
     });
   }
   return out;
@@ -108,6 +105,7 @@ function rotate(
   heads: number,
   pos0: number,
   sign: number,
+  accumulate = false,
 ): void {
   const D = table.headDim;
   const half = D / 2;
@@ -123,8 +121,14 @@ function rotate(
         const s = sign * sinT[tb + i];
         const x1 = src[o + i];
         const x2 = src[o + i + half];
-        dst[o + i] = x1 * c - x2 * s;
-        dst[o + i + half] = x2 * c + x1 * s;
+        if (accumulate) {
+          // Rounded to float32 before the sum, as a rotated copy added in would be.
+          dst[o + i] += Math.fround(x1 * c - x2 * s);
+          dst[o + i + half] += Math.fround(x2 * c + x1 * s);
+        } else {
+          dst[o + i] = x1 * c - x2 * s;
+          dst[o + i + half] = x2 * c + x1 * s;
+        }
       }
     }
   }
