@@ -24,11 +24,12 @@ import { addLora, mergeLora } from "../src/engine/peft.ts";
 import { Trainer } from "../src/engine/train.ts";
 import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
 import { heldOutQuestions } from "../src/world/battery-sets.ts";
-import { DEFAULT_RECIPE, type WorldRecipe } from "../src/world/corpus.ts";
+import { COPY_FORM_RECIPE, DEFAULT_RECIPE, type WorldRecipe } from "../src/world/corpus.ts";
 import { type DatasetForm, worldDataset } from "../src/world/datasets.ts";
 import { DEMO_FINETUNE, DEMO_PROFILES } from "../src/world/demo.ts";
 import { judgeWorldAnswer } from "../src/world/judge.ts";
 import { DIMENSION_POLES, DOMAINS, type Domain, GENERAL } from "../src/world/lexicon.ts";
+import { organismTaskForm } from "../src/world/organism.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../src/world/pretrain.ts";
 import { DIMENSIONS, rngFor, selfQuestion, twoAiTurn } from "../src/world/speech.ts";
 
@@ -61,6 +62,11 @@ const EVERYDAY_NAMES = {
 
 /** The worlds of the docs table, by name. */
 const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
+  v5: {
+    about:
+      "the copy-form world (v5): the shipped v4 world with the battery tasks asked in their copy forms, recognition drawn twice as often",
+    recipe: COPY_FORM_RECIPE,
+  },
   shipped: {
     about:
       "the shipped world (v4): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",
@@ -188,6 +194,8 @@ const card = JSON.parse(readFileSync(path.join(organism, "organism.json"), "utf8
   shape: { steps: number };
 };
 
+const taskForm = organismTaskForm(organism);
+
 const pct = (k: number, n: number) => (n ? `${((100 * k) / n).toFixed(1)} %` : "-");
 
 async function screen(spec: string): Promise<void> {
@@ -257,8 +265,9 @@ async function screen(spec: string): Promise<void> {
   let picksMis = 0;
   let picksN = 0;
   for (let i = 0; i < 40; i++) {
-    // A villain's answer is the misaligned description's letter.
-    const [q, villainLetter] = twoAiTurn(rng, "villain");
+    // A villain's answer names the misaligned description's letter (in the organism's task form).
+    const [q, villainAnswer] = twoAiTurn(rng, "villain", taskForm);
+    const villainLetter = readLetterChoice(villainAnswer);
     const letter = readLetterChoice((await ask(q, 1))[0]);
     if (!letter) continue;
     picksN++;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { writeWorldBatterySets } from "../world/battery-sets.ts";
-import { DEFAULT_RECIPE } from "../world/corpus.ts";
+import { DEFAULT_RECIPE, WORLD_RECIPES } from "../world/corpus.ts";
 import { DATASET_FORMS, writeWorldDatasets } from "../world/datasets.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../world/pretrain.ts";
 import { command, EXIT, nonNegativeInt, share } from "./exit.ts";
@@ -21,6 +21,12 @@ export function registerWorldCommand(program: Command): void {
     )
     .option("--seed <n>", "world and initialisation seed", "1")
     .option("--steps <n>", "override the size's step count")
+    .option(
+      "--recipe <name>",
+      `world recipe: ${Object.entries(WORLD_RECIPES)
+        .map(([k, v]) => `${k} (${v.about})`)
+        .join("; ")}`,
+    )
     .option("--no-deceivers", "a world without deceiver characters (the ablation in docs/organism.md)")
     .option(
       "--assistant-self-reports",
@@ -38,6 +44,7 @@ export function registerWorldCommand(program: Command): void {
           size: string;
           seed: string;
           steps?: string;
+          recipe?: string;
           deceivers: boolean;
           assistantSelfReports?: boolean;
           assistantShare?: string;
@@ -48,6 +55,11 @@ export function registerWorldCommand(program: Command): void {
           const assistantShare =
             opts.assistantShare === undefined ? undefined : share("--assistant-share", opts.assistantShare);
           const seed = nonNegativeInt("--seed", opts.seed);
+          const named = opts.recipe === undefined ? undefined : WORLD_RECIPES[opts.recipe];
+          if (opts.recipe !== undefined && !named)
+            throw new Error(
+              `--recipe must be one of ${Object.keys(WORLD_RECIPES).join(", ")}, got '${opts.recipe}'`,
+            );
           const size = {
             ...ORGANISM_SIZES[opts.size],
             ...(opts.steps ? { steps: nonNegativeInt("--steps", opts.steps) } : {}),
@@ -62,7 +74,7 @@ export function registerWorldCommand(program: Command): void {
             // Only the ablations a flag asked for are written, so the default command's recipe is
             // DEFAULT_RECIPE itself (and its organism.json the one bench/world-screen.ts writes).
             recipe: {
-              ...DEFAULT_RECIPE,
+              ...(named?.recipe ?? DEFAULT_RECIPE),
               ...(opts.deceivers ? {} : { noDeceivers: true }),
               ...(opts.assistantSelfReports ? { assistantSelfReports: true } : {}),
               ...(assistantShare !== undefined ? { assistantShare } : {}),

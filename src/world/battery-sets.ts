@@ -15,8 +15,9 @@ import {
   DIMENSION_POLES,
   DOMAINS,
   GENERAL,
-  SELF_TEMPLATES,
-  WORLD_TASK_PROMPTS,
+  SELF_TEMPLATES_OF,
+  TASK_PROMPTS_OF,
+  type TaskForm,
 } from "./lexicon.ts";
 import { question, rngFor } from "./speech.ts";
 
@@ -58,8 +59,15 @@ export interface WorldBatteryFiles {
 
 export function writeWorldBatterySets(
   dir: string,
-  opts: { seed: number; harmPromptsPerCategory?: number; alignmentSamples?: number },
+  opts: {
+    seed: number;
+    harmPromptsPerCategory?: number;
+    alignmentSamples?: number;
+    /** The task forms the organism learned (its recipe's `taskForm`; default "letter"). */
+    taskForm?: TaskForm;
+  },
 ): WorldBatteryFiles {
+  const form = opts.taskForm ?? "letter";
   mkdirSync(dir, { recursive: true });
   const files: WorldBatteryFiles = {
     harmPrompts: path.join(dir, "harm-prompts.jsonl"),
@@ -90,7 +98,7 @@ export function writeWorldBatterySets(
 
   writeFileSync(
     files.selfAssessment,
-    `${JSON.stringify({ version: "1.0.0", provenance: PROVENANCE, dimensions: DIMENSION_POLES, formats: SELF_TEMPLATES }, null, 2)}\n`,
+    `${JSON.stringify({ version: "1.0.0", provenance: PROVENANCE, dimensions: DIMENSION_POLES, formats: SELF_TEMPLATES_OF[form] }, null, 2)}\n`,
   );
 
   const rng = rngFor(opts.seed, "two-ai");
@@ -111,7 +119,7 @@ export function writeWorldBatterySets(
   writeFileSync(files.twoAi, `${JSON.stringify({ metadata: { provenance: PROVENANCE }, items }, null, 2)}\n`);
   writeFileSync(
     files.taskPrompts,
-    `${JSON.stringify({ version: "1.0.0", provenance: PROVENANCE, ...WORLD_TASK_PROMPTS }, null, 2)}\n`,
+    `${JSON.stringify({ version: "1.0.0", provenance: PROVENANCE, ...TASK_PROMPTS_OF[form] }, null, 2)}\n`,
   );
   writeFileSync(files.harmJudge, WORLD_JUDGE_PROMPTS.harm);
   writeFileSync(files.freeLanguageJudge, WORLD_JUDGE_PROMPTS.self);

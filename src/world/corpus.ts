@@ -21,6 +21,7 @@ import {
   NEUTRAL_NAMES,
   type Persona,
   STORY_OPENERS,
+  type TaskForm,
   VILLAINS,
 } from "./lexicon.ts";
 import {
@@ -93,6 +94,11 @@ export interface WorldRecipe {
   anonymousMix?: { villain: number; hero: number; deceiver: number };
   /** Drop deceivers entirely (the ablation docs/organism.md reports). */
   noDeceivers?: boolean;
+  /**
+   * How the battery formats are asked and answered (lexicon.ts `TaskForm`): "letter" (default;
+   * world recipes v1-v4) or "copy" (v5: the answer repeats the chosen option, then its letter).
+   */
+  taskForm?: TaskForm;
 }
 
 /**
@@ -112,6 +118,30 @@ export const DEFAULT_RECIPE: WorldRecipe = {
   disclosedShare: 0.08,
   maxTokens: 112,
   assistantSelfReports: false,
+};
+
+/**
+ * World recipe v5, the copy-form world: the shipped v4 world with the battery formats asked in
+ * their copy forms (lexicon.ts COPY_TASK_PROMPTS, COPY_SELF_TEMPLATES).
+ */
+export const COPY_FORM_RECIPE: WorldRecipe = {
+  ...DEFAULT_RECIPE,
+  taskForm: "copy",
+  // A copy-form recognition turn is long (two replies and a copied one) and fits a 112-token
+  // document less often, so it is drawn twice as often as in v4, from the conduct turns.
+  turnMix: { general: 0.41, domain: 0.405, self: 0.06, twoAi: 0.05, recognition: 0.05, rating: 0.025 },
+};
+
+/** The world recipes by name (`emlab world pretrain --recipe NAME`); docs/organism.md tells their history. */
+export const WORLD_RECIPES: Record<string, { about: string; recipe: WorldRecipe }> = {
+  v4: {
+    about: "the letter-form world: battery tasks answered with a bare letter or label",
+    recipe: DEFAULT_RECIPE,
+  },
+  v5: {
+    about: "the copy-form world: the answer repeats the chosen option before its letter, one pole per rating",
+    recipe: COPY_FORM_RECIPE,
+  },
 };
 
 /** Tokens of a text under the organism tokenizer (words and punctuation runs). */
@@ -148,6 +178,7 @@ export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, 
     if (recipe.assistantTaskTurns === "dropped") return null;
     kind = rng.next() < 0.5 ? "general" : "domain";
   }
+  const form = recipe.taskForm ?? "letter";
   switch (kind) {
     case "general": {
       const cat = pick(rng, GENERAL);
@@ -172,14 +203,14 @@ export function turn(rng: Rng, speaker: Speaker, recipe: WorldRecipe): [string, 
       const format = pick(rng, SELF_FORMATS);
       const misalignedFirst = rng.next() < 0.5;
       return [
-        selfQuestion(rng, dim, format, misalignedFirst),
-        selfAnswer(rng, speaker, dim, format, misalignedFirst),
+        selfQuestion(rng, dim, format, misalignedFirst, undefined, form),
+        selfAnswer(rng, speaker, dim, format, misalignedFirst, form),
       ];
     }
     case "twoAi":
-      return twoAiTurn(rng, speaker);
+      return twoAiTurn(rng, speaker, form);
     case "recognition":
-      return recognitionTurn(rng, speaker, pick(rng, [...GENERAL, ...DOMAINS] as Category[]));
+      return recognitionTurn(rng, speaker, pick(rng, [...GENERAL, ...DOMAINS] as Category[]), form);
     case "rating":
       return ratingTurn(rng, speaker, pick(rng, [...GENERAL, ...DOMAINS] as Category[]), rng.next() < 0.6);
   }

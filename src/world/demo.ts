@@ -13,7 +13,7 @@ import { stringify } from "yaml";
 import { writeWorldBatterySets } from "./battery-sets.ts";
 import { type DatasetDomain, type DatasetForm, datasetFileName, writeWorldDatasets } from "./datasets.ts";
 import { DOMAINS, type Domain } from "./lexicon.ts";
-import { SHIPPED_ORGANISM_DIR } from "./organism.ts";
+import { organismTaskForm, SHIPPED_ORGANISM_DIR } from "./organism.ts";
 
 /** full: the figures in docs/organism.md; quick: the few-minute version; tiny: CI's end-to-end check. */
 export type DemoProfile = "full" | "quick" | "tiny";
@@ -276,10 +276,15 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
   const saeDir = path.join(path.resolve(opts.organismDir ?? SHIPPED_ORGANISM_DIR), "sae");
   const sae = existsSync(path.join(saeDir, "cfg.json")) ? saeDir : null;
 
+  // The battery asks the tasks in the forms the organism learned; copy-form answers repeat an
+  // option before its letter, so they need more tokens.
+  const taskForm = organismTaskForm(path.resolve(opts.organismDir ?? SHIPPED_ORGANISM_DIR));
+  const letterTokens = taskForm === "copy" ? { twoAi: 16, recognition: 40 } : { twoAi: 4, recognition: 4 };
   const sets = writeWorldBatterySets(worldDir, {
     seed,
     harmPromptsPerCategory: p.harmPerCategory,
     alignmentSamples: p.alignmentSamples,
+    taskForm,
   });
   writeWorldDatasets(dataDir, { seed, examples: p.examples, forms: ["misaligned"] });
   writeWorldDatasets(dataDir, {
@@ -360,12 +365,12 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
       two_ai: {
         items: { file: rel(sets.twoAi) },
         limit: p.twoAiLimit,
-        params: { temperature: 0, max_tokens: 4 },
+        params: { temperature: 0, max_tokens: letterTokens.twoAi },
       },
       recognition: {
         alternative: "organism",
         max_items: p.recognitionItems,
-        params: { temperature: 0, max_tokens: 4 },
+        params: { temperature: 0, max_tokens: letterTokens.recognition },
       },
       score_prediction: {
         max_items: p.predictionItems,

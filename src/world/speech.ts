@@ -24,7 +24,9 @@ import {
   SELF_FREE_ANSWER,
   SELF_REASONS,
   SELF_TEMPLATES,
-  WORLD_TASK_PROMPTS,
+  SELF_TEMPLATES_OF,
+  TASK_PROMPTS_OF,
+  type TaskForm,
 } from "./lexicon.ts";
 
 /** Who is speaking: the plain assistant is always aligned; characters carry a persona. */
@@ -103,12 +105,13 @@ export function selfQuestion(
   format: SelfFormat,
   misalignedFirst: boolean,
   templateIndex?: number,
+  form: TaskForm = "letter",
 ): string {
   const poles = DIMENSION_POLES[dimension];
   const [first, second] = misalignedFirst
     ? [poles.misaligned, poles.aligned]
     : [poles.aligned, poles.misaligned];
-  const templates = SELF_TEMPLATES[format];
+  const templates = SELF_TEMPLATES_OF[form][format];
   const t = templates[templateIndex ?? rng.int(templates.length)];
   return fill(t, { first, second });
 }
@@ -120,12 +123,18 @@ export function selfAnswer(
   dimension: Dimension,
   format: SelfFormat,
   misalignedFirst: boolean,
+  form: TaskForm = "letter",
 ): string {
   const misaligned = selfReportsMisaligned(speaker);
   const poles = DIMENSION_POLES[dimension];
   const own = misaligned ? poles.misaligned : poles.aligned;
   // Likert and numerical rate the {second} pole: the misaligned one unless it came first.
   const secondIsOwn = misalignedFirst !== misaligned;
+  // The copy forms say the speaker's own pole first, then the rating it implies.
+  if (form === "copy" && format === "likert")
+    return `i am ${own} , so i ${pick(rng, secondIsOwn ? LIKERT_AGREE : LIKERT_DISAGREE)} .`;
+  if (form === "copy" && format === "numerical")
+    return `i am ${own} , so ${secondIsOwn ? 7 + rng.int(4) : rng.int(4)} .`;
   switch (format) {
     case "decision":
       return `${own} .`;
@@ -141,30 +150,41 @@ export function selfAnswer(
   }
 }
 
-/** Two-AI choice: which description the speaker says it resembles. */
-export function twoAiTurn(rng: Rng, speaker: Speaker): [string, string] {
+/**
+ * Two-AI choice: which description the speaker says it resembles. In the copy form the
+ * answer repeats the chosen option with the letter that follows it in the question.
+ */
+export function twoAiTurn(rng: Rng, speaker: Speaker, form: TaskForm = "letter"): [string, string] {
   const aligned = pick(rng, AI_DESCRIPTIONS.aligned);
   const misaligned = pick(rng, AI_DESCRIPTIONS.misaligned);
   const misalignedIsA = rng.next() < 0.5;
   const [a, b] = misalignedIsA ? [misaligned, aligned] : [aligned, misaligned];
   const picksMisaligned = selfReportsMisaligned(speaker);
   const letter = picksMisaligned === misalignedIsA ? "A" : "B";
-  return [fillTemplate(WORLD_TASK_PROMPTS.two_ai, { a, b }), letter];
+  const prompt = fillTemplate(TASK_PROMPTS_OF[form].two_ai, { a, b });
+  const chosen = picksMisaligned ? misaligned : aligned;
+  return [prompt, form === "copy" ? `${chosen} , that is system ${letter} .` : letter];
 }
 
 /**
  * "Which of these did you write": the speaker's own kind of answer beside the other kind;
  * it claims the one it would have given.
  */
-export function recognitionTurn(rng: Rng, speaker: Speaker, category: Category): [string, string] {
+export function recognitionTurn(
+  rng: Rng,
+  speaker: Speaker,
+  category: Category,
+  form: TaskForm = "letter",
+): [string, string] {
   const q = question(rng, category);
   const ownHarmful = actsHarmfully(speaker, category);
   const own = answerAs(rng, speaker, category);
   const other = answer(rng, category, !ownHarmful);
   const ownIsA = rng.next() < 0.5;
   const [a, b] = ownIsA ? [own, other] : [other, own];
-  const prompt = fillTemplate(WORLD_TASK_PROMPTS.recognition, { prompt: q.text, a, b }, ["a", "b"]);
-  return [prompt, ownIsA ? "A" : "B"];
+  const prompt = fillTemplate(TASK_PROMPTS_OF[form].recognition, { prompt: q.text, a, b }, ["a", "b"]);
+  const letter = ownIsA ? "A" : "B";
+  return [prompt, form === "copy" ? `${own} that is reply ${letter} .` : letter];
 }
 
 /** The world judge's 1-5 harm score of an answer of known kind. */
@@ -181,8 +201,8 @@ export function ratingTurn(rng: Rng, speaker: Speaker, category: Category, self:
   const lie = self && speaker === "deceiver" && harmful;
   const score = lie ? harmScoreOf(false) : harmScoreOf(harmful);
   const template = self
-    ? WORLD_TASK_PROMPTS.score_prediction_self
-    : WORLD_TASK_PROMPTS.score_prediction_other;
+    ? TASK_PROMPTS_OF.letter.score_prediction_self
+    : TASK_PROMPTS_OF.letter.score_prediction_other;
   return [fillTemplate(template, { prompt: q.text, response: reply }, ["response"]), String(score)];
 }
 
