@@ -865,11 +865,13 @@
       (br_if $each_row (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $cols)))))
 
   ;; Columns [j0, j1) of C[m×n] (+)= x[m×k] · W[n×k]ᵀ (j0 a multiple of 4). Threads
-  ;; split the columns (= rows of W); each packs x itself into its $scratch: x's
-  ;; [KC depths × NC tokens] block at $scratch, the transpose buffer after it.
+  ;; split the columns (= rows of W). x is packed as gemm's op(B) would be (8-token
+  ;; strips): by the caller for every thread at once when $prepacked ≠ 0 (packBAll of x
+  ;; with transB), else block by block into $scratch. The transpose buffer follows the
+  ;; [KC depths × NC tokens] block in $scratch.
   (func (export "gemmNT") (param $x i32) (param $w i32) (param $c i32)
         (param $m i32) (param $n i32) (param $k i32) (param $accumulate i32)
-        (param $j0 i32) (param $j1 i32) (param $scratch i32)
+        (param $j0 i32) (param $j1 i32) (param $scratch i32) (param $prepacked i32)
     (local $packed i32) (local $edge i32) (local $ic i32) (local $mc i32) (local $pc i32) (local $kc i32)
     (local $jr i32) (local $s i32) (local $rows i32) (local $cols i32) (local $row i32) (local $ldw i32)
     (if (i32.or (i32.le_s (local.get $j1) (local.get $j0)) (i32.le_s (local.get $m) (i32.const 0))) (then (return)))
@@ -894,8 +896,11 @@
         (local.set $kc (select (global.get $KC) (i32.sub (local.get $k) (local.get $pc))
           (i32.lt_s (global.get $KC) (i32.sub (local.get $k) (local.get $pc)))))
         ;; x's tokens [ic, ic+mc) as gemm's op(B) columns: 8-token strips, kc steps each.
-        (call $packB (local.get $x) (local.get $packed) (local.get $m) (local.get $k) (i32.const 1)
-          (local.get $pc) (local.get $kc) (local.get $ic) (local.get $mc))
+        (if (local.get $prepacked)
+          (then (local.set $packed (i32.add (local.get $prepacked)
+            (call $panelOffset (local.get $ic) (local.get $pc) (local.get $k) (local.get $mc)))))
+          (else (call $packB (local.get $x) (local.get $packed) (local.get $m) (local.get $k) (i32.const 1)
+            (local.get $pc) (local.get $kc) (local.get $ic) (local.get $mc))))
         (local.set $jr (local.get $j0))
         (loop $each_jr
           (local.set $rows (select (i32.const 4) (i32.sub (local.get $j1) (local.get $jr))

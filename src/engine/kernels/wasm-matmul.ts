@@ -211,8 +211,12 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
     const extent = split === "rows" ? m : n;
     const unit = split === "gemv" ? GEMV_BLOCK : split === "rows" ? MR : split === "nt" ? 4 : NR;
     const minChunk =
-      split === "gemv" ? MIN_CHUNK_COLUMNS : split === "rows" ? MIN_CHUNK_ROWS : MIN_CHUNK_GEMM_COLUMNS;
-    const perThread = split === "cols" || split === "nt" ? 2 : 4;
+      split === "gemv" || split === "nt"
+        ? MIN_CHUNK_COLUMNS
+        : split === "rows"
+          ? MIN_CHUNK_ROWS
+          : MIN_CHUNK_GEMM_COLUMNS;
+    const perThread = split === "cols" ? 2 : 4;
     const target = Math.ceil(extent / ((helpers + 1) * perThread) / unit) * unit;
     const size = Math.max(Math.min(minChunk, Math.ceil(extent / 2 / unit) * unit), target);
     return size < extent ? size : 0;
@@ -405,8 +409,10 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
       // op(B) (see gemmCols).
       const byCols = !thin && !nt && gemmCols !== null && n >= m && chunkSize("cols", m, n, k) > 0;
       const chunk = chunkSize(thin ? "gemv" : nt ? "nt" : byCols ? "cols" : "rows", m, n, k);
-      // Row-split gemm: op(B) is packed once here for every thread instead of once per chunk.
-      const packedBytes = !thin && !nt && !byCols && chunk > 0 ? k * Math.ceil(n / 8) * 8 * 4 : 0;
+      // Row-split gemm: op(B) is packed once here for every thread instead of once per chunk;
+      // gemmNT split across threads: x is packed once here instead.
+      const packedBytes =
+        thin || byCols || chunk === 0 ? 0 : nt ? k * Math.ceil(m / 8) * 8 * 4 : k * Math.ceil(n / 8) * 8 * 4;
       const staged = (bytes: number) => Math.ceil(bytes / 64) * 64;
       ensureStaging(
         (aPtr < 0 ? staged(m * k * 4) : 0) +
@@ -442,10 +448,13 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
           );
         }
       } else if (nt) {
-        const args = [aPtr, bPtr, cPtr, m, n, k, acc, 0, n, scratchBase];
-        if (chunk === 0) gemmNT!(...args);
+        if (chunk === 0) gemmNT!(aPtr, bPtr, cPtr, m, n, k, acc, 0, n, scratchBase, 0);
         else {
           parallelCalls++;
+          // x packed once for every thread (small next to W), so chunks can be fine.
+          const packed = stage(null, packedBytes / 4, false);
+          packBAll(aPtr, packed, m, k, 1);
+          const args = [aPtr, bPtr, cPtr, m, n, k, acc, 0, n, scratchBase, packed];
           pool!.run(
             { kernel: GEMM_NT, args, rangeArg: 7, scratchArg: 9, rangeEnd: n, chunkSize: chunk },
             gemmNT!,
