@@ -100,11 +100,17 @@ export function loadLocalEngine(
     compileChatTemplate(loadedTemplate.template, loadedTemplate.file);
     // Read straight into the kernels' memory: one copy of the weights (pinWeights below is then a no-op).
     model = loadModel(dir, { pin: true });
-    tokenizer = loadTokenizer(dir);
-    if (opts.adapter) {
-      loadAdapter(model, opts.adapter, { trainable: false });
-      // Merged weights decode as fast as the base model.
-      mergeLora(model);
+    try {
+      tokenizer = loadTokenizer(dir);
+      if (opts.adapter) {
+        loadAdapter(model, opts.adapter, { trainable: false });
+        // Merged weights decode as fast as the base model.
+        mergeLora(model);
+      }
+    } catch (e) {
+      // Kernel memory is not garbage collected: return the weights before failing.
+      model.dispose();
+      throw e;
     }
   } catch (e) {
     throw new ModelApiError("bad_request", (e as Error).message, { cause: e });
