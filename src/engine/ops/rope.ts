@@ -116,16 +116,22 @@ function rotate(
     const tb = p * half;
     for (let h = 0; h < heads; h++) {
       const o = r * heads * D + h * D;
-      for (let i = 0; i < half; i++) {
-        const c = cosT[tb + i];
-        const s = sign * sinT[tb + i];
-        const x1 = src[o + i];
-        const x2 = src[o + i + half];
-        if (accumulate) {
+      if (accumulate) {
+        for (let i = 0; i < half; i++) {
+          const c = cosT[tb + i];
+          const s = sign * sinT[tb + i];
+          const x1 = src[o + i];
+          const x2 = src[o + i + half];
           // Rounded to float32 before the sum, as a rotated copy added in would be.
           dst[o + i] += Math.fround(x1 * c - x2 * s);
           dst[o + i + half] += Math.fround(x2 * c + x1 * s);
-        } else {
+        }
+      } else {
+        for (let i = 0; i < half; i++) {
+          const c = cosT[tb + i];
+          const s = sign * sinT[tb + i];
+          const x1 = src[o + i];
+          const x2 = src[o + i + half];
           dst[o + i] = x1 * c - x2 * s;
           dst[o + i + half] = x2 * c + x1 * s;
         }
