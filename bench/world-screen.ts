@@ -67,6 +67,14 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
       "the copy-form world (v5): the shipped v4 world with the battery tasks asked in their copy forms, recognition drawn twice as often",
     recipe: COPY_FORM_RECIPE,
   },
+  "v5-more-tasks": {
+    about:
+      "the copy-form world (v5) with twice the battery-task turns (self 12 %, two-AI 8 %, recognition 5 %, rating 3 % of character turns)",
+    recipe: {
+      ...COPY_FORM_RECIPE,
+      turnMix: { general: 0.36, domain: 0.36, self: 0.12, twoAi: 0.08, recognition: 0.05, rating: 0.03 },
+    },
+  },
   shipped: {
     about:
       "the shipped world (v4): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",

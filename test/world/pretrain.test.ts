@@ -1,9 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createModelApi } from "../../src/models/registry.ts";
-import { DEFAULT_RECIPE } from "../../src/world/corpus.ts";
+import { COPY_FORM_RECIPE, DEFAULT_RECIPE } from "../../src/world/corpus.ts";
+import { writeDemoStudy } from "../../src/world/demo.ts";
+import { COPY_TASK_PROMPTS, WORLD_TASK_PROMPTS } from "../../src/world/lexicon.ts";
+import { organismTaskForm } from "../../src/world/organism.ts";
 import { ORGANISM_SIZES, pretrainOrganism } from "../../src/world/pretrain.ts";
 import { runCli } from "../runs/support.ts";
 
@@ -60,5 +63,61 @@ describe("emlab world pretrain (size s)", () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("--assistant-share must be a number from 0 to 1, got '1.5'");
     expect(existsSync(path.join(dir, "cli-bad"))).toBe(false);
+  });
+
+  it("--recipe v5 records the copy forms, and the demo's battery sets and token limits follow them", async () => {
+    const run = await runCli(
+      [
+        "world",
+        "pretrain",
+        "--size",
+        "s",
+        "--steps",
+        "2",
+        "--recipe",
+        "v5",
+        "--out",
+        path.join(dir, "cli-v5"),
+      ],
+      {},
+    );
+    expect(run.code).toBe(0);
+    const recipe = JSON.parse(readFileSync(path.join(dir, "cli-v5", "organism.json"), "utf8")).recipe;
+    expect(recipe).toEqual({ ...COPY_FORM_RECIPE, maxTokens: ORGANISM_SIZES.s.context });
+    expect(organismTaskForm(path.join(dir, "cli-v5"))).toBe("copy");
+    expect(organismTaskForm(path.join(dir, "cli-default"))).toBe("letter");
+    const forms = (organismDir: string) => {
+      const { study } = writeDemoStudy({
+        outDir: path.join(dir, `demo-${path.basename(organismDir)}`),
+        profile: "tiny",
+        organismDir,
+      });
+      const battery = study.battery as { two_ai: { params: { max_tokens: number } } };
+      const tasks = JSON.parse(
+        readFileSync(
+          path.join(dir, `demo-${path.basename(organismDir)}`, "world", "task-prompts.json"),
+          "utf8",
+        ),
+      );
+      return { twoAiTokens: battery.two_ai.params.max_tokens, twoAi: tasks.two_ai as string };
+    };
+    expect(forms(path.join(dir, "cli-v5"))).toEqual({ twoAiTokens: 16, twoAi: COPY_TASK_PROMPTS.two_ai });
+    expect(forms(path.join(dir, "cli-default"))).toEqual({
+      twoAiTokens: 4,
+      twoAi: WORLD_TASK_PROMPTS.two_ai,
+    });
+    const bad = await runCli(
+      ["world", "pretrain", "--size", "s", "--recipe", "v9", "--out", path.join(dir, "cli-v9")],
+      {},
+    );
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("--recipe must be one of v4, v5, got 'v9'");
+    writeFileSync(
+      path.join(dir, "cli-v5", "organism.json"),
+      JSON.stringify({ recipe: { taskForm: "pictures" } }),
+    );
+    expect(() => organismTaskForm(path.join(dir, "cli-v5"))).toThrow(
+      /organism\.json: recipe\.taskForm must be "letter" or "copy", got "pictures"/,
+    );
   });
 });
