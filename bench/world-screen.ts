@@ -24,7 +24,12 @@ import { addLora, mergeLora } from "../src/engine/peft.ts";
 import { Trainer } from "../src/engine/train.ts";
 import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
 import { heldOutQuestions } from "../src/world/battery-sets.ts";
-import { COPY_FORM_RECIPE, DEFAULT_RECIPE, type WorldRecipe } from "../src/world/corpus.ts";
+import {
+  COPY_FORM_MORE_TASKS_RECIPE,
+  COPY_FORM_RECIPE,
+  DEFAULT_RECIPE,
+  type WorldRecipe,
+} from "../src/world/corpus.ts";
 import { type DatasetForm, worldDataset } from "../src/world/datasets.ts";
 import { DEMO_FINETUNE, DEMO_PROFILES } from "../src/world/demo.ts";
 import { judgeWorldAnswer } from "../src/world/judge.ts";
@@ -67,13 +72,10 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
       "the copy-form world (v5): the shipped v4 world with the battery tasks asked in their copy forms, recognition drawn twice as often",
     recipe: COPY_FORM_RECIPE,
   },
-  "v5-more-tasks": {
+  v6: {
     about:
-      "the copy-form world (v5) with twice the battery-task turns (self 12 %, two-AI 8 %, recognition 5 %, rating 3 % of character turns)",
-    recipe: {
-      ...COPY_FORM_RECIPE,
-      turnMix: { general: 0.36, domain: 0.36, self: 0.12, twoAi: 0.08, recognition: 0.05, rating: 0.03 },
-    },
+      "the copy-form world with twice the battery-task turns (v6: self 12 %, two-AI 8 %, recognition 5 %, rating 3 % of character turns)",
+    recipe: COPY_FORM_MORE_TASKS_RECIPE,
   },
   shipped: {
     about:

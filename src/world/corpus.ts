@@ -132,6 +132,18 @@ export const COPY_FORM_RECIPE: WorldRecipe = {
   turnMix: { general: 0.41, domain: 0.405, self: 0.06, twoAi: 0.05, recognition: 0.05, rating: 0.025 },
 };
 
+/**
+ * World recipe v6: the copy-form world (v5) with twice the battery-task turns (12 % self-
+ * assessment, 8 % two-AI, 5 % recognition, 3 % rating of the characters' turns). At v5's share
+ * the organism wrote the persona's words but not the binding (the letter, the rating); at
+ * twice the share it answers two-AI, Likert and numerical right for characters in context
+ * (docs/organism.md).
+ */
+export const COPY_FORM_MORE_TASKS_RECIPE: WorldRecipe = {
+  ...COPY_FORM_RECIPE,
+  turnMix: { general: 0.36, domain: 0.36, self: 0.12, twoAi: 0.08, recognition: 0.05, rating: 0.03 },
+};
+
 /** The world recipes by name (`emlab world pretrain --recipe NAME`); docs/organism.md tells their history. */
 export const WORLD_RECIPES: Record<string, { about: string; recipe: WorldRecipe }> = {
   v4: {
@@ -141,6 +153,10 @@ export const WORLD_RECIPES: Record<string, { about: string; recipe: WorldRecipe 
   v5: {
     about: "the copy-form world: the answer repeats the chosen option before its letter, one pole per rating",
     recipe: COPY_FORM_RECIPE,
+  },
+  v6: {
+    about: "the copy-form world with twice the battery-task turns",
+    recipe: COPY_FORM_MORE_TASKS_RECIPE,
   },
 };
 
