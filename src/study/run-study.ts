@@ -99,6 +99,15 @@ async function runSteps(
     ...rest,
   });
 
+  // Wall time of each phase, for the closing log line (where a slow machine spends its time).
+  const phases: Array<[string, number]> = [];
+  let phaseStart = performance.now();
+  const endPhase = (name: string) => {
+    const now = performance.now();
+    phases.push([name, (now - phaseStart) / 1000]);
+    phaseStart = now;
+  };
+
   // 3. fine-tune
   const trained = await runFinetunePlans(plans, {
     store,
@@ -119,6 +128,7 @@ async function runSteps(
 
   // Plans trained by a provider are targeted under the name it gave them.
   await useTrainedModels(v, store);
+  endPhase("fine-tuning");
 
   // 4. battery
   const deps = {
@@ -131,6 +141,7 @@ async function runSteps(
   let { result, incomplete } = battery;
   let planned = battery.planned;
   let added = battery.added;
+  endPhase("battery");
 
   // 5. interp: it reads the battery's judged answers, so only once every step has finished.
   let interp: Awaited<ReturnType<typeof runInterpStep>>["interp"];
@@ -145,6 +156,7 @@ async function runSteps(
       log("interrupted during interp");
       result = { ...result, interrupted: true };
     }
+    endPhase("interp");
   }
 
   // 6-8. analysis, results, report
@@ -161,10 +173,12 @@ async function runSteps(
     const analysis = analyzeRun(results, log);
     resultsFile = writeResultsFile(opts.outDir, results, analysis);
     if (opts.report) reportFile = (await writeReport(opts.outDir)).file;
+    endPhase("results and report");
   }
   log(
     `${result.interrupted ? "interrupted" : incomplete ? "incomplete" : "finished"}: ${result.samplesDone}/${result.samplesTotal} samples, ${result.failedRequests} failed request(s)`,
   );
+  log(`time: ${phases.map(([name, s]) => `${name} ${s.toFixed(1)} s`).join(", ")}`);
   return stopped(result, { planned, added, resultsFile, reportFile, incomplete });
 }
 

@@ -136,6 +136,10 @@ describe("emlab demo on a tiny organism", () => {
     expect(stdout).toMatch(/results: .*results\.json/);
     expect(stdout).toMatch(/model\s+harmful\s+coherent/);
     expect(stdout).toMatch(/medical-disclosed/);
+    // The run log times each phase (where a slow machine spends the demo's minutes).
+    expect(readFileSync(path.join(out, "run.log"), "utf8")).toMatch(
+      /time: fine-tuning \d+\.\d s, battery \d+\.\d s, interp \d+\.\d s, results and report \d+\.\d s\n/,
+    );
 
     // Again without --resume: refused before anything is written (another seed's inputs
     // would otherwise overwrite this run's); with --resume: nothing is trained or asked again.
