@@ -77,6 +77,10 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
       "the copy-form world with twice the battery-task turns (v6: self 12 %, two-AI 8 %, recognition 5 %, rating 3 % of character turns)",
     recipe: COPY_FORM_MORE_TASKS_RECIPE,
   },
+  "v6-assistant-20": {
+    about: "world recipe v6 with assistant dialogues 20 % of documents (30 % in v4-v6)",
+    recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, assistantShare: 0.2 },
+  },
   shipped: {
     about:
       "the shipped world (v4): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",
