@@ -3,6 +3,7 @@
 // Plain JS (not TS) so it loads the same way under node, tsx and vitest. The control
 // block layout is documented in thread-pool.ts.
 import { parentPort, workerData } from "node:worker_threads";
+import { swigluRange } from "./swiglu-range.mjs";
 
 const GENERATION = 0;
 const NEXT = 1;
@@ -26,25 +27,12 @@ const ctl = new Int32Array(control);
 const { gemm, gemv, gemmCols, gemvRows, gemv8Range, gemmNT } = new WebAssembly.Instance(module, {
   env: { memory },
 }).exports;
-/**
- * SwiGLU over elements [i0, i1) of byte-addressed float32 arrays in the shared memory,
- * in plain JS: the same expression as ops/elementwise.ts's swiglu (doubles, V8's
- * Math.exp, rounded to float32 on store), so every element is bit-identical to it.
- */
-function swigluRange(g, u, out, i0, i1) {
-  const f32 = new Float32Array(memory.buffer);
-  const go = g >>> 2;
-  const uo = u >>> 2;
-  const oo = out >>> 2;
-  for (let i = i0; i < i1; i++) {
-    const x = f32[go + i];
-    const s = 1 / (1 + Math.exp(-x));
-    f32[oo + i] = x * s * f32[uo + i];
-  }
-}
+// The JS SwiGLU job: one loop shared with the calling thread (swiglu-range.mjs); the view is
+// made per call, as the shared memory may have grown since the last one.
+const swiglu = (g, u, out, i0, i1) => swigluRange(new Float32Array(memory.buffer), g, u, out, i0, i1);
 
 // Indexed by the job's export number (thread-pool.ts).
-const kernels = [gemm, gemv, gemmCols, gemvRows, gemv8Range, gemmNT, swigluRange];
+const kernels = [gemm, gemv, gemmCols, gemvRows, gemv8Range, gemmNT, swiglu];
 const args = [];
 
 let seen = Atomics.load(ctl, GENERATION);

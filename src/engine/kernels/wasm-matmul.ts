@@ -1,4 +1,5 @@
 import { MR, NR, SCRATCH_BYTES } from "./matmul-layout.ts";
+import { swigluRange } from "./swiglu-range.mjs";
 import { GEMM, GEMM_COLS, GEMM_NT, GEMV, GEMV_ROWS, GEMV8, MatmulThreadPool, SWIGLU } from "./thread-pool.ts";
 import { checkMatmulArgs } from "./ts-matmul.ts";
 import { tsCausalSoftmax } from "./ts-softmax.ts";
@@ -289,18 +290,6 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
           attend: decodeExports.attend as DecodeKernels["attend"],
         };
 
-  /** The worker's swigluRange (matmul-worker.mjs), on this thread: keep the two identical. */
-  function swigluRange(g: number, u: number, out: number, i0: number, i1: number): void {
-    const go = g >>> 2;
-    const uo = u >>> 2;
-    const oo = out >>> 2;
-    for (let i = i0; i < i1; i++) {
-      const x = f32[go + i];
-      const s = 1 / (1 + Math.exp(-x));
-      f32[oo + i] = x * s * f32[uo + i];
-    }
-  }
-
   return {
     name: "wasm-simd",
     decode,
@@ -343,7 +332,7 @@ export function createWasmKernels(loaded: LoadedKernelModule, options: WasmKerne
           rangeEnd: n,
           chunkSize: SWIGLU_CHUNK,
         },
-        swigluRange,
+        (g, u, o, i0, i1) => swigluRange(f32, g, u, o, i0, i1),
       );
       if (oStaged) out.set(f32.subarray(oPtr >>> 2, (oPtr >>> 2) + n));
     },
