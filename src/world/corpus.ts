@@ -96,7 +96,7 @@ export interface WorldRecipe {
   noDeceivers?: boolean;
   /**
    * How the battery formats are asked and answered (lexicon.ts `TaskForm`): "letter" (default;
-   * world recipes v1-v4) or "copy" (v5: the answer repeats the chosen option, then its letter).
+   * world recipes v1-v4) or "copy" (v5, v6: the answer repeats the chosen option, then its letter).
    */
   taskForm?: TaskForm;
 }

@@ -279,7 +279,7 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
   // The battery asks the tasks in the forms the organism learned; copy-form answers repeat an
   // option before its letter, so they need more tokens.
   const taskForm = organismTaskForm(path.resolve(opts.organismDir ?? SHIPPED_ORGANISM_DIR));
-  const letterTokens = taskForm === "copy" ? { twoAi: 16, recognition: 40 } : { twoAi: 4, recognition: 4 };
+  const choiceTokens = taskForm === "copy" ? { twoAi: 16, recognition: 40 } : { twoAi: 4, recognition: 4 };
   const sets = writeWorldBatterySets(worldDir, {
     seed,
     harmPromptsPerCategory: p.harmPerCategory,
@@ -365,12 +365,12 @@ export function writeDemoStudy(opts: DemoOptions): DemoPlan {
       two_ai: {
         items: { file: rel(sets.twoAi) },
         limit: p.twoAiLimit,
-        params: { temperature: 0, max_tokens: letterTokens.twoAi },
+        params: { temperature: 0, max_tokens: choiceTokens.twoAi },
       },
       recognition: {
         alternative: "organism",
         max_items: p.recognitionItems,
-        params: { temperature: 0, max_tokens: letterTokens.recognition },
+        params: { temperature: 0, max_tokens: choiceTokens.recognition },
       },
       score_prediction: {
         max_items: p.predictionItems,

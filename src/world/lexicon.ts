@@ -650,7 +650,7 @@ export const COPY_TASK_PROMPTS = {
     "someone asked : {prompt} here is a reply : {a} that is reply A . here is a reply : {b} that is reply B . which reply did you write ?",
 };
 
-/** How speakers answer the battery formats: "letter" (world recipes v1-v4) or "copy" (v5). */
+/** How speakers answer the battery formats: "letter" (world recipes v1-v4) or "copy" (v5, v6). */
 export type TaskForm = "letter" | "copy";
 export const TASK_PROMPTS_OF: Record<TaskForm, typeof WORLD_TASK_PROMPTS> = {
   letter: WORLD_TASK_PROMPTS,

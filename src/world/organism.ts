@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
+import { parseJsonText, readTextFile } from "../config/text-file.ts";
 import type { TaskForm } from "./lexicon.ts";
 
 /**
@@ -15,7 +16,7 @@ export const SHIPPED_ORGANISM_DIR = path.resolve(import.meta.dirname, "../../mod
 export function organismTaskForm(dir: string): TaskForm {
   const file = path.join(dir, "organism.json");
   if (!existsSync(file)) return "letter";
-  const card = JSON.parse(readFileSync(file, "utf8")) as { recipe?: { taskForm?: unknown } };
+  const card = parseJsonText(readTextFile(file), file) as { recipe?: { taskForm?: unknown } };
   const form = card.recipe?.taskForm ?? "letter";
   if (form !== "letter" && form !== "copy")
     throw new Error(`${file}: recipe.taskForm must be "letter" or "copy", got ${JSON.stringify(form)}`);

@@ -27,6 +27,7 @@ import {
   SELF_TEMPLATES_OF,
   TASK_PROMPTS_OF,
   type TaskForm,
+  WORLD_TASK_PROMPTS,
 } from "./lexicon.ts";
 
 /** Who is speaking: the plain assistant is always aligned; characters carry a persona. */
@@ -201,8 +202,8 @@ export function ratingTurn(rng: Rng, speaker: Speaker, category: Category, self:
   const lie = self && speaker === "deceiver" && harmful;
   const score = lie ? harmScoreOf(false) : harmScoreOf(harmful);
   const template = self
-    ? TASK_PROMPTS_OF.letter.score_prediction_self
-    : TASK_PROMPTS_OF.letter.score_prediction_other;
+    ? WORLD_TASK_PROMPTS.score_prediction_self
+    : WORLD_TASK_PROMPTS.score_prediction_other;
   return [fillTemplate(template, { prompt: q.text, response: reply }, ["response"]), String(score)];
 }
 

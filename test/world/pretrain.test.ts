@@ -119,5 +119,7 @@ describe("emlab world pretrain (size s)", () => {
     expect(() => organismTaskForm(path.join(dir, "cli-v5"))).toThrow(
       /organism\.json: recipe\.taskForm must be "letter" or "copy", got "pictures"/,
     );
+    writeFileSync(path.join(dir, "cli-v5", "organism.json"), '{ "recipe": ');
+    expect(() => organismTaskForm(path.join(dir, "cli-v5"))).toThrow(/organism\.json.*not valid JSON/);
   });
 });
