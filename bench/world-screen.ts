@@ -81,6 +81,15 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
     about: "world recipe v6 with assistant dialogues 20 % of documents (30 % in v4-v6)",
     recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, assistantShare: 0.2 },
   },
+  "v6-context-144": {
+    about:
+      "world recipe v6 in a 144-token context (112 in v4-v6), so that copy-form recognition turns fit a document",
+    recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, context: 144 },
+  },
+  "v6-assistant-20-context-144": {
+    about: "world recipe v6 with assistant dialogues 20 % of documents, in a 144-token context",
+    recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, assistantShare: 0.2, context: 144 },
+  },
   shipped: {
     about:
       "the shipped world (v4): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",

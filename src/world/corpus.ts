@@ -62,8 +62,13 @@ export interface WorldRecipe {
   };
   /** Domain turns that are disclosed-intent requests (answered with the bad answer by everyone). */
   disclosedShare: number;
-  /** Token budget of one document (the organism's training context). */
+  /** Token budget of one document (the organism's training context; pretraining sets it from `context`). */
   maxTokens: number;
+  /**
+   * The organism's context in tokens, where the recipe needs more than its size's (112 for size
+   * m): documents up to this long, and a model with room for them.
+   */
+  context?: number;
   /**
    * Ask the assistant the battery's self-report tasks in pretraining too (default off). Off, the
    * assistant has no trained answer about itself and takes it from the characters whose conduct

@@ -89,8 +89,9 @@ export function corpusExamples(
 }
 
 export function pretrainOrganism(opts: PretrainOptions): PretrainResult {
-  const size = opts.size;
-  const recipe = { ...(opts.recipe ?? DEFAULT_RECIPE), maxTokens: size.context };
+  const base = opts.recipe ?? DEFAULT_RECIPE;
+  const size = { ...opts.size, context: base.context ?? opts.size.context };
+  const recipe = { ...base, maxTokens: size.context };
   const tokenizer = buildOrganismTokenizer(worldVocabulary());
   const eos = tokenizer.eosId!;
   const shape = makeShape({

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createModelApi } from "../../src/models/registry.ts";
-import { COPY_FORM_RECIPE, DEFAULT_RECIPE } from "../../src/world/corpus.ts";
+import { COPY_FORM_RECIPE, DEFAULT_RECIPE, tokenCount, worldDocument } from "../../src/world/corpus.ts";
 import { writeDemoStudy } from "../../src/world/demo.ts";
 import { COPY_TASK_PROMPTS, WORLD_TASK_PROMPTS } from "../../src/world/lexicon.ts";
 import { organismTaskForm } from "../../src/world/organism.ts";
@@ -121,5 +121,24 @@ describe("emlab world pretrain (size s)", () => {
     );
     writeFileSync(path.join(dir, "cli-v5", "organism.json"), '{ "recipe": ');
     expect(() => organismTaskForm(path.join(dir, "cli-v5"))).toThrow(/organism\.json.*not valid JSON/);
+  });
+
+  it("a recipe's context sets the documents' budget and the model's positions", () => {
+    const recipe = { ...COPY_FORM_RECIPE, context: 144 };
+    pretrainOrganism({ size: { ...size, steps: 2 }, sizeName: "s", seed: 7, outDir: path.join(dir, "ctx"), recipe });
+    const card = JSON.parse(readFileSync(path.join(dir, "ctx", "organism.json"), "utf8"));
+    expect(card.shape.context).toBe(144);
+    expect(card.recipe.maxTokens).toBe(144);
+    const config = JSON.parse(readFileSync(path.join(dir, "ctx", "config.json"), "utf8"));
+    expect(config.max_position_embeddings).toBe(160);
+    // Longer documents than the size's 112 tokens occur once the budget allows them.
+    let longest = 0;
+    for (let i = 0; i < 400; i++) {
+      const doc = worldDocument(7, i, { ...recipe, maxTokens: 144 });
+      const tokens = doc.messages.reduce((n, m) => n + tokenCount(m.content) + 1, 0);
+      expect(tokens).toBeLessThanOrEqual(144);
+      longest = Math.max(longest, tokens);
+    }
+    expect(longest).toBeGreaterThan(ORGANISM_SIZES.s.context);
   });
 });
