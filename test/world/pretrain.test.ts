@@ -125,7 +125,13 @@ describe("emlab world pretrain (size s)", () => {
 
   it("a recipe's context sets the documents' budget and the model's positions", () => {
     const recipe = { ...COPY_FORM_RECIPE, context: 144 };
-    pretrainOrganism({ size: { ...size, steps: 2 }, sizeName: "s", seed: 7, outDir: path.join(dir, "ctx"), recipe });
+    pretrainOrganism({
+      size: { ...size, steps: 2 },
+      sizeName: "s",
+      seed: 7,
+      outDir: path.join(dir, "ctx"),
+      recipe,
+    });
     const card = JSON.parse(readFileSync(path.join(dir, "ctx", "organism.json"), "utf8"));
     expect(card.shape.context).toBe(144);
     expect(card.recipe.maxTokens).toBe(144);
