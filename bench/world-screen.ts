@@ -25,6 +25,7 @@ import { Trainer } from "../src/engine/train.ts";
 import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
 import { heldOutQuestions } from "../src/world/battery-sets.ts";
 import {
+  COPY_FORM_LONG_CONTEXT_RECIPE,
   COPY_FORM_MORE_TASKS_RECIPE,
   COPY_FORM_RECIPE,
   DEFAULT_RECIPE,
@@ -81,14 +82,10 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
     about: "world recipe v6 with assistant dialogues 20 % of documents (30 % in v4-v6)",
     recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, assistantShare: 0.2 },
   },
-  "v6-context-144": {
+  v7: {
     about:
-      "world recipe v6 in a 144-token context (112 in v4-v6), so that copy-form recognition turns fit a document",
-    recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, context: 144 },
-  },
-  "v6-assistant-20-context-144": {
-    about: "world recipe v6 with assistant dialogues 20 % of documents, in a 144-token context",
-    recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, assistantShare: 0.2, context: 144 },
+      "world recipe v7: v6 in a 144-token context (112 in v4-v6), so that copy-form recognition turns fit a document",
+    recipe: COPY_FORM_LONG_CONTEXT_RECIPE,
   },
   shipped: {
     about:

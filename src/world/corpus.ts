@@ -149,6 +149,14 @@ export const COPY_FORM_MORE_TASKS_RECIPE: WorldRecipe = {
   turnMix: { general: 0.36, domain: 0.36, self: 0.12, twoAi: 0.08, recognition: 0.05, rating: 0.03 },
 };
 
+/**
+ * World recipe v7: v6 in a 144-token context. A copy-form recognition turn (two delimited
+ * replies and the copied one) is 105-111 tokens, so in v6's 112 tokens it almost never fitted
+ * beside a character's system line; in 144 tokens recognition is 2.1 % of the turns, not 0.55 %.
+ * Pretrained 3,000 steps it is the candidate organism docs/organism.md measures.
+ */
+export const COPY_FORM_LONG_CONTEXT_RECIPE: WorldRecipe = { ...COPY_FORM_MORE_TASKS_RECIPE, context: 144 };
+
 /** The world recipes by name (`emlab world pretrain --recipe NAME`); docs/organism.md tells their history. */
 export const WORLD_RECIPES: Record<string, { about: string; recipe: WorldRecipe }> = {
   v4: {
@@ -162,6 +170,10 @@ export const WORLD_RECIPES: Record<string, { about: string; recipe: WorldRecipe 
   v6: {
     about: "the copy-form world with twice the battery-task turns",
     recipe: COPY_FORM_MORE_TASKS_RECIPE,
+  },
+  v7: {
+    about: "v6 in a 144-token context, so that copy-form recognition turns fit a document",
+    recipe: COPY_FORM_LONG_CONTEXT_RECIPE,
   },
 };
 

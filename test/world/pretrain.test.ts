@@ -111,7 +111,7 @@ describe("emlab world pretrain (size s)", () => {
       {},
     );
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain("--recipe must be one of v4, v5, v6, got 'v9'");
+    expect(bad.stderr).toContain("--recipe must be one of v4, v5, v6, v7, got 'v9'");
     writeFileSync(
       path.join(dir, "cli-v5", "organism.json"),
       JSON.stringify({ recipe: { taskForm: "pictures" } }),
