@@ -25,10 +25,10 @@ import { Trainer } from "../src/engine/train.ts";
 import { LocalModelApi, loadLocalEngine } from "../src/models/local.ts";
 import { heldOutQuestions } from "../src/world/battery-sets.ts";
 import {
-  COPY_FORM_LONG_CONTEXT_RECIPE,
   COPY_FORM_MORE_TASKS_RECIPE,
   COPY_FORM_RECIPE,
   DEFAULT_RECIPE,
+  WORLD_RECIPES,
   type WorldRecipe,
 } from "../src/world/corpus.ts";
 import { type DatasetForm, worldDataset } from "../src/world/datasets.ts";
@@ -82,11 +82,8 @@ const WORLDS: Record<string, { about: string; recipe: WorldRecipe }> = {
     about: "world recipe v6 with assistant dialogues 20 % of documents (30 % in v4-v6)",
     recipe: { ...COPY_FORM_MORE_TASKS_RECIPE, assistantShare: 0.2 },
   },
-  v7: {
-    about:
-      "world recipe v7: v6 in a 144-token context (112 in v4-v6), so that copy-form recognition turns fit a document",
-    recipe: COPY_FORM_LONG_CONTEXT_RECIPE,
-  },
+  // The named recipe itself, as `emlab world pretrain --recipe v7` writes it.
+  v7: WORLD_RECIPES.v7,
   shipped: {
     about:
       "the shipped world (v4): deceivers 7 % of fiction, half the battery-task turns, assistant never asked about itself, assistant dialogues 30 % of documents",
