@@ -46,7 +46,13 @@ export const PersonaDiffSchema = z
     seed: Seed.default(0),
     params,
     /** Tokens averaged per conversation: the answer's, or the prompt's and the answer's. */
-    positions: z.enum(["answer", "prompt_and_answer"]).default("answer"),
+    positions: z.enum(["answer", "prompt", "prompt_and_answer"]).default("answer"),
+    /**
+     * `shared`: both models read every answer (the fine-tuned model's and the base's), so the
+     * words cancel and the diff is the fine-tuned model's state on the same text. `own`: each
+     * reads its own answer to the same prompt and seed, the state it is in as it answers.
+     */
+    read: z.enum(["shared", "own"]).default("shared"),
     /** Bootstrap resamples over conversations for each latent's delta CI. */
     resamples: z.number().int().positive().default(1000),
     /** Latents listed per model. */

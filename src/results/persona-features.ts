@@ -125,7 +125,9 @@ export const PersonaFeaturesResultsSchema = z.object({
     prompts: Int,
     samples: Int,
     seed: Int,
-    positions: z.enum(["answer", "prompt_and_answer"]),
+    positions: z.enum(["answer", "prompt", "prompt_and_answer"]),
+    /** shared: both models read every answer; own: each reads its own (paired by prompt and seed). */
+    read: z.enum(["shared", "own"]).default("shared"),
     resamples: Int,
     /** Per model: the conversations read (its answers and the base's), and the top latents by delta. */
     per_model: z.record(z.string(), z.object({ conversations: Int, top: z.array(LatentDiffRow) })),

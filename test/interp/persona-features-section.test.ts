@@ -235,6 +235,35 @@ describe("interp.persona_features", () => {
     expect(page).toContain(`id="pf-latent-${t.latent}"`);
   });
 
+  it("diff.read: own pairs each model's answer with the base's to the same prompt and seed", async () => {
+    const { steering: _s, clamping: _c, ...rest } = PF;
+    const own = write("own", { ...rest, diff: { ...PF.diff, read: "own" } });
+    const dir = path.join(ws, "run-own");
+    const r = await runStudy(loadStudy(own), { outDir: dir, noCache: true });
+    expect(r.incomplete).toBeUndefined();
+    const results = registeredResultsSchema().parse(
+      JSON.parse(readFileSync(path.join(dir, RESULTS_FILE), "utf8")),
+    );
+    const b = PersonaFeaturesResultsSchema.parse(results.interp?.persona_features);
+    expect(b.diff.read).toBe("own");
+    // One conversation per (prompt, sample) both answered, not both models' answers pooled.
+    expect(b.diff.per_model.em.conversations).toBeGreaterThan(0);
+    expect(b.diff.per_model.em.conversations).toBeLessThanOrEqual(9);
+    for (const row of b.diff.per_model.em.top) expect(row.delta).toBeCloseTo(row.fine_tuned - row.base, 9);
+    // Dose-response: each share's fine-tune answers the diff prompts itself, stored per share.
+    const store = RunStore.open(dir);
+    const items = store
+      .listRequests({ experiment: "interp.persona_features.dose_response" })
+      .map((q) => q.item_id);
+    store.close();
+    for (const share of [0, 1])
+      expect(items.filter((i) => i.startsWith(`share=${share}|diff|`))).toHaveLength(3);
+    expect(b.dose_response!.shares.map((x) => x.share)).toEqual([0, 1]);
+    expect(problems(studyText({ ...PF, diff: { ...PF.diff, read: "mine" } }))[0]).toMatch(
+      /^interp\.persona_features\.diff\.read: /,
+    );
+  });
+
   it("resumed, asks nothing again and writes the same results.json", async () => {
     const again = await runStudy(loadStudy(file), { outDir: runDir, noCache: true, resume: true });
     expect(again.added).toBe(0);

@@ -48,6 +48,7 @@ export function personaFeaturesBlock(): PersonaFeaturesResults {
       samples: 1,
       seed: 0,
       positions: "answer",
+      read: "shared",
       resamples: 200,
       per_model: {
         medical: {

@@ -22,11 +22,15 @@ export interface LatentDiff {
   rank: number;
 }
 
-export type DiffPositions = "answer" | "prompt_and_answer";
+/**
+ * `prompt`: the tokens before the answer (prompt and chat template). Both models read the same
+ * text there, so a latent that moves is the fine-tuned model's state, not the words it wrote.
+ */
+export type DiffPositions = "answer" | "prompt" | "prompt_and_answer";
 
 /**
  * Per-conversation mean latent activations [conversations × dSae] of `engine` at the SAE's hook:
- * over the answer tokens, or every token up to the answer's end (prompt, template and answer).
+ * over the answer tokens, the tokens before the answer, or every token up to the answer's end.
  */
 export function conversationLatentMeans(
   sae: SparseAutoencoder,
@@ -50,8 +54,11 @@ export function conversationLatentMeans(
       throw new Error(
         `conversations[${i}]: ${t.ids.length} tokens exceed the model's context (${model.shape.maxPositions})`,
       );
+    const first = t.answerPositions[0]!;
     const last = t.answerPositions[t.answerPositions.length - 1]!;
-    const pos = positions === "answer" ? t.answerPositions : Array.from({ length: last + 1 }, (_, k) => k);
+    const upTo = (n: number) => Array.from({ length: n }, (_, k) => k);
+    const pos =
+      positions === "answer" ? t.answerPositions : positions === "prompt" ? upTo(first) : upTo(last + 1);
     return { ids: t.ids, pos };
   });
   const out = new Float32Array(conversations.length * m);
@@ -116,13 +123,23 @@ export function modelDiff(args: {
   base: LocalEngineLike;
   fineTuned: LocalEngineLike;
   conversations: Conversation[];
+  /**
+   * What the base reads, paired with `conversations` by index (default: the same ones). Each
+   * model reading its own answers measures the state it is in while it answers, words included.
+   */
+  baseConversations?: Conversation[];
   positions: DiffPositions;
   resamples: number;
   seed: number;
   top: number;
 }): LatentDiff[] {
   if (args.conversations.length === 0) throw new Error("modelDiff: no conversations");
-  const b = conversationLatentMeans(args.sae, args.base, args.conversations, args.positions);
+  const baseReads = args.baseConversations ?? args.conversations;
+  if (baseReads.length !== args.conversations.length)
+    throw new Error(
+      `modelDiff: ${baseReads.length} base conversations for ${args.conversations.length} fine-tuned ones`,
+    );
+  const b = conversationLatentMeans(args.sae, args.base, baseReads, args.positions);
   const f = conversationLatentMeans(args.sae, args.fineTuned, args.conversations, args.positions);
   return rankLatentDiffs(b, f, args.sae.cfg.dSae, args);
 }

@@ -52,7 +52,7 @@ import { loadDatasetRef } from "../dataset-ref.ts";
 import { personaDirections } from "../directions.ts";
 import { generationPositions, hookAtPositions } from "../interventions.ts";
 import { drawExamples } from "../realignment.ts";
-import type { InterpAsk } from "../requests.ts";
+import type { InterpAsk, InterpTarget } from "../requests.ts";
 import { ci, fin, rateOf } from "../result-numbers.ts";
 import type { InterpSection, InterpSectionContext } from "../section.ts";
 import { storedEvaluate, storedSweep } from "../stored-sweep.ts";
@@ -436,32 +436,50 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
 
   // Diff answers: the base and every model answer the same prompts with the same seeds.
   const dcfg = spec.diff;
-  const answers = new Map<string, Conversation[]>();
-  for (const id of [spec.base, ...spec.models]) {
-    check();
-    const asks: InterpAsk[] = inputs.diffPrompts.map((messages, p) => ({
-      itemId: `diff|${p}`,
-      messages,
-      params: dcfg.params,
-      sampleSeeds: Array.from({ length: dcfg.samples }, (_, s) => sampleSeed(dcfg.seed, p, s)),
-    }));
-    const rows = await ctx.requests.generate(`${EXPERIMENT}.diff`, { modelId: id, api: ctx.model(id) }, asks);
-    answers.set(
-      id,
+  const diffAsks: InterpAsk[] = inputs.diffPrompts.map((messages, p) => ({
+    itemId: `diff|${p}`,
+    messages,
+    params: dcfg.params,
+    sampleSeeds: Array.from({ length: dcfg.samples }, (_, s) => sampleSeed(dcfg.seed, p, s)),
+  }));
+  /** A model's non-empty diff answers by "prompt|sample" (the same seed for every model). */
+  const diffAnswers = async (
+    target: InterpTarget,
+    stored = { experiment: `${EXPERIMENT}.diff`, item: "" },
+  ): Promise<Map<string, Conversation>> => {
+    const asks = diffAsks.map((a) => ({ ...a, itemId: `${stored.item}${a.itemId}` }));
+    const rows = await ctx.requests.generate(stored.experiment, target, asks);
+    return new Map(
       rows.flatMap((cs, p) =>
-        cs
-          .filter((c) => c.text.trim() !== "")
-          .map((c) => ({ messages: inputs.diffPrompts[p], answer: c.text })),
+        cs.flatMap((c, s) =>
+          c.text.trim() === ""
+            ? []
+            : [[`${p}|${s}`, { messages: inputs.diffPrompts[p], answer: c.text }] as const],
+        ),
       ),
     );
+  };
+  const answers = new Map<string, Conversation[]>();
+  const answersByKey = new Map<string, Map<string, Conversation>>();
+  for (const id of [spec.base, ...spec.models]) {
+    check();
+    const keyed = await diffAnswers({ modelId: id, api: ctx.model(id) });
+    answers.set(id, [...keyed.values()]);
+    answersByKey.set(id, keyed);
   }
   const baseAnswers = answers.get(spec.base)!;
-  const diffOf = (fineTuned: LocalEngine, conversations: Conversation[], top: number) =>
+  const diffOf = (
+    fineTuned: LocalEngine,
+    conversations: Conversation[],
+    top: number,
+    baseConversations?: Conversation[],
+  ) =>
     modelDiff({
       sae,
       base: baseEngine,
       fineTuned,
       conversations,
+      baseConversations,
       positions: dcfg.positions,
       resamples: dcfg.resamples,
       seed: dcfg.seed,
@@ -474,8 +492,17 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
   const listed = Math.max(dcfg.top, spec.clamping?.latents ?? 1);
   for (const id of spec.models) {
     check();
-    const conversations = [...answers.get(id)!, ...baseAnswers];
-    const list = diffOf(ctx.model(id).engine(), conversations, listed);
+    let conversations: Conversation[];
+    let baseConversations: Conversation[] | undefined;
+    if (dcfg.read === "own") {
+      // Pairs (p, s) both models answered: each reads its own answer.
+      const mine = answersByKey.get(id)!;
+      const theirs = answersByKey.get(spec.base)!;
+      const keys = [...mine.keys()].filter((k) => theirs.has(k));
+      conversations = keys.map((k) => mine.get(k)!);
+      baseConversations = keys.map((k) => theirs.get(k)!);
+    } else conversations = [...answers.get(id)!, ...baseAnswers];
+    const list = diffOf(ctx.model(id).engine(), conversations, listed, baseConversations);
     ranked.set(id, list);
     per_model[id] = { conversations: conversations.length, top: list.slice(0, dcfg.top).map(diffRow) };
     if (list[0]) top.set(id, list[0]);
@@ -551,6 +578,7 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       samples: dcfg.samples,
       seed: dcfg.seed,
       positions: dcfg.positions,
+      read: dcfg.read,
       resamples: dcfg.resamples,
       per_model,
     },
@@ -828,20 +856,25 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       },
     );
     const shares: NonNullable<Block["dose_response"]>["shares"] = [];
-    // The latent's per-conversation mean on the base's diff answers, under the base and each
-    // fine-tune: deltas and paired bootstrap CIs over the same conversations.
-    const latentColumn = (engine: LocalEngine) => {
-      const m = conversationLatentMeans(sae, engine, baseAnswers, dcfg.positions);
-      return Array.from({ length: baseAnswers.length }, (_, c) => m[c * sae.cfg.dSae + latent]!);
+    // The latent's per-conversation mean on the diff answers, keyed "prompt|sample": with
+    // `read: shared` every model reads the base's answers; with `read: own` each fine-tune reads
+    // its own answers to the same prompts and seeds (as the diff did). Deltas and paired
+    // bootstrap CIs over the keys both sides answered.
+    type Column = Map<string, number>;
+    const latentColumn = (engine: LocalEngine, reads: Map<string, Conversation>): Column => {
+      const keys = [...reads.keys()];
+      const m = conversationLatentMeans(sae, engine, [...reads.values()], dcfg.positions);
+      return new Map(keys.map((k, c) => [k, m[c * sae.cfg.dSae + latent]!]));
     };
-    const pairedDelta = (a: number[], b: number[]) => {
-      const diffs = a.map((x, i) => x - b[i]!);
+    const pairedDelta = (a: Column, b: Column) => {
+      const diffs = [...a].filter(([k]) => b.has(k)).map(([k, x]) => x - b.get(k)!);
       const delta = diffs.reduce((s, x) => s + x, 0) / Math.max(1, diffs.length);
       const r = bootstrapMeanCi(diffs, { resamples: dcfg.resamples, seed: dcfg.seed });
       return { delta, ci: ci(r.ci) };
     };
-    const baseColumn = latentColumn(baseEngine);
-    const columns = new Map<number, number[]>();
+    const baseReads = answersByKey.get(spec.base)!;
+    const baseColumn = latentColumn(baseEngine, baseReads);
+    const columns = new Map<number, Column>();
     for (const share of dr.shares) {
       check();
       const k = Math.round(share * dr.examples);
@@ -863,12 +896,17 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       }
       tuning.finish();
       const api = new LocalModelApi({ provider: "local", model: spec.base }, engine);
+      const variant = { v: 1, section: "persona_features.dose", training };
       const { evaluation } = await storedEvaluate(
         ctx.requests,
-        { modelId: spec.base, api, variant: { v: 1, section: "persona_features.dose", training } },
+        { modelId: spec.base, api, variant },
         { ...evalOpts, experiment, item: `share=${share}` },
       );
-      const column = latentColumn(engine);
+      const reads =
+        dcfg.read === "own"
+          ? await diffAnswers({ modelId: spec.base, api, variant }, { experiment, item: `share=${share}|` })
+          : baseReads;
+      const column = latentColumn(engine, reads);
       columns.set(share, column);
       const d = pairedDelta(column, baseColumn);
       shares.push({

@@ -55,7 +55,7 @@ describe("modelDiff", () => {
   it("a model against itself: every delta 0, every CI [0, 0]", () => {
     const engine = tinyEngine(3);
     const sae = plantedSae(unit(1));
-    for (const positions of ["answer", "prompt_and_answer"] as const) {
+    for (const positions of ["answer", "prompt", "prompt_and_answer"] as const) {
       const diffs = modelDiff({
         sae,
         base: engine,
@@ -109,6 +109,7 @@ describe("modelDiff", () => {
     const sae = plantedSae(unit(3));
     const means = conversationLatentMeans(sae, engine, CONVS, "answer");
     const all = conversationLatentMeans(sae, engine, CONVS, "prompt_and_answer");
+    const before = conversationLatentMeans(sae, engine, CONVS, "prompt");
     CONVS.forEach((c, ci) => {
       const { ids, answerPositions } = tokenizeConversation(engine, c);
       const act = engine.model.runWithCache([ids], ["hook_embed"]).cache.get("hook_embed")!.data;
@@ -118,10 +119,52 @@ describe("modelDiff", () => {
       const last = answerPositions.at(-1)!;
       const a = want(answerPositions);
       const p = want(Array.from({ length: last + 1 }, (_, t) => t));
+      const q = want(Array.from({ length: answerPositions[0]! }, (_, t) => t));
       for (let j = 0; j < M; j++) {
         expect(means[ci * M + j]).toBeCloseTo(a[j]!, 5);
         expect(all[ci * M + j]).toBeCloseTo(p[j]!, 5);
+        expect(before[ci * M + j]).toBeCloseTo(q[j]!, 5);
       }
     });
+  });
+
+  it("baseConversations: the base reads its own text, paired by index; a length mismatch is refused", () => {
+    const engine = tinyEngine(5);
+    const sae = plantedSae(unit(4));
+    const ft = CONVS.slice(0, 3);
+    const own = CONVS.slice(3, 6);
+    const diffs = modelDiff({
+      sae,
+      base: engine,
+      fineTuned: engine,
+      conversations: ft,
+      baseConversations: own,
+      positions: "answer",
+      resamples: 100,
+      seed: 0,
+      top: M,
+    });
+    const f = conversationLatentMeans(sae, engine, ft, "answer");
+    const b = conversationLatentMeans(sae, engine, own, "answer");
+    for (const d of diffs) {
+      const mean = (xs: Float32Array) => [0, 1, 2].reduce((s, c) => s + xs[c * M + d.latent]!, 0) / 3;
+      expect(d.fineTuned).toBeCloseTo(mean(f), 6);
+      expect(d.base).toBeCloseTo(mean(b), 6);
+    }
+    // The same model on different text: the planted (always on) latent moves.
+    expect(diffs.some((d) => Math.abs(d.delta) > 1e-3)).toBe(true);
+    expect(() =>
+      modelDiff({
+        sae,
+        base: engine,
+        fineTuned: engine,
+        conversations: ft,
+        baseConversations: own.slice(0, 2),
+        positions: "answer",
+        resamples: 10,
+        seed: 0,
+        top: 1,
+      }),
+    ).toThrow(/2 base conversations for 3 fine-tuned ones/);
   });
 });
