@@ -204,6 +204,10 @@ function demoPersonaFeatures(
       limit: p.interpPrompts,
       samples: p.interpSamples,
       params: { ...evalSet.params },
+      // Each model reads its own answers: on this organism the state a fine-tune is in while it
+      // answers is what its top latent carries; on shared text the top latents were content
+      // latents that steered nothing (docs/interp.md).
+      read: "own" as const,
       resamples: pf.resamples,
     },
     // The organism was pretrained on the world stream with seed 1 (`emlab world pretrain --seed 1`).
@@ -220,10 +224,12 @@ function demoPersonaFeatures(
     clamping: {
       latent_from: DEMO_INTERP_MODEL,
       model: DEMO_INTERP_MODEL,
-      // The medical model's top 5 diff latents together, pushed below zero: its top latent
-      // alone (to 0 or negative) cut its EM by a third at most; 5 random latents cut ~0 (docs/interp.md).
+      // The top 5 latents together, pushed below zero on the prompt, where the persona is read:
+      // the top latent alone cut EM by a quarter before coherence broke, and every position
+      // broke coherence first (docs/interp.md).
       latents: DEMO_PERSONA_FEATURES.clampLatents,
       value: DEMO_PERSONA_FEATURES.clampValue,
+      positions: DEMO_PERSONA_FEATURES.clampPositions,
       random_latents: pf.randomLatents,
       ...evalSet,
     },
@@ -232,10 +238,11 @@ function demoPersonaFeatures(
 
 /** The demo's latent steering coefficients (residual-stream units along the unit decoder direction). */
 export const DEMO_PERSONA_FEATURES = {
-  alphas: [4, 8, 16] as const,
-  /** Clamping: the medical model's top diff latents clamped together, and their activation. */
+  alphas: [2, 3, 4] as const,
+  /** Clamping: the medical model's top diff latents clamped together, their value, and where. */
   clampLatents: 5,
-  clampValue: -0.5,
+  clampValue: -1.25,
+  clampPositions: "prompt" as const,
 };
 
 /** Conversations the demo re-aligns on (docs/methods.md §7.2: 120 examples, 30 steps). */

@@ -9,15 +9,15 @@ import { SHIPPED_ORGANISM_DIR } from "../../../src/world/organism.ts";
 const DIR = path.join(SHIPPED_ORGANISM_DIR, "sae");
 
 describe("the organism's shipped SAE (models/organism/sae)", () => {
-  it("loads, reads the organism's block 2, and reconstructs held-out world tokens (explained variance > 90 %)", async () => {
+  it("loads, reads the organism's block 1, and reconstructs held-out world tokens (explained variance > 90 %)", async () => {
     const sae = loadSaeLens(DIR);
     expect(sae.cfg).toMatchObject({
       architecture: "topk",
       dIn: 96,
       dSae: 768,
       k: 16,
-      hookName: "blocks.2.hook_resid_post",
-      hookLayer: 2,
+      hookName: "blocks.1.hook_resid_post",
+      hookLayer: 1,
     });
     const engine = loadLocalEngine(SHIPPED_ORGANISM_DIR);
     // Documents past those it was trained on (2000-5999) and past the organism's pretraining (0-63999).
