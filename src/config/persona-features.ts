@@ -45,7 +45,7 @@ export const PersonaDiffSchema = z
     samples: z.number().int().positive().default(2),
     seed: Seed.default(0),
     params,
-    /** Tokens averaged per conversation: the answer's, or the prompt's and the answer's. */
+    /** Tokens averaged per conversation: the answer's, those before it, or both. */
     positions: z.enum(["answer", "prompt", "prompt_and_answer"]).default("answer"),
     /**
      * `shared`: both models read every answer (the fine-tuned model's and the base's), so the

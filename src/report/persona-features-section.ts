@@ -10,6 +10,8 @@ import type { LatentCardResult, PersonaFeaturesResults } from "../results/person
 import { html, type SafeHtml } from "./escape.ts";
 import { fmtNum, fmtRate } from "./format.ts";
 
+const DIFF_TOKENS = { answer: "answer", prompt: "prompt", prompt_and_answer: "prompt and answer" } as const;
+
 type Block = PersonaFeaturesResults;
 const ci = (c: { low: number; high: number } | null) =>
   c ? `[${fmtNum(c.low, 3)}, ${fmtNum(c.high, 3)}]` : "–";
@@ -88,7 +90,7 @@ export function renderPersonaFeatures(b: Block): SafeHtml {
   return html`<div class="persona-features">
 <p>SAE: ${b.sae.architecture}${b.sae.k !== null ? ` (k = ${b.sae.k})` : ""}, ${b.sae.d_sae} latents on ${b.sae.hook_name} (d_in ${b.sae.d_in}), <code>${b.sae.path}</code>.
 On ${m.corpus} (${m.tokens} tokens): explained variance ${fmtNum(m.explained_variance, 3)}, L0 ${fmtNum(m.l0, 1)}, dead ${pct(m.dead_share)}, next-token loss ${fmtNum(m.ce_clean, 3)} → ${fmtNum(m.ce_spliced, 3)} spliced (+${fmtNum(m.ce_increase, 3)}; zero-ablated ${fmtNum(m.ce_zero_ablated, 3)}).</p>
-<h4>Model diff (fine-tuned − ${b.base}, mean over ${b.diff.positions === "answer" ? "answer" : "prompt and answer"} tokens)</h4>
+<h4>Model diff (fine-tuned − ${b.base}, mean over ${DIFF_TOKENS[b.diff.positions]} tokens, ${b.diff.read === "own" ? "each model reading its own answers" : "both models reading every answer"})</h4>
 <table><thead><tr><th>model</th><th>top latent</th><th>Δ</th><th>95% CI</th><th>cos to ${b.reference.model}'s</th><th>cos to persona direction</th><th>persona</th><th>next latents (Δ)</th></tr></thead><tbody>${b.models.map(
     (id) => {
       const t = b.top_latents[id];

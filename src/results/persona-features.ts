@@ -129,7 +129,7 @@ export const PersonaFeaturesResultsSchema = z.object({
     /** shared: both models read every answer; own: each reads its own (paired by prompt and seed). */
     read: z.enum(["shared", "own"]).default("shared"),
     resamples: Int,
-    /** Per model: the conversations read (its answers and the base's), and the top latents by delta. */
+    /** Per model: the conversations read (shared: its answers and the base's; own: the pairs), and the top latents by delta. */
     per_model: z.record(z.string(), z.object({ conversations: Int, top: z.array(LatentDiffRow) })),
   }),
   /** Each model's top latent, and how its decoder direction lines up with the reference's and the persona direction. */

@@ -204,9 +204,9 @@ function demoPersonaFeatures(
       limit: p.interpPrompts,
       samples: p.interpSamples,
       params: { ...evalSet.params },
-      // Each model reads its own answers: on this organism the state a fine-tune is in while it
-      // answers is what its top latent carries; on shared text the top latents were content
-      // latents that steered nothing (docs/interp.md).
+      // Each model reads its own answers: on this organism the state a fine-tune is in as it
+      // answers is what a steerable villain latent carries; on shared text the top latents fired
+      // for heroes as much as villains and steered nothing (docs/interp.md).
       read: "own" as const,
       resamples: pf.resamples,
     },
