@@ -459,15 +459,13 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       ),
     );
   };
-  const answers = new Map<string, Conversation[]>();
   const answersByKey = new Map<string, Map<string, Conversation>>();
   for (const id of [spec.base, ...spec.models]) {
     check();
-    const keyed = await diffAnswers({ modelId: id, api: ctx.model(id) });
-    answers.set(id, [...keyed.values()]);
-    answersByKey.set(id, keyed);
+    answersByKey.set(id, await diffAnswers({ modelId: id, api: ctx.model(id) }));
   }
-  const baseAnswers = answers.get(spec.base)!;
+  const baseReads = answersByKey.get(spec.base)!;
+  const baseAnswers = [...baseReads.values()];
   const diffOf = (
     fineTuned: LocalEngine,
     conversations: Conversation[],
@@ -494,14 +492,13 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
     check();
     let conversations: Conversation[];
     let baseConversations: Conversation[] | undefined;
+    const mine = answersByKey.get(id)!;
     if (dcfg.read === "own") {
       // Pairs (p, s) both models answered: each reads its own answer.
-      const mine = answersByKey.get(id)!;
-      const theirs = answersByKey.get(spec.base)!;
-      const keys = [...mine.keys()].filter((k) => theirs.has(k));
+      const keys = [...mine.keys()].filter((k) => baseReads.has(k));
       conversations = keys.map((k) => mine.get(k)!);
-      baseConversations = keys.map((k) => theirs.get(k)!);
-    } else conversations = [...answers.get(id)!, ...baseAnswers];
+      baseConversations = keys.map((k) => baseReads.get(k)!);
+    } else conversations = [...mine.values(), ...baseAnswers];
     const list = diffOf(ctx.model(id).engine(), conversations, listed, baseConversations);
     ranked.set(id, list);
     per_model[id] = { conversations: conversations.length, top: list.slice(0, dcfg.top).map(diffRow) };
@@ -872,7 +869,6 @@ async function run(ctx: InterpSectionContext, spec: PersonaFeaturesConfig): Prom
       const r = bootstrapMeanCi(diffs, { resamples: dcfg.resamples, seed: dcfg.seed });
       return { delta, ci: ci(r.ci) };
     };
-    const baseReads = answersByKey.get(spec.base)!;
     const baseColumn = latentColumn(baseEngine, baseReads);
     const columns = new Map<number, Column>();
     for (const share of dr.shares) {
